@@ -1,0 +1,26 @@
+//! The sans-IO core of Minga: what an entry and a collection are, how ids and signatures bind
+//! them to their authors, and which changes every node accepts.
+//!
+//! Nothing here touches a socket, a disk, a clock or a global random number generator: time and
+//! randomness come in as arguments, so the node, the tests and the simulator run the same code.
+
+pub mod collection;
+pub mod doc;
+pub mod entry;
+pub mod id;
+pub mod lang;
+pub mod license;
+pub mod limits;
+pub mod refusal;
+pub mod signing;
+pub mod tombstone;
+pub mod verify;
+
+pub use automerge;
+pub use collection::{Collection, NewCollection};
+pub use entry::{Entry, EntryPatch, Kind, NewEntry};
+pub use id::{DocumentId, IdError};
+pub use refusal::Refusal;
+pub use signing::{AuthorId, AuthorKey, Signature};
+pub use tombstone::Tombstone;
+pub use verify::{DocKind, SignedChange, VerifyError};

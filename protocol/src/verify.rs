@@ -1,0 +1,249 @@
+//! Which changes a node accepts. Every rule is judged from a change and its ancestors only, so
+//! every node decides the same way and replicas never diverge for good:
+//!
+//! - the signature verifies, over the document id and the hash recomputed from the bytes;
+//! - the actor is `author key ‖ 16-byte nonce` and the key is the signer;
+//! - a change without dependencies is the genesis, whose hash the id certifies;
+//! - no change after the genesis writes a fixed field;
+//! - the change is at most [`MAX_DOCUMENT_BYTES`] and the document it leaves (its ancestors plus
+//!   itself) passes [`Entry::check`] or [`Collection::check`];
+//! - for a collection, the signer maintains it;
+//! - no two different changes share an actor and sequence number (equivocation).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{ActorId, Automerge, Change, ChangeHash, legacy};
+
+use crate::limits::MAX_DOCUMENT_BYTES;
+use crate::{AuthorId, AuthorKey, Collection, DocumentId, Entry, Refusal, Signature};
+
+/// What kind of document a change belongs to; each has its own fixed fields and rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocKind {
+    Entry,
+    Collection,
+}
+
+/// A change with the signature of its author.
+#[derive(Clone, Debug)]
+pub struct SignedChange {
+    pub change: Change,
+    pub signature: Signature,
+}
+
+/// Two different changes claiming one actor and sequence number: proof of a forked author.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Equivocation {
+    pub actor: ActorId,
+    pub seq: u64,
+    pub first: ChangeHash,
+    pub second: ChangeHash,
+}
+
+/// Why a change was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("a change could not be decoded: {0}")]
+    Malformed(String),
+    #[error("change {hash}: the signature does not verify")]
+    BadSignature { hash: ChangeHash },
+    #[error("change {hash}: the actor is not an author key followed by a 16-byte nonce")]
+    ForeignActor { hash: ChangeHash },
+    #[error("change {hash} has no dependencies but is not the genesis of {document}")]
+    NotGenesis {
+        hash: ChangeHash,
+        document: DocumentId,
+    },
+    #[error("change {hash} has {size} bytes; at most {MAX_DOCUMENT_BYTES} are allowed")]
+    TooLarge { hash: ChangeHash, size: usize },
+    #[error("change {hash} writes {field}, which is fixed at creation")]
+    ImmutableField { hash: ChangeHash, field: String },
+    #[error("change {hash} is signed by {author}, who does not maintain the collection")]
+    NotMaintainer { hash: ChangeHash, author: AuthorId },
+    #[error("change {hash} leaves the document invalid: {refusal}")]
+    Refused { hash: ChangeHash, refusal: Refusal },
+    #[error("equivocation: actor {} sequence {} is both {} and {}", .0.actor, .0.seq, .0.first, .0.second)]
+    Equivocation(Equivocation),
+    #[error("{0} change(s) depend on changes that were not sent")]
+    MissingDependencies(usize),
+}
+
+impl SignedChange {
+    /// Decodes change bytes; the hash is recomputed from them.
+    pub fn decode(bytes: Vec<u8>, signature: Signature) -> Result<Self, VerifyError> {
+        let change =
+            Change::from_bytes(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        Ok(SignedChange { change, signature })
+    }
+}
+
+impl AuthorKey {
+    /// Signs every change of `doc` that is not an ancestor of `since`.
+    pub fn sign_changes_since(
+        &self,
+        document: &DocumentId,
+        doc: &Automerge,
+        since: &[ChangeHash],
+    ) -> Vec<(ChangeHash, Signature)> {
+        doc.get_changes_meta(since)
+            .iter()
+            .map(|meta| (meta.hash, self.sign_change(document, &meta.hash)))
+            .collect()
+    }
+}
+
+/// Verifies `incoming` against the `held` document and returns the document with them applied.
+///
+/// Nothing is applied unless every change passes; changes already held are skipped.
+pub fn verify_and_apply(
+    document: DocumentId,
+    kind: DocKind,
+    held: &Automerge,
+    incoming: Vec<SignedChange>,
+) -> Result<Automerge, VerifyError> {
+    let mut seen: BTreeMap<(Vec<u8>, u64), ChangeHash> = held
+        .get_changes_meta(&[])
+        .iter()
+        .map(|meta| ((meta.actor.to_bytes().to_vec(), meta.seq), meta.hash))
+        .collect();
+    let mut pending: Vec<SignedChange> = Vec::new();
+    let mut hashes = BTreeSet::new();
+    for signed in incoming {
+        let hash = signed.change.hash();
+        if held.get_change_meta_by_hash(&hash).is_some() || !hashes.insert(hash) {
+            continue;
+        }
+        check_alone(document, kind, &signed)?;
+        let slot = (
+            signed.change.actor_id().to_bytes().to_vec(),
+            signed.change.seq(),
+        );
+        if let Some(first) = seen.insert(slot, hash) {
+            return Err(VerifyError::Equivocation(Equivocation {
+                actor: signed.change.actor_id().clone(),
+                seq: signed.change.seq(),
+                first,
+                second: hash,
+            }));
+        }
+        pending.push(signed);
+    }
+
+    let mut doc = held.clone();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut waiting = Vec::new();
+        for signed in pending {
+            let ready = signed
+                .change
+                .deps()
+                .iter()
+                .all(|d| doc.get_change_meta_by_hash(d).is_some());
+            if ready {
+                apply_checked(document, kind, &mut doc, signed.change)?;
+            } else {
+                waiting.push(signed);
+            }
+        }
+        if waiting.len() == before {
+            return Err(VerifyError::MissingDependencies(waiting.len()));
+        }
+        pending = waiting;
+    }
+    Ok(doc)
+}
+
+/// The rules that need only the change itself.
+fn check_alone(
+    document: DocumentId,
+    kind: DocKind,
+    signed: &SignedChange,
+) -> Result<(), VerifyError> {
+    let change = &signed.change;
+    let hash = change.hash();
+    let size = change.raw_bytes().len();
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(VerifyError::TooLarge { hash, size });
+    }
+    let author = AuthorId::of_actor(change.actor_id()).ok_or(VerifyError::ForeignActor { hash })?;
+    if !author.verify_change(&document, &hash, &signed.signature) {
+        return Err(VerifyError::BadSignature { hash });
+    }
+    if change.deps().is_empty() {
+        if !document.is_genesis(&hash) {
+            return Err(VerifyError::NotGenesis { hash, document });
+        }
+        return Ok(());
+    }
+    let fixed: &[&str] = match kind {
+        DocKind::Entry => &crate::entry::FIXED_FIELDS,
+        DocKind::Collection => &crate::collection::FIXED_FIELDS,
+    };
+    for op in change.decode().operations {
+        if let (legacy::ObjectId::Root, legacy::Key::Map(key)) = (&op.obj, &op.key) {
+            if fixed.contains(&key.as_str()) {
+                return Err(VerifyError::ImmutableField {
+                    hash,
+                    field: key.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies one change whose dependencies are in `doc`, checking the state it leaves.
+fn apply_checked(
+    document: DocumentId,
+    kind: DocKind,
+    doc: &mut Automerge,
+    change: Change,
+) -> Result<(), VerifyError> {
+    let hash = change.hash();
+    let mut deps = change.deps().to_vec();
+    deps.sort();
+    let mut heads = doc.get_heads();
+    heads.sort();
+    // The state before the change: the document itself when the change extends every head, else
+    // the document at the change's dependencies.
+    let before = if deps == heads {
+        None
+    } else {
+        Some(
+            doc.fork_at(&deps)
+                .map_err(|e| VerifyError::Malformed(e.to_string()))?,
+        )
+    };
+    if kind == DocKind::Collection && !change.deps().is_empty() {
+        let author =
+            AuthorId::of_actor(change.actor_id()).ok_or(VerifyError::ForeignActor { hash })?;
+        let state = before.as_ref().unwrap_or(doc);
+        if !Collection::read(document, state).is_maintainer(&author) {
+            return Err(VerifyError::NotMaintainer { hash, author });
+        }
+    }
+    let refused = |refusal| VerifyError::Refused { hash, refusal };
+    let check = |state: &Automerge| match kind {
+        DocKind::Entry => Entry::read(document, state).check(),
+        DocKind::Collection => Collection::check(state),
+    };
+    match before {
+        None => {
+            let mut after = doc.clone();
+            after
+                .apply_changes([change])
+                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            check(&after).map_err(refused)?;
+            *doc = after;
+        }
+        Some(mut state) => {
+            state
+                .apply_changes([change.clone()])
+                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            check(&state).map_err(refused)?;
+            doc.apply_changes([change])
+                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
