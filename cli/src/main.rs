@@ -1,1 +1,239 @@
-fn main() {}
+//! The `minga` command: runs a node, or talks to one (or to the store, when no node runs).
+
+mod args;
+mod backend;
+mod output;
+
+use std::fs;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use minga_node::queries::ListParams;
+use minga_node::{Commons, DataDir, keys};
+use minga_protocol::NewCollection;
+use minga_protocol::entry::{EntryPatch, NewEntry, PlaceInput};
+use serde_json::Value;
+
+use args::{Cli, CollectionCommand, Command, KeyCommand, NodeArgs};
+use backend::{Backend, Op};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Node(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(DataDir::default_root));
+    let json = cli.json;
+    match cli.command {
+        Command::Init { name } => init(&dir, name.as_deref(), json),
+        Command::Node(args) => node(dir, args),
+        Command::Key(KeyCommand::Export { out }) => {
+            let exported = keys::export_author(&dir)?;
+            match out {
+                Some(path) => minga_node::datadir::write_atomic(&path, exported.as_bytes(), 0o600)
+                    .with_context(|| format!("writing {}", path.display())),
+                None => {
+                    print!("{exported}");
+                    Ok(())
+                }
+            }
+        }
+        Command::Key(KeyCommand::Import { file }) => {
+            let _lock = dir.lock()?;
+            let text =
+                fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let id = keys::import_author(&dir, &text, &file)?;
+            output::print(&serde_json::json!({"author": id.to_string()}), json, |v| {
+                v["author"].as_str().unwrap_or_default().to_owned()
+            });
+            Ok(())
+        }
+        command => {
+            let (op, text) = operation(command)?;
+            let answer = Backend::connect(&dir)?.run(op)?;
+            output::print(&answer, json, text);
+            Ok(())
+        }
+    }
+}
+
+/// How a command's answer reads as text.
+type Render = fn(&Value) -> String;
+
+/// The API operation of a command, and how its answer reads as text.
+fn operation(command: Command) -> anyhow::Result<(Op, Render)> {
+    Ok(match command {
+        Command::Status => (Op::Status, output::status),
+        Command::Collection(CollectionCommand::Create {
+            name,
+            title,
+            description,
+            license,
+        }) => (
+            Op::CreateCollection(NewCollection {
+                name,
+                title,
+                description,
+                license,
+            }),
+            output::id,
+        ),
+        Command::Collection(CollectionCommand::List { available }) => {
+            (Op::ListCollections { available }, output::collections)
+        }
+        Command::Follow { collection } => (
+            Op::Follow {
+                id: collection,
+                follow: true,
+            },
+            nothing,
+        ),
+        Command::Unfollow { collection } => (
+            Op::Follow {
+                id: collection,
+                follow: false,
+            },
+            nothing,
+        ),
+        Command::Add(add) => {
+            let body = read_body(add.body.body, add.body.body_file.as_deref())?.unwrap_or_default();
+            let new = NewEntry {
+                collection: add.collection,
+                kind: add.kind,
+                title: add.title,
+                body,
+                license: add.license,
+                lang: add.lang,
+                tags: add.tags,
+                subjects: Vec::new(),
+                place: add.place.map(PlaceInput::Name),
+                authors: add
+                    .authors
+                    .into_iter()
+                    .map(minga_protocol::entry::AuthorInput::Name)
+                    .collect(),
+                consent: Vec::new(),
+                private: add.private,
+                attachments: Vec::new(),
+            };
+            (Op::Add(Box::new(new)), output::id)
+        }
+        Command::Edit(edit) => {
+            let patch = EntryPatch {
+                title: edit.title,
+                body: read_body(edit.body, edit.body_file.as_deref())?,
+                lang: edit.lang,
+                tags: (!edit.tags.is_empty()).then_some(edit.tags),
+                place: edit.place.map(Value::String),
+                ..EntryPatch::default()
+            };
+            (
+                Op::Edit {
+                    id: edit.id,
+                    patch: Box::new(patch),
+                },
+                output::id,
+            )
+        }
+        Command::Delete { id, reason } => (Op::Delete { id, reason }, nothing),
+        Command::List(list) => {
+            let params = ListParams {
+                collection: list.collection,
+                kind: list.kind,
+                tag: list.tag,
+                lang: list.lang,
+                limit: list.limit.map(|l| l.to_string()),
+                cursor: list.cursor,
+            };
+            (Op::List(params), output::entry_list)
+        }
+        Command::Show { id } => (Op::Show { id }, output::entry),
+        Command::Init { .. } | Command::Node(_) | Command::Key(_) => {
+            unreachable!("handled before the API operations")
+        }
+    })
+}
+
+fn nothing(_: &Value) -> String {
+    String::new()
+}
+
+fn read_body(
+    body: Option<String>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<String>> {
+    match file {
+        Some(path) => fs::read_to_string(path)
+            .map(Some)
+            .with_context(|| format!("reading the body from {}", path.display())),
+        None => Ok(body),
+    }
+}
+
+fn init(dir: &DataDir, name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let mut commons = Commons::open(dir, minga_node::config::DEFAULT_CACHE_BYTES)?;
+    if let Some(name) = name {
+        commons.set_name(name)?;
+    }
+    commons.flush()?;
+    let peer_id = commons.peer_id();
+    output::print(&serde_json::json!({"peer_id": peer_id}), json, |_| {
+        peer_id.clone()
+    });
+    Ok(())
+}
+
+fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let commons = Commons::open(&dir, args.cache_mb << 20)?;
+        let listener = tokio::net::TcpListener::bind(args.api)
+            .await
+            .with_context(|| format!("listening for the API on {}", args.api))?;
+        minga_node::node::run(commons, &dir, listener, shutdown_signal()).await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(error: &anyhow::Error) -> String {
+    error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}

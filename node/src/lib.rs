@@ -1,1 +1,31 @@
-//! placeholder
+//! Minga's node: everything with IO around the protocol core.
+//!
+//! ```text
+//!   HTTP clients ──► api (axum) ──reads──► Store (sled, shared read access)
+//!                        │
+//!                        └─writes─► Handle ──bounded channel──► EventLoop (one thread)
+//!                                                                 owns Commons: keys, clock,
+//!                                                                 the only writer of the store;
+//!                                                                 group-commits, then replies
+//! ```
+//!
+//! The CLI, when no node runs, opens [`Commons`] itself and calls the same operations.
+
+pub mod api;
+pub mod clock;
+pub mod commons;
+pub mod config;
+pub mod datadir;
+pub mod error;
+pub mod event_loop;
+pub mod keys;
+pub mod node;
+pub mod queries;
+pub mod store;
+
+pub use commons::Commons;
+pub use config::NodeConfig;
+pub use datadir::DataDir;
+pub use error::{Error, StoreError};
+pub use event_loop::Handle;
+pub use store::{ListQuery, Store};

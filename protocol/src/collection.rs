@@ -128,7 +128,7 @@ impl Collection {
 
     pub fn is_maintainer(&self, author: &AuthorId) -> bool {
         let hex = author.to_string();
-        self.maintainers.iter().any(|m| *m == hex)
+        self.maintainers.contains(&hex)
     }
 }
 

@@ -162,6 +162,14 @@ fn check_alone(
     let change = &signed.change;
     let hash = change.hash();
     let size = change.raw_bytes().len();
+    // A chunk is magic (4 bytes) ‖ checksum (4) ‖ …; the checksum is the start of the hash but
+    // not hashed itself, and `Change::from_bytes` does not check it (loading a document does),
+    // so without this a corrupted checksum would pass verification and fail to load later.
+    if change.raw_bytes().get(4..8) != Some(&hash.0[..4]) {
+        return Err(VerifyError::Malformed(format!(
+            "change {hash}: the checksum does not match"
+        )));
+    }
     if size > MAX_DOCUMENT_BYTES {
         return Err(VerifyError::TooLarge { hash, size });
     }
@@ -180,13 +188,13 @@ fn check_alone(
         DocKind::Collection => &crate::collection::FIXED_FIELDS,
     };
     for op in change.decode().operations {
-        if let (legacy::ObjectId::Root, legacy::Key::Map(key)) = (&op.obj, &op.key) {
-            if fixed.contains(&key.as_str()) {
-                return Err(VerifyError::ImmutableField {
-                    hash,
-                    field: key.to_string(),
-                });
-            }
+        if let (legacy::ObjectId::Root, legacy::Key::Map(key)) = (&op.obj, &op.key)
+            && fixed.contains(&key.as_str())
+        {
+            return Err(VerifyError::ImmutableField {
+                hash,
+                field: key.to_string(),
+            });
         }
     }
     Ok(())

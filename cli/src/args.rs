@@ -1,0 +1,178 @@
+//! The command line, as clap parses it: raw values, validated by the commands that use them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Minga: a peer-to-peer knowledge commons.
+#[derive(Debug, Parser)]
+#[command(name = "minga", version, about)]
+pub struct Cli {
+    /// The node's data dir (keys, store, api.addr).
+    #[arg(long, global = true, env = "MINGA_HOME")]
+    pub data_dir: Option<PathBuf>,
+    /// Print the JSON of the matching API route instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create keys and store; print the peer id.
+    Init {
+        /// The name used as author when an entry names none.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Run a node: the store and the HTTP API (and, in a later release, the network).
+    Node(NodeArgs),
+    /// Create and list collections.
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+    /// Follow a collection (ids this node has never seen are fine).
+    Follow { collection: String },
+    /// Stop following a collection.
+    Unfollow { collection: String },
+    /// Add an entry; prints its id.
+    Add(AddArgs),
+    /// Edit an entry: each option given replaces that field.
+    Edit(EditArgs),
+    /// Delete an entry by signing a tombstone.
+    Delete {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List entries, newest first.
+    List(ListArgs),
+    /// Show one entry.
+    Show { id: String },
+    /// The node's status.
+    Status,
+    /// Back up or restore the author key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address of the HTTP API (port 0 picks a free one; see api.addr in the data dir).
+    #[arg(long, default_value = minga_node::config::DEFAULT_API)]
+    pub api: SocketAddr,
+    /// Do not look for peers on the LAN (accepted now; the network arrives with peer-to-peer sync).
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// sled's cache size in MiB.
+    #[arg(long, default_value_t = minga_node::config::DEFAULT_CACHE_BYTES >> 20)]
+    pub cache_mb: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// Create a collection; prints its id.
+    Create {
+        name: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Default licence of the collection (SPDX id).
+        #[arg(long)]
+        license: Option<String>,
+    },
+    /// List the collections this node holds.
+    List {
+        /// Collections heard of on the network instead.
+        #[arg(long)]
+        available: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Collection id, or the name of a collection this node holds.
+    #[arg(long)]
+    pub collection: String,
+    /// practice, history or resource.
+    #[arg(long)]
+    pub kind: String,
+    #[arg(long)]
+    pub title: String,
+    #[command(flatten)]
+    pub body: BodyArgs,
+    /// SPDX licence id, e.g. CC-BY-SA-4.0.
+    #[arg(long)]
+    pub license: String,
+    /// BCP 47 language tag: es, qug, en, es-EC…
+    #[arg(long)]
+    pub lang: Option<String>,
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    #[arg(long)]
+    pub place: Option<String>,
+    #[arg(long = "author")]
+    pub authors: Vec<String>,
+    /// Keep the entry on this node only.
+    #[arg(long)]
+    pub private: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct BodyArgs {
+    /// The body, in Markdown.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Read the body from a file.
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    pub id: String,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// Replace the tags with these.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    #[arg(long)]
+    pub lang: Option<String>,
+    #[arg(long)]
+    pub place: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub collection: Option<String>,
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub lang: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Continue a listing from its next_cursor.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print the author key (secret!) for a backup, or write it to a file.
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Replace this node's author key with a backed-up one (the node must be stopped).
+    Import { file: PathBuf },
+}

@@ -1,0 +1,143 @@
+//! Where a command's operation runs: through a running node's HTTP API, or, when no node holds
+//! the data dir, on the store opened here. Both answer with the same JSON.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use minga_node::queries::{self, ListParams};
+use minga_node::{Commons, DataDir};
+use minga_protocol::NewCollection;
+use minga_protocol::entry::{EntryPatch, NewEntry};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One operation of the API contract.
+#[derive(Debug)]
+pub enum Op {
+    Status,
+    ListCollections { available: bool },
+    CreateCollection(NewCollection),
+    Follow { id: String, follow: bool },
+    Add(Box<NewEntry>),
+    Edit { id: String, patch: Box<EntryPatch> },
+    Delete { id: String, reason: String },
+    List(ListParams),
+    Show { id: String },
+}
+
+pub enum Backend {
+    /// A node is running: talk to its API.
+    Remote { base: String, agent: ureq::Agent },
+    /// No node: the commons, opened (and locked) by this process.
+    Local(Box<Commons>),
+}
+
+impl Backend {
+    /// The running node if `api.addr` names one that answers, else the store itself.
+    pub fn connect(dir: &DataDir) -> anyhow::Result<Backend> {
+        if let Some(addr) = dir.read_api_addr() {
+            let agent = ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(2))
+                .timeout(Duration::from_secs(120))
+                .build();
+            let base = format!("http://{addr}");
+            if agent.get(&format!("{base}/api/v1/status")).call().is_ok() {
+                return Ok(Backend::Remote { base, agent });
+            }
+            tracing::debug!("no node answers at {addr}; opening the store directly");
+        }
+        let commons = Commons::open(dir, minga_node::config::DEFAULT_CACHE_BYTES)?;
+        Ok(Backend::Local(Box::new(commons)))
+    }
+
+    pub fn run(&mut self, op: Op) -> anyhow::Result<Value> {
+        match self {
+            Backend::Remote { base, agent } => remote(agent, base, op),
+            Backend::Local(commons) => local(commons, op),
+        }
+    }
+}
+
+fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
+    let path = |p: &str| format!("{base}/api/v1/{p}");
+    let request = |method: &str, url: String| agent.request(method, &url);
+    let response = match op {
+        Op::Status => request("GET", path("status")).call(),
+        Op::ListCollections { available } => {
+            request("GET", path(&format!("collections?available={available}"))).call()
+        }
+        Op::CreateCollection(new) => request("POST", path("collections")).send_json(new),
+        Op::Follow { id, follow } => {
+            let method = if follow { "POST" } else { "DELETE" };
+            request(
+                method,
+                path(&format!("collections/{}/follow", segment(&id))),
+            )
+            .call()
+        }
+        Op::Add(new) => request("POST", path("entries")).send_json(new),
+        Op::Edit { id, patch } => {
+            request("PATCH", path(&format!("entries/{}", segment(&id)))).send_json(patch)
+        }
+        Op::Delete { id, reason } => request("DELETE", path(&format!("entries/{}", segment(&id))))
+            .send_json(json!({"reason": reason})),
+        Op::List(params) => {
+            let query = serde_urlencoded::to_string(&params).context("encoding the query")?;
+            request("GET", path(&format!("entries?{query}"))).call()
+        }
+        Op::Show { id } => request("GET", path(&format!("entries/{}", segment(&id)))).call(),
+    };
+    match response {
+        Ok(response) => response.into_json().context("reading the node's answer"),
+        Err(ureq::Error::Status(_, response)) => {
+            let body: Value = response.into_json().unwrap_or(Value::Null);
+            let message = body["error"]["message"]
+                .as_str()
+                .unwrap_or("the node refused");
+            Err(anyhow!("{message}"))
+        }
+        Err(error) => Err(anyhow!("the node did not answer: {error}")),
+    }
+}
+
+fn local(commons: &mut Commons, op: Op) -> anyhow::Result<Value> {
+    let store = commons.store().clone();
+    let value = match op {
+        Op::Status => to_json(queries::status(&store, &commons.peer_id())?),
+        Op::ListCollections { available: true } => json!({"collections": []}),
+        Op::ListCollections { available: false } => to_json(queries::list_collections(&store)?),
+        Op::CreateCollection(new) => json!({"id": commons.create_collection(&new)?.value}),
+        Op::Follow { id, follow } => {
+            commons.set_followed(&id, follow)?;
+            json!({"followed": follow})
+        }
+        Op::Add(new) => json!({"id": commons.create_entry(&new)?.value}),
+        Op::Edit { id, patch } => to_json(commons.patch_entry(&id, &patch)?.value),
+        Op::Delete { id, reason } => {
+            let stone = commons.delete_entry(&id, &reason)?.value;
+            json!({"deleted": stone.entry, "tombstone": stone})
+        }
+        Op::List(params) => to_json(queries::list_entries(&store, &params)?),
+        Op::Show { id } => to_json(queries::entry_by_text(&store, &id)?),
+    };
+    // Acknowledge only what is on disk.
+    commons.flush()?;
+    Ok(value)
+}
+
+fn to_json(value: impl Serialize) -> Value {
+    serde_json::to_value(value).expect("API views serialise to JSON")
+}
+
+/// An id as one URL path segment: ids are bs58, anything else is escaped so the node can answer
+/// that it does not decode.
+fn segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

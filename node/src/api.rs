@@ -1,0 +1,228 @@
+//! The HTTP API of DESIGN.md, under `/api/v1`: thin handlers that parse requests, call the
+//! shared queries or the event loop, and answer errors as `{"error": {code, message}}`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use minga_protocol::NewCollection;
+use minga_protocol::entry::{EntryPatch, NewEntry};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::queries::{self, ListParams};
+use crate::{Error, Handle, Store};
+
+/// Largest request body: an entry's document is at most 1 MiB, and JSON escaping adds to it.
+pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub handle: Handle,
+    /// Read access; writes go through `handle`.
+    pub store: Store,
+    pub peer_id: String,
+}
+
+/// The API's router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/peers", get(peers))
+        .route(
+            "/api/v1/collections",
+            get(list_collections).post(create_collection),
+        )
+        .route(
+            "/api/v1/collections/{id}/follow",
+            post(follow).delete(unfollow),
+        )
+        .route("/api/v1/entries", get(list_entries).post(create_entry))
+        .route(
+            "/api/v1/entries/{id}",
+            get(get_entry).patch(patch_entry).delete(delete_entry),
+        )
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(state)
+}
+
+/// An [`Error`] as an HTTP response.
+#[derive(Debug)]
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!("request failed: {}", self.0);
+        }
+        let body = json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
+        (status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body: malformed JSON, a missing field or a wrong type is a 400, an oversized body a
+/// 413, whatever the Content-Type says (curl's `-d` sends a form type).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(body_error)?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = if e.is_data() {
+            "invalid request"
+        } else {
+            "malformed JSON"
+        };
+        Error::BadRequest(format!("{what}: {e}")).into()
+    })
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge(format!(
+            "the request body is over {MAX_REQUEST_BYTES} bytes"
+        ))
+        .into()
+    } else {
+        Error::BadRequest(rejection.body_text()).into()
+    }
+}
+
+/// Query strings that do not parse are 400s too.
+fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| Error::BadRequest(format!("invalid query: {e}")).into())
+}
+
+async fn status(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(queries::status(&state.store, &state.peer_id)?).into_response())
+}
+
+async fn peers() -> Response {
+    Json(json!({"peers": []})).into_response()
+}
+
+#[derive(Deserialize)]
+struct CollectionParams {
+    available: Option<String>,
+}
+
+async fn list_collections(State(state): State<AppState>, raw: RawQuery) -> ApiResult<Response> {
+    let params: CollectionParams = query(raw.0.as_deref())?;
+    if params.available.as_deref() == Some("true") {
+        // Collections heard of on the network: none until the node joins one.
+        return Ok(Json(json!({"collections": []})).into_response());
+    }
+    Ok(Json(queries::list_collections(&state.store)?).into_response())
+}
+
+async fn create_collection(
+    State(state): State<AppState>,
+    JsonBody(new): JsonBody<NewCollection>,
+) -> ApiResult<Response> {
+    let id = state.handle.create_collection(new).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+async fn follow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    state.handle.set_followed(id, true).await?;
+    Ok(Json(json!({"followed": true})).into_response())
+}
+
+async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    state.handle.set_followed(id, false).await?;
+    Ok(Json(json!({"followed": false})).into_response())
+}
+
+async fn list_entries(State(state): State<AppState>, raw: RawQuery) -> ApiResult<Response> {
+    let params: ListParams = query(raw.0.as_deref())?;
+    Ok(Json(queries::list_entries(&state.store, &params)?).into_response())
+}
+
+async fn create_entry(
+    State(state): State<AppState>,
+    JsonBody(new): JsonBody<NewEntry>,
+) -> ApiResult<Response> {
+    let id = state.handle.create_entry(new).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+async fn get_entry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(Json(queries::entry_by_text(&state.store, &id)?).into_response())
+}
+
+async fn patch_entry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<EntryPatch>,
+) -> ApiResult<Response> {
+    Ok(Json(state.handle.patch_entry(id, patch).await?).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct DeleteBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn delete_entry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    raw: RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let from_query: DeleteBody = query(raw.0.as_deref())?;
+    let from_body: DeleteBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let reason = from_body.reason.or(from_query.reason).unwrap_or_default();
+    let stone = state.handle.delete_entry(id, reason).await?;
+    Ok(Json(json!({"deleted": stone.entry, "tombstone": stone})).into_response())
+}
+
+async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let status = queries::status(&state.store, &state.peer_id)?;
+    let text = format!(
+        "# HELP minga_entries Entries held by this node.\n# TYPE minga_entries gauge\nminga_entries {}\n\
+         # HELP minga_collections Collections held by this node.\n# TYPE minga_collections gauge\nminga_collections {}\n\
+         # HELP minga_store_writes_total Store batches applied since start.\n# TYPE minga_store_writes_total counter\nminga_store_writes_total {}\n\
+         # HELP minga_store_durable_writes_total Store batches flushed to disk since start.\n# TYPE minga_store_durable_writes_total counter\nminga_store_durable_writes_total {}\n",
+        status.entries,
+        status.collections,
+        state.store.applied_writes(),
+        state.store.durable_writes(),
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn not_found() -> ApiError {
+    Error::NotFound("no such route".into()).into()
+}

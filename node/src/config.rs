@@ -1,0 +1,22 @@
+//! The configuration a node runs on, validated from the command line by the CLI.
+
+use std::net::SocketAddr;
+
+use crate::DataDir;
+
+/// Everything `minga node` needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where keys, the store and `api.addr` live.
+    pub data_dir: DataDir,
+    /// Address of the HTTP API; port 0 picks a free port (written to `api.addr`).
+    pub api: SocketAddr,
+    /// sled's page cache, in bytes. Small by default so a Raspberry Pi keeps memory for others.
+    pub cache_bytes: u64,
+}
+
+/// Default API address: loopback only.
+pub const DEFAULT_API: &str = "127.0.0.1:7878";
+
+/// Default sled cache: 64 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;

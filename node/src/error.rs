@@ -1,0 +1,79 @@
+//! Errors of node operations, each with the HTTP status and stable code of the API contract.
+
+use minga_protocol::{IdError, Refusal};
+
+/// Why an operation on the commons failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    MalformedId(#[from] IdError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// Why the store could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("data dir: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "data dir {0} is in use by another minga process (a running node?); stop it, or use the CLI, which talks to a running node"
+    )]
+    Locked(String),
+    #[error(
+        "the store has format version {found}, this minga reads version {expected}; export it with the minga that wrote it and import the bundle"
+    )]
+    Format { found: u32, expected: u32 },
+    #[error("store record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl Error {
+    /// The HTTP status of the error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) | Error::MalformedId(_) => 400,
+            Error::Forbidden(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::Conflict(_) => 409,
+            Error::TooLarge(_) => 413,
+            Error::Refused(r) if r.is_size() => 413,
+            Error::Refused(_) => 422,
+            Error::Store(_) | Error::Keys(_) => 500,
+            Error::ShuttingDown => 503,
+        }
+    }
+
+    /// The `error.code` of the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::MalformedId(_) => "malformed_id",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::TooLarge(_) => "too_large",
+            Error::Forbidden(_) => "forbidden",
+            Error::Refused(r) => r.code(),
+            Error::Store(_) | Error::Keys(_) => "internal",
+            Error::ShuttingDown => "unavailable",
+        }
+    }
+}

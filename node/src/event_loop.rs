@@ -1,0 +1,199 @@
+//! The one thread that writes: it owns the [`Commons`], takes commands from a bounded channel,
+//! and group-commits. It applies every command waiting in the channel, flushes the store once,
+//! and only then replies, so no write is acknowledged before it is on disk.
+
+use minga_protocol::entry::{EntryPatch, NewEntry};
+use minga_protocol::{DocumentId, Entry, NewCollection, Tombstone};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::commons::Written;
+use crate::{Commons, Error, StoreError};
+
+/// Commands waiting for the event loop; senders wait when it is full.
+const COMMAND_QUEUE: usize = 1024;
+
+/// Most commands applied before one flush.
+const MAX_GROUP: usize = 256;
+
+type Reply<T> = oneshot::Sender<Result<Written<T>, Error>>;
+
+/// A request to change the commons.
+enum Command {
+    CreateCollection(NewCollection, Reply<DocumentId>),
+    CreateEntry(Box<NewEntry>, Reply<DocumentId>),
+    PatchEntry(String, Box<EntryPatch>, Reply<Entry>),
+    DeleteEntry(String, String, Reply<Tombstone>),
+    SetFollowed(String, bool, Reply<()>),
+}
+
+/// A reply that waits for the group's flush.
+type Pending = Box<dyn FnOnce(&Result<(), String>) + Send>;
+
+/// Cheap, cloneable access to the event loop.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+}
+
+/// Starts the event loop on its own thread. It ends, flushing, when every handle is dropped,
+/// and gives the commons back.
+pub fn spawn(commons: Commons) -> (Handle, std::thread::JoinHandle<Commons>) {
+    let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("minga-event-loop".into())
+        .spawn(move || run(commons, receiver))
+        .expect("spawning the event loop thread");
+    (Handle { commands }, thread)
+}
+
+impl Handle {
+    pub async fn create_collection(&self, new: NewCollection) -> Result<DocumentId, Error> {
+        self.request(|reply| Command::CreateCollection(new, reply))
+            .await
+            .map(|w| w.value)
+    }
+
+    pub async fn create_entry(&self, new: NewEntry) -> Result<DocumentId, Error> {
+        self.create_entry_acked(new).await.map(|w| w.value)
+    }
+
+    /// [`Self::create_entry`], with the store batch that holds the entry.
+    pub async fn create_entry_acked(&self, new: NewEntry) -> Result<Written<DocumentId>, Error> {
+        self.request(|reply| Command::CreateEntry(Box::new(new), reply))
+            .await
+    }
+
+    pub async fn patch_entry(&self, id: String, patch: EntryPatch) -> Result<Entry, Error> {
+        self.request(|reply| Command::PatchEntry(id, Box::new(patch), reply))
+            .await
+            .map(|w| w.value)
+    }
+
+    pub async fn delete_entry(&self, id: String, reason: String) -> Result<Tombstone, Error> {
+        self.request(|reply| Command::DeleteEntry(id, reason, reply))
+            .await
+            .map(|w| w.value)
+    }
+
+    pub async fn set_followed(&self, id: String, followed: bool) -> Result<(), Error> {
+        self.request(|reply| Command::SetFollowed(id, followed, reply))
+            .await
+            .map(|w| w.value)
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<Written<T>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        answer.await.map_err(|_| Error::ShuttingDown)?
+    }
+}
+
+fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>) -> Commons {
+    let mut pending: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = commands.blocking_recv() {
+        pending.push(execute(&mut commons, first));
+        while pending.len() < MAX_GROUP {
+            match commands.try_recv() {
+                Ok(command) => pending.push(execute(&mut commons, command)),
+                Err(_) => break,
+            }
+        }
+        let flushed = commons.flush().map_err(|e| {
+            tracing::error!("flushing the store failed: {e}");
+            e.to_string()
+        });
+        for reply in pending.drain(..) {
+            reply(&flushed);
+        }
+    }
+    if let Err(e) = commons.flush() {
+        tracing::error!("final flush failed: {e}");
+    }
+    commons
+}
+
+fn execute(commons: &mut Commons, command: Command) -> Pending {
+    match command {
+        Command::CreateCollection(new, reply) => {
+            after_flush(commons.create_collection(&new), reply)
+        }
+        Command::CreateEntry(new, reply) => after_flush(commons.create_entry(&new), reply),
+        Command::PatchEntry(id, patch, reply) => {
+            after_flush(commons.patch_entry(&id, &patch), reply)
+        }
+        Command::DeleteEntry(id, reason, reply) => {
+            after_flush(commons.delete_entry(&id, &reason), reply)
+        }
+        Command::SetFollowed(id, followed, reply) => {
+            after_flush(commons.set_followed(&id, followed), reply)
+        }
+    }
+}
+
+/// Holds a result until the group's flush: a failed flush turns every success into an error.
+fn after_flush<T: Send + 'static>(result: Result<Written<T>, Error>, reply: Reply<T>) -> Pending {
+    Box::new(move |flushed: &Result<(), String>| {
+        let answer = match (result, flushed) {
+            (Ok(_), Err(e)) => Err(Error::Store(StoreError::Io(std::io::Error::other(
+                e.clone(),
+            )))),
+            (result, _) => result,
+        };
+        // The requester may have gone away (client disconnected); the write stands.
+        let _ = reply.send(answer);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DataDir;
+
+    /// Regression guard for durable acknowledgements: every reply must come after a flush that
+    /// covered the batch holding the write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_acknowledgement_precedes_its_flush() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut commons = Commons::open(&DataDir::new(temp.path()), 8 << 20).unwrap();
+        let new = NewCollection {
+            name: "pruebas".into(),
+            title: None,
+            description: None,
+            license: None,
+        };
+        commons.create_collection(&new).unwrap();
+        let store = commons.store().clone();
+        let (handle, thread) = spawn(commons);
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let handle = handle.clone();
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let new: NewEntry = serde_json::from_value(serde_json::json!({
+                    "collection": "pruebas", "kind": "practice", "title": format!("entrada {i}"),
+                    "body": "texto", "license": "CC0-1.0"
+                }))
+                .unwrap();
+                let written = handle.create_entry_acked(new).await.unwrap();
+                assert!(
+                    store.durable_writes() >= written.batch,
+                    "batch {} acknowledged with only {} durable",
+                    written.batch,
+                    store.durable_writes()
+                );
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        drop(handle);
+        let commons = thread.join().unwrap();
+        assert_eq!(commons.store().entry_count().unwrap(), 200);
+    }
+}

@@ -1,0 +1,132 @@
+//! Read operations shared by the HTTP API and the offline CLI: they parse user input the same
+//! way and answer with the same shapes.
+
+use minga_protocol::{Collection, DocumentId, Entry};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Cursor, EntryPage, ListQuery};
+use crate::{Error, Store};
+
+/// Largest page of a listing.
+pub const MAX_LIMIT: usize = 500;
+/// Page size when none is asked for.
+pub const DEFAULT_LIMIT: usize = 50;
+
+/// The query string of `GET /api/v1/entries`, as text.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListParams {
+    pub collection: Option<String>,
+    pub kind: Option<String>,
+    pub tag: Option<String>,
+    pub lang: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub peer_id: String,
+    pub version: String,
+    pub collections: u64,
+    pub entries: u64,
+    pub peers: u64,
+    /// Peer-to-peer listen addresses (none until the node joins a network).
+    pub listen: Vec<String>,
+}
+
+/// `GET /api/v1/collections`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollectionList {
+    pub collections: Vec<Collection>,
+}
+
+pub fn parse_id(text: &str) -> Result<DocumentId, Error> {
+    Ok(text.trim().parse()?)
+}
+
+/// A collection given by id, or by the name of one this node holds.
+pub fn resolve_collection(store: &Store, text: &str) -> Result<DocumentId, Error> {
+    if let Ok(id) = text.parse::<DocumentId>() {
+        if store.collection(&id)?.is_some() {
+            return Ok(id);
+        }
+        return Err(Error::NotFound(format!(
+            "this node holds no collection {id}"
+        )));
+    }
+    store
+        .collection_by_name(text)?
+        .ok_or_else(|| Error::NotFound(format!("this node holds no collection named {text:?}")))
+}
+
+/// An entry by id; deleted entries are not found.
+pub fn entry(store: &Store, id: &DocumentId) -> Result<Entry, Error> {
+    if let Some(stone) = store.tombstone(id)? {
+        return Err(Error::NotFound(format!(
+            "entry {id} was deleted: {}",
+            stone.reason
+        )));
+    }
+    store
+        .entry(id)?
+        .ok_or_else(|| Error::NotFound(format!("no entry {id}")))
+}
+
+pub fn entry_by_text(store: &Store, id: &str) -> Result<Entry, Error> {
+    entry(store, &parse_id(id)?)
+}
+
+pub fn list_entries(store: &Store, params: &ListParams) -> Result<EntryPage, Error> {
+    let limit = match params.limit.as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| Error::BadRequest(format!("limit must be 1 to {MAX_LIMIT}")))?,
+    };
+    let cursor = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
+            Error::BadRequest(format!("{text:?} is not a cursor from next_cursor"))
+        })?),
+    };
+    let collection = match params.collection.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(match text.parse::<DocumentId>() {
+            Ok(id) => id,
+            Err(_) => match store.collection_by_name(text)? {
+                Some(id) => id,
+                None => return Err(parse_id(text).unwrap_err()),
+            },
+        }),
+    };
+    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let query = ListQuery {
+        collection,
+        kind: non_empty(&params.kind),
+        tag: non_empty(&params.tag),
+        lang: non_empty(&params.lang),
+        limit,
+        cursor,
+    };
+    Ok(store.list(&query)?)
+}
+
+pub fn list_collections(store: &Store) -> Result<CollectionList, Error> {
+    Ok(CollectionList {
+        collections: store.collections()?,
+    })
+}
+
+pub fn status(store: &Store, peer_id: &str) -> Result<Status, Error> {
+    Ok(Status {
+        peer_id: peer_id.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        collections: store.collections()?.len() as u64,
+        entries: store.entry_count()?,
+        peers: 0,
+        listen: Vec::new(),
+    })
+}
