@@ -1,1 +1,205 @@
-//! placeholder
+//! Shared helpers for the end-to-end tests and load benchmarks: real `minga` processes, each
+//! with its own data dir, talking HTTP on loopback ports chosen by the kernel.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub mod demo;
+
+/// The `minga` binary under test: `$MINGA_BIN`, or the workspace's, built once per test run in
+/// the profile of the test binary itself.
+pub fn minga_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("MINGA_BIN") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().expect("the test binary's path");
+        // target/<profile>/deps/<test> or target/<profile>/<bench>
+        let profile_dir = exe
+            .ancestors()
+            .find(|dir| dir.join("deps").is_dir())
+            .expect("the test binary lives under target/<profile>")
+            .to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "minga", "--bin", "minga"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build for the minga binary");
+        assert!(status.success(), "cargo build -p minga failed");
+        profile_dir.join("minga")
+    })
+}
+
+/// Runs one CLI command against a data dir.
+pub fn cli(dir: &Path, args: &[&str]) -> Output {
+    Command::new(minga_bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("MINGA_HOME")
+        .output()
+        .expect("running minga")
+}
+
+/// A CLI run's stdout, trimmed, asserting that it succeeded.
+pub fn cli_ok(dir: &Path, args: &[&str]) -> String {
+    let output = cli(dir, args);
+    assert!(
+        output.status.success(),
+        "minga {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8 stdout")
+        .trim()
+        .to_owned()
+}
+
+/// A client of a node's HTTP API.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// `http://HOST:PORT`
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    pub fn new(base: impl Into<String>) -> Api {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build();
+        Api {
+            base: base.into(),
+            agent,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.send("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.send("POST", path, Some(body))
+    }
+
+    pub fn patch(&self, path: &str, body: &str) -> (u16, Value) {
+        self.send("PATCH", path, Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        self.send("DELETE", path, None)
+    }
+
+    /// Sends a request; answers (status, JSON body or Null). Transport errors are status 0.
+    pub fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let request = self.agent.request(method, &format!("{}{path}", self.base));
+        let response = match body {
+            Some(body) => request
+                .set("Content-Type", "application/json")
+                .send_string(body),
+            None => request.call(),
+        };
+        match response {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                let status = r.status();
+                let text = r.into_string().unwrap_or_default();
+                (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+}
+
+/// A running `minga node`.
+pub struct Node {
+    pub dir: PathBuf,
+    pub api: Api,
+    child: Child,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Node {
+    /// Starts a node on `dir` with the API on a free loopback port and mDNS off.
+    pub fn start(dir: &Path) -> Node {
+        Self::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Node {
+        let addr_file = dir.join("api.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let child = Command::new(minga_bin())
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["node", "--api", "127.0.0.1:0", "--no-mdns"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting minga node");
+        let mut node = Node {
+            dir: dir.to_path_buf(),
+            api: Api::new(""),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+                node.api = Api::new(format!("http://{}", addr.trim()));
+                if node.get("/api/v1/status").0 == 200 {
+                    return node;
+                }
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("minga node exited early with {status}");
+            }
+            assert!(Instant::now() < deadline, "minga node did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a power cut would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns whether it exited with status 0.
+    pub fn stop(&mut self) -> bool {
+        // The kill command keeps this crate free of unsafe code.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        self.child.wait().is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,1 +1,7 @@
-//! End-to-end tests.
+//! End-to-end tests of real `minga` processes on loopback, compiled as one test binary.
+
+mod e2e {
+    mod api;
+    mod cli;
+    mod crash;
+}
