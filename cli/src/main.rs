@@ -164,6 +164,7 @@ fn operation(command: Command) -> anyhow::Result<(Op, Render)> {
                 lang: list.lang,
                 limit: list.limit.map(|l| l.to_string()),
                 cursor: list.cursor,
+                q: None,
             };
             (Op::List(params), output::entry_list)
         }
@@ -204,6 +205,12 @@ fn init(dir: &DataDir, name: Option<&str>, json: bool) -> anyhow::Result<()> {
 }
 
 fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
+    if !args.api.ip().is_loopback() {
+        anyhow::bail!(
+            "--api {}: serving the API beyond loopback needs contributor codes for writes, which this release does not have yet",
+            args.api
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

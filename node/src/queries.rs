@@ -21,6 +21,9 @@ pub struct ListParams {
     pub lang: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
+    /// Full-text search; refused until the search index exists, rather than silently ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
 }
 
 /// `GET /api/v1/status`.
@@ -78,6 +81,9 @@ pub fn entry_by_text(store: &Store, id: &str) -> Result<Entry, Error> {
 }
 
 pub fn list_entries(store: &Store, params: &ListParams) -> Result<EntryPage, Error> {
+    if params.q.as_deref().is_some_and(|q| !q.is_empty()) {
+        return Err(Error::BadRequest("full-text search (q=) is not in this release yet".into()));
+    }
     let limit = match params.limit.as_deref() {
         None | Some("") => DEFAULT_LIMIT,
         Some(text) => text

@@ -703,3 +703,56 @@ fn put_consent<T: Transactable>(tx: &mut T, consent: &[Consent]) -> AmResult {
         tx.put(map, "date", c.date.as_str())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuthorKey;
+    use automerge::ReadDoc;
+
+    fn new_entry() -> NewEntry {
+        serde_json::from_value(serde_json::json!({
+            "collection": "c", "kind": "practice", "title": "Roya", "body": "Sombra.",
+            "license": "CC0-1.0", "lang": "es", "tags": ["café"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fields_written_by_newer_versions_survive_edits() {
+        let key = AuthorKey::from_bytes(&[1; 32]);
+        let collection = DocumentId::from_bytes([2; 16]);
+        let valid = new_entry().validate().unwrap();
+        let (id, mut doc) = create(&valid, &collection, &key.id(), "Ana", key.actor([3; 16]), 1).unwrap();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "future_field", "kept").unwrap();
+        tx.commit();
+        let patch = EntryPatch { body: Some("Sombra regulada.".into()), ..EntryPatch::default() };
+        apply_patch(&mut doc, id, &patch, &key.id(), 2).unwrap();
+        assert_eq!(doc::string(&doc, &ROOT, "future_field").as_deref(), Some("kept"));
+        assert_eq!(Entry::read(id, &doc).body, "Sombra regulada.");
+        assert!(doc.get(ROOT, "future_field").unwrap().is_some());
+    }
+
+    #[test]
+    fn concurrent_body_edits_merge() {
+        let key = AuthorKey::from_bytes(&[1; 32]);
+        let valid = new_entry().validate().unwrap();
+        let collection = DocumentId::from_bytes([2; 16]);
+        let (id, mut ours) = create(&valid, &collection, &key.id(), "", key.actor([3; 16]), 1).unwrap();
+        let mut theirs = ours.fork().with_actor(key.actor([4; 16]));
+        let prepend = EntryPatch { body: Some("Antes. Sombra.".into()), ..EntryPatch::default() };
+        let append = EntryPatch { body: Some("Sombra. Después.".into()), ..EntryPatch::default() };
+        apply_patch(&mut ours, id, &prepend, &key.id(), 2).unwrap();
+        apply_patch(&mut theirs, id, &append, &key.id(), 2).unwrap();
+        ours.merge(&mut theirs).unwrap();
+        assert_eq!(Entry::read(id, &ours).body, "Antes. Sombra. Después.");
+    }
+
+    #[test]
+    fn text_is_stored_in_nfc() {
+        let mut new = new_entry();
+        new.title = "Cafe\u{301}".into();
+        assert_eq!(new.validate().unwrap().title, "Café");
+    }
+}
