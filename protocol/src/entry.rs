@@ -723,13 +723,20 @@ mod tests {
         let key = AuthorKey::from_bytes(&[1; 32]);
         let collection = DocumentId::from_bytes([2; 16]);
         let valid = new_entry().validate().unwrap();
-        let (id, mut doc) = create(&valid, &collection, &key.id(), "Ana", key.actor([3; 16]), 1).unwrap();
+        let (id, mut doc) =
+            create(&valid, &collection, &key.id(), "Ana", key.actor([3; 16]), 1).unwrap();
         let mut tx = doc.transaction();
         tx.put(ROOT, "future_field", "kept").unwrap();
         tx.commit();
-        let patch = EntryPatch { body: Some("Sombra regulada.".into()), ..EntryPatch::default() };
+        let patch = EntryPatch {
+            body: Some("Sombra regulada.".into()),
+            ..EntryPatch::default()
+        };
         apply_patch(&mut doc, id, &patch, &key.id(), 2).unwrap();
-        assert_eq!(doc::string(&doc, &ROOT, "future_field").as_deref(), Some("kept"));
+        assert_eq!(
+            doc::string(&doc, &ROOT, "future_field").as_deref(),
+            Some("kept")
+        );
         assert_eq!(Entry::read(id, &doc).body, "Sombra regulada.");
         assert!(doc.get(ROOT, "future_field").unwrap().is_some());
     }
@@ -739,10 +746,17 @@ mod tests {
         let key = AuthorKey::from_bytes(&[1; 32]);
         let valid = new_entry().validate().unwrap();
         let collection = DocumentId::from_bytes([2; 16]);
-        let (id, mut ours) = create(&valid, &collection, &key.id(), "", key.actor([3; 16]), 1).unwrap();
+        let (id, mut ours) =
+            create(&valid, &collection, &key.id(), "", key.actor([3; 16]), 1).unwrap();
         let mut theirs = ours.fork().with_actor(key.actor([4; 16]));
-        let prepend = EntryPatch { body: Some("Antes. Sombra.".into()), ..EntryPatch::default() };
-        let append = EntryPatch { body: Some("Sombra. Después.".into()), ..EntryPatch::default() };
+        let prepend = EntryPatch {
+            body: Some("Antes. Sombra.".into()),
+            ..EntryPatch::default()
+        };
+        let append = EntryPatch {
+            body: Some("Sombra. Después.".into()),
+            ..EntryPatch::default()
+        };
         apply_patch(&mut ours, id, &prepend, &key.id(), 2).unwrap();
         apply_patch(&mut theirs, id, &append, &key.id(), 2).unwrap();
         ours.merge(&mut theirs).unwrap();

@@ -11,10 +11,13 @@ pub mod id;
 pub mod lang;
 pub mod license;
 pub mod limits;
+pub mod reconcile;
 pub mod refusal;
 pub mod signing;
+pub mod sync;
 pub mod tombstone;
 pub mod verify;
+pub mod wire;
 
 pub use automerge;
 pub use collection::{Collection, NewCollection};

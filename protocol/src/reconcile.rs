@@ -1,0 +1,278 @@
+//! Range-based set reconciliation: two peers find which entries of a collection differ in
+//! O(d log n) messages, and an unchanged collection costs one small round trip.
+//!
+//! Each side holds a sorted set of items `(document id, digest of its heads)`. A message is a
+//! list of consecutive ranges, each closed by an upper bound and carrying a fingerprint (XOR of
+//! per-item hashes), the items themselves when the range is small, or nothing (the range is
+//! settled). A side that receives a fingerprint it does not share splits the range; a side that
+//! receives items knows the whole difference of that range and reports those ids to sync.
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes of a fingerprint and of an item digest.
+pub const DIGEST_LEN: usize = 16;
+
+/// Ranges with at most this many items are sent as items rather than split.
+const ITEMS_THRESHOLD: usize = 12;
+
+/// A differing range is split into this many parts.
+const BRANCHING: usize = 16;
+
+/// Most parts accepted in one message; more is a protocol violation.
+pub const MAX_PARTS: usize = 4096;
+
+/// One element of a reconciled set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Item {
+    pub id: [u8; 16],
+    pub digest: [u8; DIGEST_LEN],
+}
+
+/// What a range carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RangeBody {
+    /// Settled: nothing to do.
+    Skip,
+    Fingerprint([u8; DIGEST_LEN]),
+    Items(Vec<Item>),
+}
+
+/// A range from the previous part's upper bound (or the start) up to `upper`, exclusive; `None`
+/// is the end of the id space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangePart {
+    pub upper: Option<[u8; 16]>,
+    pub body: RangeBody,
+}
+
+/// Why a reconciliation message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("a reconciliation message has {0} parts; at most {MAX_PARTS} are allowed")]
+    TooManyParts(usize),
+    #[error("reconciliation ranges are not in increasing order")]
+    Unordered,
+}
+
+/// The digest of a document's heads (sorted change hashes), as reconciled.
+pub fn heads_digest<'a>(heads: impl IntoIterator<Item = &'a [u8; 32]>) -> [u8; DIGEST_LEN] {
+    let mut sorted: Vec<&[u8; 32]> = heads.into_iter().collect();
+    sorted.sort();
+    let mut hasher = blake3::Hasher::new_derive_key("minga heads digest 1");
+    for head in sorted {
+        hasher.update(head);
+    }
+    truncate(hasher.finalize())
+}
+
+/// The fingerprint of a set of items: XOR of their hashes, so any range is cheap to combine.
+pub fn fingerprint(items: &[Item]) -> [u8; DIGEST_LEN] {
+    let mut acc = [0u8; DIGEST_LEN];
+    for item in items {
+        let hash = item_hash(item);
+        for (a, h) in acc.iter_mut().zip(hash) {
+            *a ^= h;
+        }
+    }
+    acc
+}
+
+fn item_hash(item: &Item) -> [u8; DIGEST_LEN] {
+    let mut hasher = blake3::Hasher::new_derive_key("minga reconcile item 1");
+    hasher.update(&item.id);
+    hasher.update(&item.digest);
+    truncate(hasher.finalize())
+}
+
+fn truncate(hash: blake3::Hash) -> [u8; DIGEST_LEN] {
+    hash.as_bytes()[..DIGEST_LEN].try_into().expect("16 bytes")
+}
+
+/// The first message of a reconciliation: the fingerprint of the whole set.
+pub fn initiate(items: &[Item]) -> Vec<RangePart> {
+    vec![RangePart {
+        upper: None,
+        body: RangeBody::Fingerprint(fingerprint(items)),
+    }]
+}
+
+/// The outcome of handling one message.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// The reply to send; empty when every range is settled.
+    pub reply: Vec<RangePart>,
+    /// Ids whose entries differ between the two sides (held by either or both), sorted.
+    pub differing: Vec<[u8; 16]>,
+}
+
+/// Handles a message against our `items` (sorted by id, ids unique).
+pub fn respond(items: &[Item], message: &[RangePart]) -> Result<Step, ReconcileError> {
+    if message.len() > MAX_PARTS {
+        return Err(ReconcileError::TooManyParts(message.len()));
+    }
+    let mut step = Step::default();
+    let mut start = 0usize;
+    let mut lower: Option<[u8; 16]> = None;
+    for part in message {
+        if let (Some(low), Some(up)) = (lower, part.upper)
+            && up <= low
+        {
+            return Err(ReconcileError::Unordered);
+        }
+        let end = match part.upper {
+            Some(upper) => start + items[start..].partition_point(|i| i.id < upper),
+            None => items.len(),
+        };
+        let ours = &items[start..end];
+        match &part.body {
+            RangeBody::Skip => push(&mut step.reply, part.upper, RangeBody::Skip),
+            RangeBody::Fingerprint(theirs) => {
+                if fingerprint(ours) == *theirs {
+                    push(&mut step.reply, part.upper, RangeBody::Skip);
+                } else if ours.len() <= ITEMS_THRESHOLD {
+                    push(&mut step.reply, part.upper, RangeBody::Items(ours.to_vec()));
+                } else {
+                    split(&mut step.reply, ours, part.upper);
+                }
+            }
+            RangeBody::Items(theirs) => {
+                step.differing.extend(difference(ours, theirs));
+                push(&mut step.reply, part.upper, RangeBody::Skip);
+            }
+        }
+        start = end;
+        lower = part.upper;
+        if part.upper.is_none() {
+            break;
+        }
+    }
+    if step.reply.iter().all(|p| p.body == RangeBody::Skip) {
+        step.reply.clear();
+    }
+    step.differing.sort();
+    step.differing.dedup();
+    Ok(step)
+}
+
+/// Appends a part, merging consecutive skips.
+fn push(reply: &mut Vec<RangePart>, upper: Option<[u8; 16]>, body: RangeBody) {
+    if body == RangeBody::Skip
+        && let Some(last) = reply.last_mut()
+        && last.body == RangeBody::Skip
+    {
+        last.upper = upper;
+        return;
+    }
+    reply.push(RangePart { upper, body });
+}
+
+/// Splits `ours` into [`BRANCHING`] ranges of about equal counts, each with its fingerprint.
+fn split(reply: &mut Vec<RangePart>, ours: &[Item], upper: Option<[u8; 16]>) {
+    let chunk = ours.len().div_ceil(BRANCHING);
+    let chunks: Vec<&[Item]> = ours.chunks(chunk).collect();
+    for (i, part) in chunks.iter().enumerate() {
+        // Each range ends where the next chunk begins; the last one where the parent ended.
+        let bound = chunks.get(i + 1).map(|next| next[0].id).map_or(upper, Some);
+        reply.push(RangePart {
+            upper: bound,
+            body: RangeBody::Fingerprint(fingerprint(part)),
+        });
+    }
+}
+
+/// Ids present on one side only, or with different digests.
+fn difference<'a>(ours: &'a [Item], theirs: &'a [Item]) -> impl Iterator<Item = [u8; 16]> + 'a {
+    let missing_there = ours.iter().filter(|o| !theirs.contains(o)).map(|o| o.id);
+    let missing_here = theirs.iter().filter(|t| !ours.contains(t)).map(|t| t.id);
+    missing_there.chain(missing_here)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn items(map: &BTreeMap<[u8; 16], u8>) -> Vec<Item> {
+        map.iter()
+            .map(|(id, v)| Item {
+                id: *id,
+                digest: [*v; 16],
+            })
+            .collect()
+    }
+
+    /// Runs a whole reconciliation; returns the differing ids found and the messages sent.
+    fn reconcile(a: &[Item], b: &[Item]) -> (Vec<[u8; 16]>, usize) {
+        let mut message = initiate(a);
+        let mut found = Vec::new();
+        let mut sides = [b, a];
+        let mut rounds = 1;
+        while !message.is_empty() {
+            let step = respond(sides[0], &message).unwrap();
+            found.extend(step.differing);
+            message = step.reply;
+            sides.swap(0, 1);
+            rounds += 1;
+            assert!(rounds < 100, "reconciliation does not terminate");
+        }
+        found.sort();
+        found.dedup();
+        (found, rounds)
+    }
+
+    fn id(n: u32) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+
+    #[test]
+    fn equal_sets_settle_in_one_round_trip() {
+        let set: Vec<Item> = (0..10_000)
+            .map(|n| Item {
+                id: id(n * 7),
+                digest: [1; 16],
+            })
+            .collect();
+        let first = initiate(&set);
+        let step = respond(&set, &first).unwrap();
+        assert_eq!(step, Step::default());
+        assert!(postcard::to_allocvec(&first).unwrap().len() < 64);
+    }
+
+    #[test]
+    fn an_empty_side_learns_everything() {
+        let full: Vec<Item> = (0..2_000)
+            .map(|n| Item {
+                id: id(n),
+                digest: [1; 16],
+            })
+            .collect();
+        let (found, _) = reconcile(&[], &full);
+        assert_eq!(found.len(), 2_000);
+        let (found, _) = reconcile(&full, &[]);
+        assert_eq!(found.len(), 2_000);
+    }
+
+    proptest! {
+        #[test]
+        fn finds_exactly_the_symmetric_difference(
+            shared in proptest::collection::btree_map(any::<u16>(), any::<u8>(), 0..600),
+            only_a in proptest::collection::btree_map(any::<u16>(), any::<u8>(), 0..20),
+            only_b in proptest::collection::btree_map(any::<u16>(), any::<u8>(), 0..20),
+        ) {
+            let key = |k: &u16| id(u32::from(*k));
+            let mut a: BTreeMap<[u8; 16], u8> = shared.iter().map(|(k, v)| (key(k), *v)).collect();
+            let mut b = a.clone();
+            for (k, v) in &only_a { a.insert(key(k), *v); }
+            for (k, v) in &only_b { b.insert(key(k), v.wrapping_add(1)); }
+            let mut expected: Vec<[u8; 16]> = a.keys().chain(b.keys())
+                .filter(|k| a.get(*k) != b.get(*k)).copied().collect();
+            expected.sort();
+            expected.dedup();
+            let (found, _) = reconcile(&items(&a), &items(&b));
+            prop_assert_eq!(found, expected);
+        }
+    }
+}

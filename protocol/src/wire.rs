@@ -1,0 +1,164 @@
+//! The messages peers exchange: `/minga/sync/1` requests and responses, and the gossip
+//! announcements. Encoded with postcard (compact, no field names); decoding is bounded by
+//! [`MAX_MESSAGE_BYTES`] and unknown trailing bytes are ignored so newer peers can extend them.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::Tombstone;
+use crate::reconcile::RangePart;
+
+/// Largest message: a batch of whole entries, each at most 1 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Largest gossip message.
+pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+
+/// Whether a document is an entry or a collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireKind {
+    Entry,
+    Collection,
+}
+
+/// A request of `/minga/sync/1`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// One step of reconciling a collection's set of documents.
+    Reconcile {
+        collection: [u8; 16],
+        parts: Vec<RangePart>,
+    },
+    /// Documents to bring level, offered by the side that found them differing.
+    Sync { offers: Vec<Offer> },
+}
+
+/// A response of `/minga/sync/1`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// The next reconciliation step; empty when every range is settled.
+    Reconcile { parts: Vec<RangePart> },
+    /// One answer per offer, in order.
+    Sync { answers: Vec<Offer> },
+    /// Not served (a collection not followed, a blocked peer, a busy node); not an attack.
+    Refused { reason: String },
+}
+
+/// One document in a sync exchange: the sender's heads and what it sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    pub id: [u8; 16],
+    pub kind: WireKind,
+    /// The sender's heads after applying what it received; empty if it holds nothing.
+    pub heads: Vec<[u8; 32]>,
+    pub payload: Payload,
+}
+
+/// What an offer carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Payload {
+    Nothing,
+    /// Changes the receiver lacks, each with its author's signature.
+    Changes(Vec<SignedBytes>),
+    /// The whole saved document and the signatures of all its changes, for a receiver that
+    /// holds none of it.
+    Whole {
+        document: Vec<u8>,
+        signatures: Vec<HashSignature>,
+    },
+    /// The document was withdrawn.
+    Tombstone(Tombstone),
+}
+
+/// A change's bytes and its signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedBytes {
+    pub change: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// A change hash and its signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashSignature {
+    pub hash: [u8; 32],
+    pub signature: Vec<u8>,
+}
+
+/// Gossip on a collection topic: a document changed; its content is pulled, never pushed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    pub collection: [u8; 16],
+    pub id: [u8; 16],
+    pub kind: WireKind,
+    pub heads: Vec<[u8; 32]>,
+}
+
+/// Gossip on the catalogue topic: collections a node carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalogue {
+    pub collections: Vec<CatalogueItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueItem {
+    pub id: [u8; 16],
+    pub name: String,
+    pub title: String,
+}
+
+/// Why bytes are not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("message of {0} bytes is over the limit of {1}")]
+    TooLarge(usize, usize),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    postcard::to_allocvec(message).expect("wire types encode")
+}
+
+/// Decodes a message of at most `limit` bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
+    if bytes.len() > limit {
+        return Err(WireError::TooLarge(bytes.len(), limit));
+    }
+    postcard::take_from_bytes(bytes)
+        .map(|(message, _rest)| message)
+        .map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trips() {
+        let request = Request::Sync {
+            offers: vec![Offer {
+                id: [1; 16],
+                kind: WireKind::Entry,
+                heads: vec![[2; 32]],
+                payload: Payload::Changes(vec![SignedBytes {
+                    change: vec![3; 10],
+                    signature: vec![4; 64],
+                }]),
+            }],
+        };
+        assert_eq!(
+            decode::<Request>(&encode(&request), MAX_MESSAGE_BYTES),
+            Ok(request)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<Request>(&bytes, MAX_MESSAGE_BYTES);
+            let _ = decode::<Response>(&bytes, MAX_MESSAGE_BYTES);
+            let _ = decode::<Announcement>(&bytes, MAX_GOSSIP_BYTES);
+        }
+    }
+}
