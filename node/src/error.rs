@@ -21,6 +21,9 @@ pub enum Error {
     Refused(#[from] Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A peer sent something every node refuses (bad signature, forged change, …).
+    #[error("rejected from a peer: {0}")]
+    Rejected(String),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error("the node is shutting down")]
@@ -56,7 +59,7 @@ impl Error {
             Error::Conflict(_) => 409,
             Error::TooLarge(_) => 413,
             Error::Refused(r) if r.is_size() => 413,
-            Error::Refused(_) => 422,
+            Error::Refused(_) | Error::Rejected(_) => 422,
             Error::Store(_) | Error::Keys(_) => 500,
             Error::ShuttingDown => 503,
         }
@@ -72,6 +75,7 @@ impl Error {
             Error::TooLarge(_) => "too_large",
             Error::Forbidden(_) => "forbidden",
             Error::Refused(r) => r.code(),
+            Error::Rejected(_) => "rejected",
             Error::Store(_) | Error::Keys(_) => "internal",
             Error::ShuttingDown => "unavailable",
         }

@@ -82,7 +82,9 @@ pub fn entry_by_text(store: &Store, id: &str) -> Result<Entry, Error> {
 
 pub fn list_entries(store: &Store, params: &ListParams) -> Result<EntryPage, Error> {
     if params.q.as_deref().is_some_and(|q| !q.is_empty()) {
-        return Err(Error::BadRequest("full-text search (q=) is not in this release yet".into()));
+        return Err(Error::BadRequest(
+            "full-text search (q=) is not in this release yet".into(),
+        ));
     }
     let limit = match params.limit.as_deref() {
         None | Some("") => DEFAULT_LIMIT,

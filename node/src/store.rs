@@ -16,6 +16,8 @@
 //! | `c:` id, `k:` id, `n:` name | collection view, its entry count, name → id |
 //! | `f:` id | followed collection |
 //! | `t:` id | tombstone |
+//! | `r:` coll id | reconciliation digest of a shareable document of the collection |
+//! | `a:` id, `b:` peer | collections heard of on the network, blocked peers |
 
 use std::ops::Bound;
 use std::path::Path;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use minga_protocol::automerge::ChangeHash;
+use minga_protocol::reconcile::{self, Item};
 use minga_protocol::{Collection, DocumentId, Entry, Signature, Tombstone};
 use serde::Serialize;
 
@@ -214,6 +217,63 @@ impl Store {
         Ok(self.db.contains_key(key(b"f:", id))?)
     }
 
+    /// The reconciliation set of a collection: its shareable documents (the collection itself
+    /// included) with the digests of their heads, sorted by id.
+    pub fn items(&self, collection: &DocumentId) -> Result<Vec<Item>, StoreError> {
+        let prefix = key(b"r:", collection);
+        self.db
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (k, v) = item?;
+                Ok(Item {
+                    id: k[prefix.len()..].try_into().map_err(|_| corrupt("r:", "bad id"))?,
+                    digest: v.as_ref().try_into().map_err(|_| corrupt("r:", "bad digest"))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The collections this node follows.
+    pub fn followed(&self) -> Result<Vec<DocumentId>, StoreError> {
+        self.db.scan_prefix(b"f:").keys().map(|k| id_from(&k?[2..])).collect()
+    }
+
+    pub fn is_blocked(&self, peer: &str) -> Result<bool, StoreError> {
+        Ok(self.db.contains_key([b"b:", peer.as_bytes()].concat())?)
+    }
+
+    pub fn blocked(&self) -> Result<Vec<String>, StoreError> {
+        self.db
+            .scan_prefix(b"b:")
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?[2..]).into_owned()))
+            .collect()
+    }
+
+    pub fn set_blocked(&self, peer: &str, blocked: bool) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        let key = [b"b:", peer.as_bytes()].concat();
+        if blocked {
+            batch.insert(key, &[]);
+        } else {
+            batch.remove(key);
+        }
+        self.apply(batch)
+    }
+
+    /// Collections heard of on the catalogue topic.
+    pub fn available(&self) -> Result<Vec<Collection>, StoreError> {
+        self.db.scan_prefix(b"a:").values().map(|v| {
+            serde_json::from_slice(&v?).map_err(|e| corrupt("a:", &e.to_string()))
+        }).collect()
+    }
+
+    pub fn put_available(&self, collection: &Collection) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(key(b"a:", &collection.id), json(collection));
+        self.apply(batch)
+    }
+
     pub fn tombstone(&self, id: &DocumentId) -> Result<Option<Tombstone>, StoreError> {
         self.get_json(&key(b"t:", id))
     }
@@ -300,9 +360,16 @@ impl Store {
                 }
             }
         }
-        index_keys(entry)
-            .iter()
-            .for_each(|k| batch.insert(k.as_slice(), &[]));
+        index_keys(entry).iter().for_each(|k| batch.insert(k.as_slice(), &[]));
+        if let Some(collection) = collection_of(entry) {
+            // Only what may leave the node is ever reconciled with peers.
+            let item = item_key(&collection, &entry.id);
+            if entry.is_shareable() {
+                batch.insert(item, &entry_digest(entry)?[..]);
+            } else {
+                batch.remove(item);
+            }
+        }
         batch.insert(key(b"e:", &entry.id), json(entry));
         self.put_document(&mut batch, &entry.id, document, signatures, clock);
         self.apply(batch)
@@ -312,12 +379,15 @@ impl Store {
     pub fn put_collection(
         &self,
         collection: &Collection,
+        heads: &[[u8; 32]],
         document: &[u8],
         signatures: &[(ChangeHash, Signature)],
         clock: i64,
         follow: bool,
     ) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
+        let digest = reconcile::heads_digest(heads);
+        batch.insert(item_key(&collection.id, &collection.id), &digest[..]);
         if follow {
             batch.insert(key(b"f:", &collection.id), &[]);
         }
@@ -349,6 +419,7 @@ impl Store {
                 &self.entry_count()?.saturating_sub(1).to_be_bytes(),
             );
             if let Some(collection) = collection_of(&old) {
+                batch.insert(item_key(&collection, id), &TOMBSTONE_DIGEST[..]);
                 let count = self.get_u64(&key(b"k:", &collection))?.unwrap_or(0);
                 batch.insert(
                     key(b"k:", &collection),
@@ -452,6 +523,26 @@ fn index_keys(entry: &Entry) -> Vec<Vec<u8>> {
         keys.push([b"i:t:", tag.as_bytes(), &[0], &suffix].concat());
     }
     keys
+}
+
+/// The reconciliation digest of a withdrawn document.
+pub const TOMBSTONE_DIGEST: [u8; 16] = [0xff; 16];
+
+fn item_key(collection: &DocumentId, id: &DocumentId) -> Vec<u8> {
+    [b"r:".as_slice(), collection.as_bytes(), id.as_bytes()].concat()
+}
+
+fn entry_digest(entry: &Entry) -> Result<[u8; 16], StoreError> {
+    let heads = entry
+        .heads
+        .iter()
+        .map(|h| {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(h, &mut bytes).map_err(|_| corrupt("e:", "bad head"))?;
+            Ok(bytes)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(reconcile::heads_digest(&heads))
 }
 
 fn collection_of(entry: &Entry) -> Option<DocumentId> {
