@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use minga_node::network::Multiaddr;
 
 /// Minga: a peer-to-peer knowledge commons.
 #[derive(Debug, Parser)]
@@ -27,7 +28,7 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Run a node: the store and the HTTP API (and, in a later release, the network).
+    /// Run a node: the store, the network and the HTTP API.
     Node(NodeArgs),
     /// Create and list collections.
     #[command(subcommand)]
@@ -52,6 +53,12 @@ pub enum Command {
     Show { id: String },
     /// The node's status.
     Status,
+    /// Connected peers.
+    Peers,
+    /// Refuse a peer's connections.
+    Block { peer: String },
+    /// Accept a blocked peer again.
+    Unblock { peer: String },
     /// Back up or restore the author key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -62,9 +69,21 @@ pub struct NodeArgs {
     /// Address of the HTTP API (port 0 picks a free one; see api.addr in the data dir).
     #[arg(long, default_value = minga_node::config::DEFAULT_API)]
     pub api: SocketAddr,
-    /// Do not look for peers on the LAN (accepted now; the network arrives with peer-to-peer sync).
+    /// Peer-to-peer listen address (repeatable); default TCP and QUIC on port 4747.
+    #[arg(long = "listen")]
+    pub listen: Vec<Multiaddr>,
+    /// A peer to connect to at start and whenever the connection drops (repeatable).
+    #[arg(long = "bootstrap")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Do not look for peers on the LAN.
     #[arg(long)]
     pub no_mdns: bool,
+    /// Follow every collection heard of on the network.
+    #[arg(long)]
+    pub mirror: bool,
+    /// Relay connections for nodes behind NAT.
+    #[arg(long)]
+    pub relay: bool,
     /// sled's cache size in MiB.
     #[arg(long, default_value_t = minga_node::config::DEFAULT_CACHE_BYTES >> 20)]
     pub cache_mb: u64,

@@ -23,6 +23,8 @@ pub enum Op {
     Delete { id: String, reason: String },
     List(ListParams),
     Show { id: String },
+    Peers,
+    Block { peer: String, block: bool },
 }
 
 pub enum Backend {
@@ -86,6 +88,11 @@ fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
             request("GET", path(&format!("entries?{query}"))).call()
         }
         Op::Show { id } => request("GET", path(&format!("entries/{}", segment(&id)))).call(),
+        Op::Peers => request("GET", path("peers")).call(),
+        Op::Block { peer, block } => {
+            let method = if block { "POST" } else { "DELETE" };
+            request(method, path(&format!("peers/{}/block", segment(&peer)))).call()
+        }
     };
     match response {
         Ok(response) => response.into_json().context("reading the node's answer"),
@@ -103,7 +110,16 @@ fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
 fn local(commons: &mut Commons, op: Op) -> anyhow::Result<Value> {
     let store = commons.store().clone();
     let value = match op {
-        Op::Status => to_json(queries::status(&store, &commons.peer_id())?),
+        Op::Status => to_json(queries::status(
+            &store,
+            &commons.peer_id(),
+            Default::default(),
+        )?),
+        Op::Peers => json!({"peers": []}),
+        Op::Block { peer, block } => {
+            commons.set_blocked(&peer, block)?;
+            json!({"blocked": block})
+        }
         Op::ListCollections { available: true } => json!({"collections": []}),
         Op::ListCollections { available: false } => to_json(queries::list_collections(&store)?),
         Op::CreateCollection(new) => json!({"id": commons.create_collection(&new)?.value}),

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use minga_node::network::NetworkConfig;
 use minga_node::queries::ListParams;
 use minga_node::{Commons, DataDir, keys};
 use minga_protocol::NewCollection;
@@ -84,6 +85,9 @@ type Render = fn(&Value) -> String;
 fn operation(command: Command) -> anyhow::Result<(Op, Render)> {
     Ok(match command {
         Command::Status => (Op::Status, output::status),
+        Command::Peers => (Op::Peers, output::peers),
+        Command::Block { peer } => (Op::Block { peer, block: true }, nothing),
+        Command::Unblock { peer } => (Op::Block { peer, block: false }, nothing),
         Command::Collection(CollectionCommand::Create {
             name,
             title,
@@ -219,7 +223,22 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.api)
             .await
             .with_context(|| format!("listening for the API on {}", args.api))?;
-        minga_node::node::run(commons, &dir, listener, shutdown_signal()).await?;
+        let listen = if args.listen.is_empty() {
+            minga_node::config::DEFAULT_LISTEN
+                .iter()
+                .map(|a| a.parse().expect("default address"))
+                .collect()
+        } else {
+            args.listen
+        };
+        let network = NetworkConfig {
+            listen,
+            bootstrap: args.bootstrap,
+            mdns: !args.no_mdns,
+            relay: args.relay,
+            mirror: args.mirror,
+        };
+        minga_node::node::run(commons, &dir, listener, network, shutdown_signal()).await?;
         tracing::info!("stopped cleanly");
         Ok(())
     })

@@ -80,20 +80,47 @@ pub fn collections(list: &Value) -> String {
         .join("\n")
 }
 
-pub fn status(status: &Value) -> String {
-    ["peer_id", "version", "collections", "entries", "peers"]
+pub fn peers(list: &Value) -> String {
+    array(&list["peers"])
         .iter()
-        .map(|key| {
-            let value = &status[*key];
+        .map(|p| {
             format!(
-                "{key}: {}",
-                value
-                    .as_str()
-                    .map_or_else(|| value.to_string(), str::to_owned)
+                "{}  {}",
+                str(&p["peer_id"]),
+                strings(&p["addresses"]).join(" ")
             )
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+pub fn status(status: &Value) -> String {
+    let listen = strings(&status["listen"])
+        .iter()
+        .map(|a| format!("\nlisten: {a}"))
+        .collect::<String>();
+    [
+        "peer_id",
+        "version",
+        "collections",
+        "entries",
+        "peers",
+        "bytes_sent",
+        "bytes_received",
+    ]
+    .iter()
+    .map(|key| {
+        let value = &status[*key];
+        format!(
+            "{key}: {}",
+            value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned)
+        )
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
+        + &listen
 }
 
 fn str(value: &Value) -> &str {

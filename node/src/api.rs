@@ -8,12 +8,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use libp2p::PeerId;
 use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::network::{NetCommand, NetHandle};
 use crate::queries::{self, ListParams};
 use crate::{Error, Handle, Store};
 
@@ -27,6 +29,21 @@ pub struct AppState {
     /// Read access; writes go through `handle`.
     pub store: Store,
     pub peer_id: String,
+    pub net: NetHandle,
+}
+
+impl AppState {
+    fn status(&self) -> Result<queries::Status, Error> {
+        let (bytes_sent, bytes_received) = self.net.bytes();
+        let net = self.net.status.read().expect("status lock");
+        let figures = queries::NetworkFigures {
+            peers: net.peers.len() as u64,
+            listen: net.listen.clone(),
+            bytes_sent,
+            bytes_received,
+        };
+        queries::status(&self.store, &self.peer_id, figures)
+    }
 }
 
 /// The API's router.
@@ -34,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/peers", get(peers))
+        .route("/api/v1/peers/{peer}/block", post(block).delete(unblock))
         .route(
             "/api/v1/collections",
             get(list_collections).post(create_collection),
@@ -121,11 +139,33 @@ fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
 }
 
 async fn status(State(state): State<AppState>) -> ApiResult<Response> {
-    Ok(Json(queries::status(&state.store, &state.peer_id)?).into_response())
+    Ok(Json(state.status()?).into_response())
 }
 
-async fn peers() -> Response {
-    Json(json!({"peers": []})).into_response()
+async fn peers(State(state): State<AppState>) -> Response {
+    let net = state.net.status.read().expect("status lock");
+    let peers: Vec<_> = net
+        .peers
+        .iter()
+        .map(|(peer_id, info)| {
+            json!({"peer_id": peer_id, "addresses": info.addresses, "last_seen": info.last_seen})
+        })
+        .collect();
+    Json(json!({"peers": peers})).into_response()
+}
+
+async fn block(State(state): State<AppState>, Path(peer): Path<String>) -> ApiResult<Response> {
+    let peer_id: PeerId = peer
+        .parse()
+        .map_err(|_| Error::BadRequest(format!("{peer:?} is not a peer id")))?;
+    state.handle.set_blocked(peer.clone(), true).await?;
+    state.net.send(NetCommand::Block(peer_id)).await;
+    Ok(Json(json!({"blocked": true})).into_response())
+}
+
+async fn unblock(State(state): State<AppState>, Path(peer): Path<String>) -> ApiResult<Response> {
+    state.handle.set_blocked(peer, false).await?;
+    Ok(Json(json!({"blocked": false})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -136,8 +176,9 @@ struct CollectionParams {
 async fn list_collections(State(state): State<AppState>, raw: RawQuery) -> ApiResult<Response> {
     let params: CollectionParams = query(raw.0.as_deref())?;
     if params.available.as_deref() == Some("true") {
-        // Collections heard of on the network: none until the node joins one.
-        return Ok(Json(json!({"collections": []})).into_response());
+        let net = state.net.status.read().expect("status lock");
+        let heard: Vec<_> = net.available.values().cloned().collect();
+        return Ok(Json(json!({"collections": heard})).into_response());
     }
     Ok(Json(queries::list_collections(&state.store)?).into_response())
 }
@@ -151,7 +192,9 @@ async fn create_collection(
 }
 
 async fn follow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let collection = queries::parse_id(&id)?;
     state.handle.set_followed(id, true).await?;
+    state.net.send(NetCommand::Followed(collection)).await;
     Ok(Json(json!({"followed": true})).into_response())
 }
 
@@ -209,8 +252,9 @@ async fn delete_entry(
 }
 
 async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
-    let status = queries::status(&state.store, &state.peer_id)?;
-    let text = format!(
+    let status = state.status()?;
+    let dropped = state.net.status.read().expect("status lock").peers_dropped;
+    let mut text = format!(
         "# HELP minga_entries Entries held by this node.\n# TYPE minga_entries gauge\nminga_entries {}\n\
          # HELP minga_collections Collections held by this node.\n# TYPE minga_collections gauge\nminga_collections {}\n\
          # HELP minga_store_writes_total Store batches applied since start.\n# TYPE minga_store_writes_total counter\nminga_store_writes_total {}\n\
@@ -220,6 +264,12 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         state.store.applied_writes(),
         state.store.durable_writes(),
     );
+    text.push_str(&format!(
+        "# HELP minga_peers Connected peers.\n# TYPE minga_peers gauge\nminga_peers {}\n\
+         # HELP minga_peers_dropped_total Peers dropped for forged changes or malformed messages.\n# TYPE minga_peers_dropped_total counter\nminga_peers_dropped_total {dropped}\n",
+        status.peers
+    ));
+    text.push_str(&state.net.metrics_text());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -7,8 +7,7 @@ use minga_protocol::entry::{self, EntryPatch, NewEntry};
 use minga_protocol::sync::{self, heads_bytes};
 use minga_protocol::wire::Payload;
 use minga_protocol::{
-    AuthorId, Collection, DocKind, DocumentId, Entry, NewCollection, Refusal, Tombstone,
-    collection,
+    AuthorId, Collection, DocKind, DocumentId, Entry, NewCollection, Refusal, Tombstone, collection,
 };
 
 use crate::clock::Clock;
@@ -50,7 +49,11 @@ pub struct Changed {
 
 impl<T> Written<T> {
     fn new(value: T, batch: u64) -> Self {
-        Written { value, batch, changed: None }
+        Written {
+            value,
+            batch,
+            changed: None,
+        }
     }
 
     fn announcing(mut self, changed: Option<Changed>) -> Self {
@@ -90,6 +93,11 @@ impl Commons {
         self.keys.peer_id()
     }
 
+    /// The secret of the network key, for the libp2p identity.
+    pub fn network_secret(&self) -> [u8; 32] {
+        self.keys.network
+    }
+
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), Error> {
         Ok(self.store.flush()?)
@@ -102,7 +110,10 @@ impl Commons {
 
     pub fn create_collection(&mut self, new: &NewCollection) -> Result<Written<DocumentId>, Error> {
         if self.store.collection_by_name(&new.name)?.is_some() {
-            return Err(Error::Conflict(format!("a collection named {:?} exists", new.name)));
+            return Err(Error::Conflict(format!(
+                "a collection named {:?} exists",
+                new.name
+            )));
         }
         let now = self.clock.tick();
         let author = self.keys.author.id();
@@ -111,8 +122,15 @@ impl Commons {
         let view = Collection::read(id, &doc);
         let heads = heads_bytes(&doc);
         // A node follows the collections it creates.
-        let batch = self.store.put_collection(&view, &heads, &doc.save(), &signatures, now, true)?;
-        let changed = Changed { collection: id, id, kind: DocKind::Collection, heads };
+        let batch =
+            self.store
+                .put_collection(&view, &heads, &doc.save(), &signatures, now, true)?;
+        let changed = Changed {
+            collection: id,
+            id,
+            kind: DocKind::Collection,
+            heads,
+        };
         Ok(Written::new(id, batch).announcing(Some(changed)))
     }
 
@@ -172,9 +190,10 @@ impl Commons {
             return Ok(true);
         }
         Ok(match entry.collection.parse() {
-            Ok(collection) => {
-                self.store.collection(&collection)?.is_some_and(|c| c.is_maintainer(key))
-            }
+            Ok(collection) => self
+                .store
+                .collection(&collection)?
+                .is_some_and(|c| c.is_maintainer(key)),
             Err(_) => false,
         })
     }
@@ -222,13 +241,28 @@ impl Commons {
                     return Ok(unchanged());
                 }
                 let view = Collection::read(id, &doc);
-                if self.store.collection_by_name(&view.name)?.is_some_and(|other| other != id) {
+                if self
+                    .store
+                    .collection_by_name(&view.name)?
+                    .is_some_and(|other| other != id)
+                {
                     tracing::info!(%id, name = %view.name, "a held collection already has this name");
                 }
                 let heads = heads_bytes(&doc);
-                let batch =
-                    self.store.put_collection(&view, &heads, &doc.save(), &signatures, now, true)?;
-                let changed = Changed { collection: id, id, kind, heads };
+                let batch = self.store.put_collection(
+                    &view,
+                    &heads,
+                    &doc.save(),
+                    &signatures,
+                    now,
+                    true,
+                )?;
+                let changed = Changed {
+                    collection: id,
+                    id,
+                    kind,
+                    heads,
+                };
                 Ok(Written::new(true, batch).announcing(Some(changed)))
             }
         }
@@ -280,7 +314,10 @@ impl Commons {
 
 /// Loads a stored document.
 pub fn load(id: &DocumentId, bytes: &[u8]) -> Result<Automerge, StoreError> {
-    Automerge::load(bytes).map_err(|e| StoreError::Corrupt { key: format!("d:{id}"), reason: e.to_string() })
+    Automerge::load(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("d:{id}"),
+        reason: e.to_string(),
+    })
 }
 
 /// What to announce for a withdrawn entry: its id with no heads.

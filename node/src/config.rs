@@ -15,6 +15,9 @@ pub struct NodeConfig {
     pub cache_bytes: u64,
 }
 
+/// Default peer-to-peer addresses: TCP and QUIC on port 4747.
+pub const DEFAULT_LISTEN: [&str; 2] = ["/ip4/0.0.0.0/tcp/4747", "/ip4/0.0.0.0/udp/4747/quic-v1"];
+
 /// Default API address: loopback only.
 pub const DEFAULT_API: &str = "127.0.0.1:7878";
 

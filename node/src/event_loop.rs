@@ -3,10 +3,11 @@
 //! and only then replies, so no write is acknowledged before it is on disk.
 
 use minga_protocol::entry::{EntryPatch, NewEntry};
-use minga_protocol::{DocumentId, Entry, NewCollection, Tombstone};
+use minga_protocol::wire::Payload;
+use minga_protocol::{DocKind, DocumentId, Entry, NewCollection, Tombstone};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::commons::Written;
+use crate::commons::{Changed, Written};
 use crate::{Commons, Error, StoreError};
 
 /// Commands waiting for the event loop; senders wait when it is full.
@@ -24,6 +25,8 @@ enum Command {
     PatchEntry(String, Box<EntryPatch>, Reply<Entry>),
     DeleteEntry(String, String, Reply<Tombstone>),
     SetFollowed(String, bool, Reply<()>),
+    SetBlocked(String, bool, Reply<()>),
+    ApplyRemote(Box<(DocumentId, DocKind, Payload)>, Reply<bool>),
 }
 
 /// A reply that waits for the group's flush.
@@ -35,13 +38,23 @@ pub struct Handle {
     commands: mpsc::Sender<Command>,
 }
 
+/// What the event loop tells the rest of the node.
+#[derive(Debug, Clone, Default)]
+pub struct Outlets {
+    /// Durable changes of shareable documents, for the network to announce. When the queue is
+    /// full an announcement is dropped: periodic reconciliation still carries the change.
+    pub changes: Option<mpsc::Sender<Changed>>,
+    /// Keep entries of every collection, followed or not (`--mirror`).
+    pub mirror: bool,
+}
+
 /// Starts the event loop on its own thread. It ends, flushing, when every handle is dropped,
 /// and gives the commons back.
-pub fn spawn(commons: Commons) -> (Handle, std::thread::JoinHandle<Commons>) {
+pub fn spawn(commons: Commons, outlets: Outlets) -> (Handle, std::thread::JoinHandle<Commons>) {
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
     let thread = std::thread::Builder::new()
         .name("minga-event-loop".into())
-        .spawn(move || run(commons, receiver))
+        .spawn(move || run(commons, receiver, outlets))
         .expect("spawning the event loop thread");
     (Handle { commands }, thread)
 }
@@ -81,6 +94,25 @@ impl Handle {
             .map(|w| w.value)
     }
 
+    pub async fn set_blocked(&self, peer: String, blocked: bool) -> Result<(), Error> {
+        self.request(|reply| Command::SetBlocked(peer, blocked, reply))
+            .await
+            .map(|w| w.value)
+    }
+
+    /// Verifies and applies a peer's payload for one document; answers whether it changed.
+    pub async fn apply_remote(
+        &self,
+        id: DocumentId,
+        kind: DocKind,
+        payload: Payload,
+    ) -> Result<bool, Error> {
+        let work = Box::new((id, kind, payload));
+        self.request(|reply| Command::ApplyRemote(work, reply))
+            .await
+            .map(|w| w.value)
+    }
+
     async fn request<T>(
         &self,
         command: impl FnOnce(Reply<T>) -> Command,
@@ -94,14 +126,17 @@ impl Handle {
     }
 }
 
-fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>) -> Commons {
+fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>, outlets: Outlets) -> Commons {
     let mut pending: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
+    let mut changed: Vec<Changed> = Vec::new();
     while let Some(first) = commands.blocking_recv() {
-        pending.push(execute(&mut commons, first));
-        while pending.len() < MAX_GROUP {
-            match commands.try_recv() {
-                Ok(command) => pending.push(execute(&mut commons, command)),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            let (reply, change) = execute(&mut commons, command, outlets.mirror);
+            pending.push(reply);
+            changed.extend(change);
+            if pending.len() < MAX_GROUP {
+                next = commands.try_recv().ok();
             }
         }
         let flushed = commons.flush().map_err(|e| {
@@ -111,6 +146,14 @@ fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>) -> Commons {
         for reply in pending.drain(..) {
             reply(&flushed);
         }
+        if let (Ok(()), Some(outlet)) = (&flushed, &outlets.changes) {
+            for change in changed.drain(..) {
+                if outlet.try_send(change).is_err() {
+                    tracing::debug!("announcement queue full; reconciliation will carry it");
+                }
+            }
+        }
+        changed.clear();
     }
     if let Err(e) = commons.flush() {
         tracing::error!("final flush failed: {e}");
@@ -118,7 +161,7 @@ fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>) -> Commons {
     commons
 }
 
-fn execute(commons: &mut Commons, command: Command) -> Pending {
+fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, Option<Changed>) {
     match command {
         Command::CreateCollection(new, reply) => {
             after_flush(commons.create_collection(&new), reply)
@@ -133,12 +176,23 @@ fn execute(commons: &mut Commons, command: Command) -> Pending {
         Command::SetFollowed(id, followed, reply) => {
             after_flush(commons.set_followed(&id, followed), reply)
         }
+        Command::SetBlocked(peer, blocked, reply) => {
+            after_flush(commons.set_blocked(&peer, blocked), reply)
+        }
+        Command::ApplyRemote(work, reply) => {
+            let (id, kind, payload) = *work;
+            after_flush(commons.apply_remote(id, kind, &payload, mirror), reply)
+        }
     }
 }
 
 /// Holds a result until the group's flush: a failed flush turns every success into an error.
-fn after_flush<T: Send + 'static>(result: Result<Written<T>, Error>, reply: Reply<T>) -> Pending {
-    Box::new(move |flushed: &Result<(), String>| {
+fn after_flush<T: Send + 'static>(
+    result: Result<Written<T>, Error>,
+    reply: Reply<T>,
+) -> (Pending, Option<Changed>) {
+    let changed = result.as_ref().ok().and_then(|w| w.changed.clone());
+    let pending: Pending = Box::new(move |flushed: &Result<(), String>| {
         let answer = match (result, flushed) {
             (Ok(_), Err(e)) => Err(Error::Store(StoreError::Io(std::io::Error::other(
                 e.clone(),
@@ -147,7 +201,8 @@ fn after_flush<T: Send + 'static>(result: Result<Written<T>, Error>, reply: Repl
         };
         // The requester may have gone away (client disconnected); the write stands.
         let _ = reply.send(answer);
-    })
+    });
+    (pending, changed)
 }
 
 #[cfg(test)]
@@ -169,7 +224,7 @@ mod tests {
         };
         commons.create_collection(&new).unwrap();
         let store = commons.store().clone();
-        let (handle, thread) = spawn(commons);
+        let (handle, thread) = spawn(commons, Outlets::default());
         let mut tasks = Vec::new();
         for i in 0..200 {
             let handle = handle.clone();

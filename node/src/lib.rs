@@ -19,6 +19,7 @@ pub mod datadir;
 pub mod error;
 pub mod event_loop;
 pub mod keys;
+pub mod network;
 pub mod node;
 pub mod queries;
 pub mod store;

@@ -1,25 +1,48 @@
-//! Running a node: the event loop on its thread, the HTTP API on the given listener, `api.addr`
-//! in the data dir, until the shutdown future resolves.
+//! Running a node: the event loop on its thread, the network task, and the HTTP API on the
+//! given listener, with `api.addr` in the data dir, until the shutdown future resolves.
 
 use std::future::Future;
 
+use libp2p::identity;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, AppState};
 use crate::datadir::write_atomic;
+use crate::event_loop::Outlets;
+use crate::network::{self, NetworkConfig};
 use crate::{Commons, DataDir, Error, StoreError, event_loop};
 
-/// Serves the commons on `listener` until `shutdown` resolves, then flushes and returns.
+/// Announcements waiting for the network task.
+const CHANGE_QUEUE: usize = 4096;
+
+/// Serves the commons on `listener` and the network until `shutdown` resolves, then flushes
+/// and returns.
 pub async fn run(
     commons: Commons,
     dir: &DataDir,
     listener: TcpListener,
+    network: NetworkConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let api_addr = listener.local_addr().map_err(StoreError::Io)?;
     let peer_id = commons.peer_id();
     let store = commons.store().clone();
-    let (handle, event_loop) = event_loop::spawn(commons);
+    let keypair = identity::Keypair::ed25519_from_bytes(commons.network_secret())
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    let (changes_tx, changes_rx) = mpsc::channel(CHANGE_QUEUE);
+    let outlets = Outlets {
+        changes: Some(changes_tx),
+        mirror: network.mirror,
+    };
+    let (handle, event_loop) = event_loop::spawn(commons, outlets);
+    let (swarm_task, net) =
+        network::start(keypair, network, store.clone(), handle.clone(), changes_rx).map_err(
+            |e| StoreError::Io(std::io::Error::other(format!("starting the network: {e}"))),
+        )?;
+    let (stop_network, network_stopped) = watch::channel(false);
+    let network_task = tokio::spawn(swarm_task.run(network_stopped));
+
     write_atomic(
         &dir.api_addr_file(),
         format!("{api_addr}\n").as_bytes(),
@@ -32,12 +55,16 @@ pub async fn run(
         handle,
         store,
         peer_id,
+        net,
     });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
 
-    // The router (and with it every handle) is gone: the event loop flushes and ends.
+    // The router is gone; stopping the network drops the last handles, and the event loop
+    // flushes and ends.
+    let _ = stop_network.send(true);
+    let _ = network_task.await;
     let joined = tokio::task::spawn_blocking(move || event_loop.join()).await;
     let _ = std::fs::remove_file(dir.api_addr_file());
     served.map_err(StoreError::Io)?;

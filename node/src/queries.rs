@@ -34,8 +34,20 @@ pub struct Status {
     pub collections: u64,
     pub entries: u64,
     pub peers: u64,
-    /// Peer-to-peer listen addresses (none until the node joins a network).
+    /// Peer-to-peer listen addresses, each ending in `/p2p/<peer id>`.
     pub listen: Vec<String>,
+    /// Bytes sent and received on the peer-to-peer wire since start, counted at the transport.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// What the network contributes to the status (nothing when no node runs).
+#[derive(Debug, Clone, Default)]
+pub struct NetworkFigures {
+    pub peers: u64,
+    pub listen: Vec<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 /// `GET /api/v1/collections`.
@@ -128,13 +140,15 @@ pub fn list_collections(store: &Store) -> Result<CollectionList, Error> {
     })
 }
 
-pub fn status(store: &Store, peer_id: &str) -> Result<Status, Error> {
+pub fn status(store: &Store, peer_id: &str, network: NetworkFigures) -> Result<Status, Error> {
     Ok(Status {
         peer_id: peer_id.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         collections: store.collections()?.len() as u64,
         entries: store.entry_count()?,
-        peers: 0,
-        listen: Vec::new(),
+        peers: network.peers,
+        listen: network.listen,
+        bytes_sent: network.bytes_sent,
+        bytes_received: network.bytes_received,
     })
 }

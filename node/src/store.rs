@@ -226,8 +226,13 @@ impl Store {
             .map(|item| {
                 let (k, v) = item?;
                 Ok(Item {
-                    id: k[prefix.len()..].try_into().map_err(|_| corrupt("r:", "bad id"))?,
-                    digest: v.as_ref().try_into().map_err(|_| corrupt("r:", "bad digest"))?,
+                    id: k[prefix.len()..]
+                        .try_into()
+                        .map_err(|_| corrupt("r:", "bad id"))?,
+                    digest: v
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| corrupt("r:", "bad digest"))?,
                 })
             })
             .collect()
@@ -235,7 +240,11 @@ impl Store {
 
     /// The collections this node follows.
     pub fn followed(&self) -> Result<Vec<DocumentId>, StoreError> {
-        self.db.scan_prefix(b"f:").keys().map(|k| id_from(&k?[2..])).collect()
+        self.db
+            .scan_prefix(b"f:")
+            .keys()
+            .map(|k| id_from(&k?[2..]))
+            .collect()
     }
 
     pub fn is_blocked(&self, peer: &str) -> Result<bool, StoreError> {
@@ -263,9 +272,11 @@ impl Store {
 
     /// Collections heard of on the catalogue topic.
     pub fn available(&self) -> Result<Vec<Collection>, StoreError> {
-        self.db.scan_prefix(b"a:").values().map(|v| {
-            serde_json::from_slice(&v?).map_err(|e| corrupt("a:", &e.to_string()))
-        }).collect()
+        self.db
+            .scan_prefix(b"a:")
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("a:", &e.to_string())))
+            .collect()
     }
 
     pub fn put_available(&self, collection: &Collection) -> Result<u64, StoreError> {
@@ -360,7 +371,9 @@ impl Store {
                 }
             }
         }
-        index_keys(entry).iter().for_each(|k| batch.insert(k.as_slice(), &[]));
+        index_keys(entry)
+            .iter()
+            .for_each(|k| batch.insert(k.as_slice(), &[]));
         if let Some(collection) = collection_of(entry) {
             // Only what may leave the node is ever reconciled with peers.
             let item = item_key(&collection, &entry.id);

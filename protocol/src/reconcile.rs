@@ -103,6 +103,8 @@ pub struct Step {
     pub reply: Vec<RangePart>,
     /// Ids whose entries differ between the two sides (held by either or both), sorted.
     pub differing: Vec<[u8; 16]>,
+    /// Of `differing`, the ids we hold and the peer holds no version of, sorted.
+    pub they_lack: Vec<[u8; 16]>,
 }
 
 /// Handles a message against our `items` (sorted by id, ids unique).
@@ -137,6 +139,11 @@ pub fn respond(items: &[Item], message: &[RangePart]) -> Result<Step, ReconcileE
             }
             RangeBody::Items(theirs) => {
                 step.differing.extend(difference(ours, theirs));
+                step.they_lack.extend(
+                    ours.iter()
+                        .filter(|o| !theirs.iter().any(|t| t.id == o.id))
+                        .map(|o| o.id),
+                );
                 push(&mut step.reply, part.upper, RangeBody::Skip);
             }
         }
@@ -151,6 +158,7 @@ pub fn respond(items: &[Item], message: &[RangePart]) -> Result<Step, ReconcileE
     }
     step.differing.sort();
     step.differing.dedup();
+    step.they_lack.sort();
     Ok(step)
 }
 

@@ -137,18 +137,32 @@ impl std::ops::Deref for Node {
 }
 
 impl Node {
-    /// Starts a node on `dir` with the API on a free loopback port and mDNS off.
+    /// Starts a node on `dir` with the API and the peer-to-peer listener on free loopback ports,
+    /// and mDNS off.
     pub fn start(dir: &Path) -> Node {
         Self::start_with(dir, &[])
     }
 
     pub fn start_with(dir: &Path, extra: &[&str]) -> Node {
+        let mut args = vec!["--no-mdns"];
+        args.extend_from_slice(extra);
+        Self::spawn(dir, &args)
+    }
+
+    /// Starts a node with exactly these extra arguments (mDNS on unless `--no-mdns` is given).
+    pub fn spawn(dir: &Path, extra: &[&str]) -> Node {
         let addr_file = dir.join("api.addr");
         let _ = std::fs::remove_file(&addr_file);
         let child = Command::new(minga_bin())
             .arg("--data-dir")
             .arg(dir)
-            .args(["node", "--api", "127.0.0.1:0", "--no-mdns"])
+            .args([
+                "node",
+                "--api",
+                "127.0.0.1:0",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -176,6 +190,19 @@ impl Node {
         }
     }
 
+    /// The node's first peer-to-peer address, `/ip4/…/tcp/…/p2p/<peer id>`.
+    pub fn p2p_addr(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, status) = self.get("/api/v1/status");
+            if let Some(addr) = status["listen"].as_array().and_then(|l| l.first()) {
+                return addr.as_str().expect("an address string").to_owned();
+            }
+            assert!(Instant::now() < deadline, "the node has no listen address");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -194,6 +221,15 @@ impl Node {
             .arg(self.pid().to_string())
             .status();
         self.child.wait().is_ok_and(|s| s.success())
+    }
+}
+
+/// Polls `check` until it answers true, or panics after `seconds` with `what`.
+pub fn wait_until(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

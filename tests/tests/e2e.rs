@@ -4,4 +4,5 @@ mod e2e {
     mod api;
     mod cli;
     mod crash;
+    mod network;
 }

@@ -1,0 +1,771 @@
+//! The network: one task owns the libp2p swarm and keeps followed collections level with peers.
+//!
+//! ```text
+//!  swarm events ─┐                        ┌─► spawned work: serve a request, act on a response
+//!  changes ──────┼─► Network (one task) ──┤      (store reads; writes through the event loop)
+//!  commands ─────┤   owns the Swarm       └─◄ work results: responses and requests to send
+//!  timers ───────┘
+//! ```
+//!
+//! - A durable local or received change is announced on its collection's gossip topic (heads
+//!   only); peers that lack those heads pull through `/minga/sync/1`.
+//! - On connect and every [`RECONCILE_EVERY`], the peer with the smaller id reconciles every
+//!   collection both carry; differences are synced document by document, batched.
+//! - A peer that sends a forged change or a malformed message is disconnected and counted.
+
+mod behaviour;
+mod codec;
+mod exchange;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+pub use libp2p::Multiaddr;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{PeerId, Swarm, identify, identity, mdns};
+use minga_protocol::wire::{
+    self, Announcement, Catalogue, CatalogueItem, MAX_GOSSIP_BYTES, Request, Response,
+};
+use minga_protocol::{Collection, DocumentId};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use self::behaviour::{Behaviour, BehaviourEvent};
+use self::exchange::{Exchange, Misbehaved, ToSync};
+use crate::commons::Changed;
+use crate::{Handle, Store};
+
+/// How often peers reconcile every collection they share.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// How often a node tells the catalogue topic what it carries.
+const CATALOGUE_EVERY: Duration = Duration::from_secs(30);
+/// Longest wait between two dials of an unreachable bootstrap peer.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Collection topics: collections share a fixed set of gossipsub topics, so a mirror of
+/// hundreds of collections stays far below gossipsub's limit of 100 topics per peer.
+const TOPIC_SHARDS: u8 = 32;
+/// Spawned pieces of work running at once; more wait.
+const MAX_WORK: usize = 16;
+
+/// How the node joins the network.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Addresses to listen on (a `/p2p-circuit` address listens through a relay).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and redial when the connection drops.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Find peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// Serve as a relay for nodes behind NAT.
+    pub relay: bool,
+    /// Follow every collection heard of.
+    pub mirror: bool,
+}
+
+/// What the API shows about the network.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct NetStatus {
+    pub peer_id: String,
+    /// Listen addresses, each ending in `/p2p/<peer id>`.
+    pub listen: Vec<String>,
+    pub peers: BTreeMap<String, PeerInfo>,
+    /// Collections heard of on the catalogue topic.
+    pub available: BTreeMap<String, Collection>,
+    /// Peers dropped for forged changes or malformed messages.
+    pub peers_dropped: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PeerInfo {
+    pub addresses: Vec<String>,
+    /// Unix milliseconds of the last event from the peer.
+    pub last_seen: i64,
+}
+
+/// Cheap access to the network for the API.
+#[derive(Clone)]
+pub struct NetHandle {
+    pub status: Arc<RwLock<NetStatus>>,
+    pub registry: Arc<Mutex<Registry>>,
+    commands: mpsc::Sender<NetCommand>,
+}
+
+impl std::fmt::Debug for NetHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetHandle").finish_non_exhaustive()
+    }
+}
+
+/// Requests to the network task.
+#[derive(Debug)]
+pub enum NetCommand {
+    /// A collection is now followed: subscribe and reconcile it.
+    Followed(DocumentId),
+    /// Refuse this peer from now on.
+    Block(PeerId),
+}
+
+impl NetHandle {
+    pub async fn send(&self, command: NetCommand) {
+        let _ = self.commands.send(command).await;
+    }
+
+    /// Total bytes (sent, received) on the wire, counted at the transport.
+    pub fn bytes(&self) -> (u64, u64) {
+        let mut text = String::new();
+        if let Ok(registry) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        }
+        let mut sent = 0;
+        let mut received = 0;
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("libp2p_bandwidth_bytes_total{"))
+        {
+            let value: u64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if line.contains("direction=\"Outbound\"") {
+                sent += value;
+            } else if line.contains("direction=\"Inbound\"") {
+                received += value;
+            }
+        }
+        (sent, received)
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(registry) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        }
+        text
+    }
+}
+
+/// Results of spawned work, handed back to the task that owns the swarm.
+enum Work {
+    Respond(request_response::ResponseChannel<Response>, Response),
+    Send(PeerId, Request, Purpose),
+    Misbehaved(PeerId, String),
+}
+
+/// Why an outbound request was sent.
+#[derive(Debug, Clone, Copy)]
+enum Purpose {
+    Reconcile(DocumentId),
+    /// A sync batch, and how many exchanges for these documents preceded it.
+    Sync(u8),
+}
+
+/// The network task.
+pub struct Network {
+    swarm: Swarm<Behaviour>,
+    exchange: Exchange,
+    config: NetworkConfig,
+    status: Arc<RwLock<NetStatus>>,
+    changes: mpsc::Receiver<Changed>,
+    commands: mpsc::Receiver<NetCommand>,
+    work_tx: mpsc::Sender<Work>,
+    work_rx: mpsc::Receiver<Work>,
+    /// Bounds spawned work.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// What each request in flight was for.
+    purposes: HashMap<OutboundRequestId, Purpose>,
+    /// Bootstrap addresses with their next dial time and current backoff.
+    bootstrap: Vec<(Multiaddr, Instant, Duration)>,
+    /// Topics subscribed to.
+    topics: BTreeSet<u8>,
+}
+
+/// Builds the swarm and starts listening; returns the task to run and its handle.
+pub fn start(
+    keypair: identity::Keypair,
+    config: NetworkConfig,
+    store: Store,
+    handle: Handle,
+    changes: mpsc::Receiver<Changed>,
+) -> Result<(Network, NetHandle), Box<dyn std::error::Error + Send + Sync>> {
+    let mut registry = Registry::default();
+    let mut swarm = behaviour::build(keypair, &config, &mut registry)?;
+    for addr in &config.listen {
+        swarm.listen_on(addr.clone())?;
+    }
+    let status = Arc::new(RwLock::new(NetStatus {
+        peer_id: swarm.local_peer_id().to_string(),
+        ..NetStatus::default()
+    }));
+    let (commands_tx, commands) = mpsc::channel(64);
+    let (work_tx, work_rx) = mpsc::channel(256);
+    let now = Instant::now();
+    let network = Network {
+        swarm,
+        exchange: Exchange {
+            store,
+            handle,
+            mirror: config.mirror,
+        },
+        bootstrap: config
+            .bootstrap
+            .iter()
+            .map(|a| (a.clone(), now, Duration::from_secs(1)))
+            .collect(),
+        config,
+        status: Arc::clone(&status),
+        changes,
+        commands,
+        work_tx,
+        work_rx,
+        permits: Arc::new(tokio::sync::Semaphore::new(MAX_WORK)),
+        purposes: HashMap::new(),
+        topics: BTreeSet::new(),
+    };
+    let net = NetHandle {
+        status,
+        registry: Arc::new(Mutex::new(registry)),
+        commands: commands_tx,
+    };
+    Ok((network, net))
+}
+
+impl Network {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        self.subscribe(&catalogue_topic());
+        match self.exchange.store.followed() {
+            Ok(followed) => followed.iter().for_each(|c| self.follow_topic(c)),
+            Err(e) => tracing::error!("reading followed collections: {e}"),
+        }
+        if self.config.mirror {
+            (0..TOPIC_SHARDS).for_each(|shard| self.subscribe_shard(shard));
+        }
+        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        let mut catalogue = tokio::time::interval(CATALOGUE_EVERY);
+        let mut redial = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(change) = self.changes.recv() => self.announce(&change),
+                Some(command) = self.commands.recv() => self.on_command(command),
+                Some(work) = self.work_rx.recv() => self.on_work(work),
+                _ = reconcile.tick() => self.reconcile_all(),
+                _ = catalogue.tick() => self.publish_catalogue(),
+                _ = redial.tick() => self.redial(),
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: NetCommand) {
+        match command {
+            NetCommand::Followed(collection) => {
+                self.follow_topic(&collection);
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                for peer in peers {
+                    self.reconcile(peer, collection);
+                }
+            }
+            NetCommand::Block(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address
+                    .with_p2p(*self.swarm.local_peer_id())
+                    .unwrap_or_else(|a| a);
+                tracing::info!("listening on {full}");
+                self.status
+                    .write()
+                    .expect("status lock")
+                    .listen
+                    .push(full.to_string());
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                if self
+                    .exchange
+                    .store
+                    .is_blocked(&peer_id.to_string())
+                    .unwrap_or(false)
+                {
+                    tracing::info!(%peer_id, "refusing a blocked peer");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let address = endpoint.get_remote_address().to_string();
+                let mut status = self.status.write().expect("status lock");
+                let info = status.peers.entry(peer_id.to_string()).or_default();
+                if !info.addresses.contains(&address) {
+                    info.addresses.push(address);
+                }
+                info.last_seen = now_ms();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.status
+                    .write()
+                    .expect("status lock")
+                    .peers
+                    .remove(&peer_id.to_string());
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.seen(&peer_id);
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+                if info.protocols.contains(&codec::SYNC_PROTOCOL)
+                    && self.swarm.local_peer_id() < &peer_id
+                {
+                    self.reconcile_peer(peer_id);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let acceptance = self.on_gossip(propagation_source, &message);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+            }
+            BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => {
+                self.seen(&peer);
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => self.serve(peer, request, channel),
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => {
+                        if let Some(purpose) = self.purposes.remove(&request_id) {
+                            self.on_response(peer, purpose, response);
+                        }
+                    }
+                }
+            }
+            BehaviourEvent::Sync(request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            }) => {
+                self.purposes.remove(&request_id);
+                tracing::debug!(%peer, "sync request failed: {error}");
+            }
+            BehaviourEvent::Sync(request_response::Event::InboundFailure {
+                peer, error, ..
+            }) => {
+                tracing::debug!(%peer, "serving a sync request failed: {error}");
+                if matches!(error, request_response::InboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
+                {
+                    self.drop_peer(peer, format!("malformed frame: {error}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Validates a gossip message before it is forwarded, and pulls what it announces.
+    fn on_gossip(&mut self, source: PeerId, message: &gossipsub::Message) -> MessageAcceptance {
+        if message.topic == catalogue_topic().hash() {
+            let Ok(catalogue) = wire::decode::<Catalogue>(&message.data, MAX_GOSSIP_BYTES) else {
+                return MessageAcceptance::Reject;
+            };
+            self.heard(catalogue);
+            return MessageAcceptance::Accept;
+        }
+        let Ok(announcement) = wire::decode::<Announcement>(&message.data, MAX_GOSSIP_BYTES) else {
+            return MessageAcceptance::Reject;
+        };
+        let collection = DocumentId::from_bytes(announcement.collection);
+        if !self.config.mirror
+            && !self
+                .exchange
+                .store
+                .is_followed(&collection)
+                .unwrap_or(false)
+        {
+            return MessageAcceptance::Ignore;
+        }
+        let id = DocumentId::from_bytes(announcement.id);
+        let ours = self
+            .exchange
+            .store
+            .items(&collection)
+            .ok()
+            .and_then(|items| {
+                items
+                    .into_iter()
+                    .find(|i| i.id == announcement.id)
+                    .map(|i| i.digest)
+            });
+        let theirs = minga_protocol::reconcile::heads_digest(&announcement.heads);
+        let withdrawn = announcement.heads.is_empty();
+        if ours != Some(theirs) && !(withdrawn && ours == Some(crate::store::TOMBSTONE_DIGEST)) {
+            let to_sync = ToSync {
+                collection: Some(collection),
+                ids: vec![*id.as_bytes()],
+                they_lack: BTreeSet::new(),
+            };
+            self.sync_with(source, &to_sync);
+            if let Some(origin) = message
+                .source
+                .filter(|o| *o != source && self.swarm.is_connected(o))
+            {
+                self.sync_with(origin, &to_sync);
+            }
+        }
+        MessageAcceptance::Accept
+    }
+
+    fn heard(&mut self, catalogue: Catalogue) {
+        let mut newly = Vec::new();
+        {
+            let mut status = self.status.write().expect("status lock");
+            for item in catalogue.collections.into_iter().take(1000) {
+                let id = DocumentId::from_bytes(item.id);
+                let key = id.to_string();
+                if !status.available.contains_key(&key) {
+                    newly.push(id);
+                }
+                status.available.insert(
+                    key,
+                    Collection {
+                        id,
+                        name: item.name,
+                        title: item.title,
+                        description: String::new(),
+                        license: String::new(),
+                        maintainers: Vec::new(),
+                        entries: 0,
+                    },
+                );
+            }
+        }
+        if self.config.mirror {
+            for id in newly {
+                let handle = self.exchange.handle.clone();
+                let store = self.exchange.store.clone();
+                let commands_back = self.work_tx.clone();
+                let _ = commands_back; // follows are written by the event loop, then reconciled
+                if !store.is_followed(&id).unwrap_or(true) {
+                    tokio::spawn(async move {
+                        let _ = handle.set_followed(id.to_string(), true).await;
+                    });
+                }
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                for peer in peers {
+                    self.reconcile(peer, id);
+                }
+            }
+        }
+    }
+
+    fn publish_catalogue(&mut self) {
+        let Ok(collections) = self.exchange.store.collections() else {
+            return;
+        };
+        if collections.is_empty() {
+            return;
+        }
+        let catalogue = Catalogue {
+            collections: collections
+                .into_iter()
+                .take(500)
+                .map(|c| CatalogueItem {
+                    id: *c.id.as_bytes(),
+                    name: c.name,
+                    title: c.title,
+                })
+                .collect(),
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(catalogue_topic(), wire::encode(&catalogue));
+    }
+
+    fn announce(&mut self, change: &Changed) {
+        let announcement = Announcement {
+            collection: *change.collection.as_bytes(),
+            id: *change.id.as_bytes(),
+            kind: change.kind.into(),
+            heads: change.heads.clone(),
+        };
+        let topic = shard_topic(shard_of(&change.collection));
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, wire::encode(&announcement))
+        {
+            tracing::debug!("announcement not published: {e}");
+        }
+    }
+
+    fn reconcile_all(&mut self) {
+        let peers: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .copied()
+            .filter(|p| self.swarm.local_peer_id() < p)
+            .collect();
+        for peer in peers {
+            self.reconcile_peer(peer);
+        }
+    }
+
+    fn reconcile_peer(&mut self, peer: PeerId) {
+        let collections = match self.exchange.store.followed() {
+            Ok(followed) => followed,
+            Err(e) => return tracing::error!("reading followed collections: {e}"),
+        };
+        for collection in collections {
+            self.reconcile(peer, collection);
+        }
+    }
+
+    fn reconcile(&mut self, peer: PeerId, collection: DocumentId) {
+        match self.exchange.initiate(&collection) {
+            Ok(request) => self.send(peer, request, Purpose::Reconcile(collection)),
+            Err(e) => tracing::error!("reconciling {collection}: {e}"),
+        }
+    }
+
+    fn sync_with(&mut self, peer: PeerId, to_sync: &ToSync) {
+        if to_sync.ids.is_empty() {
+            return;
+        }
+        match self.exchange.offers(to_sync) {
+            Ok(requests) => requests
+                .into_iter()
+                .for_each(|r| self.send(peer, r, Purpose::Sync(0))),
+            Err(e) => tracing::error!("preparing sync offers: {e}"),
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, request: Request, purpose: Purpose) {
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.purposes.insert(id, purpose);
+    }
+
+    /// Serves a request off the swarm task: store reads and verified writes take time.
+    fn serve(
+        &mut self,
+        peer: PeerId,
+        request: Request,
+        channel: request_response::ResponseChannel<Response>,
+    ) {
+        let exchange = self.exchange.clone();
+        let work = self.work_tx.clone();
+        let permits = Arc::clone(&self.permits);
+        tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let outcome = exchange.serve(request).await;
+            match outcome {
+                Ok((response, to_sync)) => {
+                    let _ = work.send(Work::Respond(channel, response)).await;
+                    if !to_sync.ids.is_empty() {
+                        match exchange.offers(&to_sync) {
+                            Ok(requests) => {
+                                for request in requests {
+                                    let _ = work
+                                        .send(Work::Send(peer, request, Purpose::Sync(0)))
+                                        .await;
+                                }
+                            }
+                            Err(e) => tracing::error!("preparing sync offers: {e}"),
+                        }
+                    }
+                }
+                Err(Misbehaved(reason)) => {
+                    let _ = work.send(Work::Misbehaved(peer, reason)).await;
+                }
+            }
+        });
+    }
+
+    fn on_response(&mut self, peer: PeerId, purpose: Purpose, response: Response) {
+        let exchange = self.exchange.clone();
+        let work = self.work_tx.clone();
+        let permits = Arc::clone(&self.permits);
+        tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let outcome: Result<Vec<(Request, Purpose)>, Misbehaved> = match (purpose, response) {
+                (Purpose::Reconcile(collection), Response::Reconcile { parts }) => {
+                    if parts.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        exchange
+                            .reconcile_step(collection, &parts)
+                            .and_then(|(reply, to_sync)| {
+                                let mut requests: Vec<(Request, Purpose)> = exchange
+                                    .offers(&to_sync)
+                                    .map_err(|e| Misbehaved(e.to_string()))?
+                                    .into_iter()
+                                    .map(|r| (r, Purpose::Sync(0)))
+                                    .collect();
+                                if !reply.is_empty() {
+                                    let request = Request::Reconcile {
+                                        collection: *collection.as_bytes(),
+                                        parts: reply,
+                                    };
+                                    requests.push((request, Purpose::Reconcile(collection)));
+                                }
+                                Ok(requests)
+                            })
+                    }
+                }
+                (Purpose::Sync(round), Response::Sync { answers }) => {
+                    exchange.on_answers(answers).await.map(|next| {
+                        next.filter(|_| round < 2)
+                            .map(|r| (r, Purpose::Sync(round + 1)))
+                            .into_iter()
+                            .collect()
+                    })
+                }
+                (_, Response::Refused { reason }) => {
+                    tracing::debug!(%peer, "request refused: {reason}");
+                    Ok(Vec::new())
+                }
+                _ => Err(Misbehaved(
+                    "a response that does not answer the request".into(),
+                )),
+            };
+            match outcome {
+                Ok(requests) => {
+                    for (request, purpose) in requests {
+                        let _ = work.send(Work::Send(peer, request, purpose)).await;
+                    }
+                }
+                Err(Misbehaved(reason)) => {
+                    let _ = work.send(Work::Misbehaved(peer, reason)).await;
+                }
+            }
+        });
+    }
+
+    fn on_work(&mut self, work: Work) {
+        match work {
+            Work::Respond(channel, response) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+            Work::Send(peer, request, purpose) => self.send(peer, request, purpose),
+            Work::Misbehaved(peer, reason) => self.drop_peer(peer, reason),
+        }
+    }
+
+    fn drop_peer(&mut self, peer: PeerId, reason: String) {
+        tracing::warn!(%peer, "dropping peer: {reason}");
+        self.status.write().expect("status lock").peers_dropped += 1;
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    fn redial(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.bootstrap.len() {
+            let (addr, next, backoff) = self.bootstrap[i].clone();
+            let peer = addr.iter().find_map(|p| match p {
+                Protocol::P2p(peer) => Some(peer),
+                _ => None,
+            });
+            if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+                self.bootstrap[i].2 = Duration::from_secs(1);
+                continue;
+            }
+            if now < next {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!("dialling {addr}: {e}");
+            }
+            self.bootstrap[i].1 = now + backoff;
+            self.bootstrap[i].2 = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn follow_topic(&mut self, collection: &DocumentId) {
+        self.subscribe_shard(shard_of(collection));
+    }
+
+    fn subscribe_shard(&mut self, shard: u8) {
+        if self.topics.insert(shard) {
+            self.subscribe(&shard_topic(shard));
+        }
+    }
+
+    fn subscribe(&mut self, topic: &IdentTopic) {
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(topic) {
+            tracing::error!("subscribing to {topic}: {e}");
+        }
+    }
+
+    fn seen(&self, peer: &PeerId) {
+        if let Some(info) = self
+            .status
+            .write()
+            .expect("status lock")
+            .peers
+            .get_mut(&peer.to_string())
+        {
+            info.last_seen = now_ms();
+        }
+    }
+}
+
+fn shard_of(collection: &DocumentId) -> u8 {
+    collection.as_bytes()[0] % TOPIC_SHARDS
+}
+
+fn shard_topic(shard: u8) -> IdentTopic {
+    IdentTopic::new(format!("minga/collections/1/{shard}"))
+}
+
+fn catalogue_topic() -> IdentTopic {
+    IdentTopic::new("minga/catalogue/1")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,129 @@
+//! The libp2p stack of a node: which protocols it speaks and how the swarm is built.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, Swarm, autonat, dcutr, gossipsub, identify, identity, kad, mdns, noise, ping,
+    relay, request_response, tcp, yamux,
+};
+use minga_protocol::wire::MAX_GOSSIP_BYTES;
+use prometheus_client::registry::Registry;
+
+use super::NetworkConfig;
+use super::codec::{SYNC_PROTOCOL, SyncCodec};
+
+/// Kademlia under Minga's own protocol name, so the commons forms its own DHT.
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/minga/kad/1");
+
+/// The identify protocol version peers announce.
+pub const IDENTIFY_VERSION: &str = "/minga/1";
+
+/// Long enough for a 3G link with a large batch of entries.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Idle connections stay open this long: reconnecting on a slow link costs more than keeping them.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub relay_client: relay::client::Behaviour,
+    pub relay: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat: autonat::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// Builds the swarm: TCP and QUIC (with DNS), Noise, Yamux, the relay client, and the behaviours
+/// above; bytes on the wire are counted into `registry`.
+pub fn build(
+    keypair: identity::Keypair,
+    config: &NetworkConfig,
+    registry: &mut Registry,
+) -> Result<Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
+    let mdns_enabled = config.mdns;
+    let relay_server = config.relay;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_quic_config(|mut quic| {
+            quic.handshake_timeout = Duration::from_secs(30);
+            quic
+        })
+        .with_dns()?
+        .with_relay_client(noise::Config::new, yamux::Config::default)?
+        .with_bandwidth_metrics(registry)
+        .with_behaviour(|key, relay_client| {
+            let peer_id = key.public().to_peer_id();
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossipsub::ConfigBuilder::default()
+                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    .validate_messages()
+                    .max_transmit_size(MAX_GOSSIP_BYTES)
+                    .heartbeat_interval(Duration::from_secs(1))
+                    .build()?,
+            )?;
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            kad_config.set_query_timeout(Duration::from_secs(60));
+            let relay = relay_server.then(|| {
+                relay::Behaviour::new(
+                    peer_id,
+                    relay::Config {
+                        // Limits fit for syncing a collection, not for streaming video.
+                        max_circuit_duration: Duration::from_secs(3600),
+                        max_circuit_bytes: 256 * 1024 * 1024,
+                        max_reservations: 256,
+                        max_circuits: 64,
+                        ..relay::Config::default()
+                    },
+                )
+            });
+            let mdns = if mdns_enabled {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    peer_id,
+                )?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                relay_client,
+                relay: relay.into(),
+                dcutr: dcutr::Behaviour::new(peer_id),
+                autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    IDENTIFY_VERSION.into(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::default(),
+                mdns: mdns.into(),
+                gossipsub,
+                kad: kad::Behaviour::with_config(
+                    peer_id,
+                    kad::store::MemoryStore::new(peer_id),
+                    kad_config,
+                ),
+                sync: request_response::Behaviour::with_codec(
+                    SyncCodec,
+                    [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(REQUEST_TIMEOUT)
+                        .with_max_concurrent_streams(16),
+                ),
+            })
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .build();
+    Ok(swarm)
+}

@@ -1,0 +1,288 @@
+//! What a node says in `/minga/sync/1`: serving a peer's requests and acting on its responses.
+//! Reads go to the store; anything received is verified and written by the event loop.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use minga_protocol::reconcile::{self, RangePart};
+use minga_protocol::sync::{self, SignedDoc, heads_bytes};
+use minga_protocol::wire::{Offer, Payload, Request, Response, WireKind};
+use minga_protocol::{DocKind, DocumentId};
+
+use crate::commons::load;
+use crate::{Error, Handle, Store};
+
+/// Most offers in one sync request.
+const MAX_OFFERS: usize = 128;
+
+/// A batch stops growing past this many bytes of payload.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The node's side of the exchange: read access and the writer.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub store: Store,
+    pub handle: Handle,
+    /// Serve and keep every collection, followed or not.
+    pub mirror: bool,
+}
+
+/// A peer broke the protocol (a forged change, a malformed range): drop it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Misbehaved(pub String);
+
+/// Differences found by reconciliation: documents to bring level with the peer.
+#[derive(Debug, Default)]
+pub struct ToSync {
+    pub collection: Option<DocumentId>,
+    pub ids: Vec<[u8; 16]>,
+    /// Of `ids`, those the peer holds no version of.
+    pub they_lack: BTreeSet<[u8; 16]>,
+}
+
+/// Why a request could not be served.
+fn refused(reason: &str) -> Response {
+    Response::Refused {
+        reason: reason.to_owned(),
+    }
+}
+
+impl Exchange {
+    fn carries(&self, collection: &DocumentId) -> Result<bool, Error> {
+        Ok(self.mirror || self.store.is_followed(collection)?)
+    }
+
+    /// Answers a request; may also find documents this side should bring level.
+    pub async fn serve(&self, request: Request) -> Result<(Response, ToSync), Misbehaved> {
+        match request {
+            Request::Reconcile { collection, parts } => {
+                let collection = DocumentId::from_bytes(collection);
+                match self.carries(&collection) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok((refused("collection not carried"), ToSync::default())),
+                    Err(e) => return Ok((refused(&e.to_string()), ToSync::default())),
+                }
+                let (reply, to_sync) = self.reconcile_step(collection, &parts)?;
+                Ok((Response::Reconcile { parts: reply }, to_sync))
+            }
+            Request::Sync { offers } => {
+                let mut answers = Vec::with_capacity(offers.len());
+                for offer in offers {
+                    answers.push(self.answer(offer).await?);
+                }
+                Ok((Response::Sync { answers }, ToSync::default()))
+            }
+        }
+    }
+
+    /// One reconciliation step against our set of `collection`.
+    pub fn reconcile_step(
+        &self,
+        collection: DocumentId,
+        parts: &[RangePart],
+    ) -> Result<(Vec<RangePart>, ToSync), Misbehaved> {
+        let items = self
+            .store
+            .items(&collection)
+            .map_err(|e| Misbehaved(e.to_string()))?;
+        let step = reconcile::respond(&items, parts).map_err(|e| Misbehaved(e.to_string()))?;
+        let ours: BTreeSet<[u8; 16]> = items.iter().map(|i| i.id).collect();
+        let they_lack = step
+            .they_lack
+            .iter()
+            .copied()
+            .filter(|id| ours.contains(id))
+            .collect();
+        let to_sync = ToSync {
+            collection: Some(collection),
+            ids: step.differing,
+            they_lack,
+        };
+        Ok((step.reply, to_sync))
+    }
+
+    /// The first message of reconciling `collection`.
+    pub fn initiate(&self, collection: &DocumentId) -> Result<Request, Error> {
+        let items = self.store.items(collection)?;
+        Ok(Request::Reconcile {
+            collection: *collection.as_bytes(),
+            parts: reconcile::initiate(&items),
+        })
+    }
+
+    /// Offers for documents found differing, batched into requests.
+    pub fn offers(&self, to_sync: &ToSync) -> Result<Vec<Request>, Error> {
+        let mut requests = Vec::new();
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for id in &to_sync.ids {
+            let id = DocumentId::from_bytes(*id);
+            let kind = if Some(id) == to_sync.collection {
+                WireKind::Collection
+            } else {
+                WireKind::Entry
+            };
+            let whole = to_sync.they_lack.contains(id.as_bytes());
+            let offer = self.offer(id, kind, whole)?;
+            bytes += payload_size(&offer.payload);
+            batch.push(offer);
+            if batch.len() == MAX_OFFERS || bytes >= BATCH_BYTES {
+                requests.push(Request::Sync {
+                    offers: std::mem::take(&mut batch),
+                });
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            requests.push(Request::Sync { offers: batch });
+        }
+        Ok(requests)
+    }
+
+    /// Our side of a document: its heads, and the whole of it when the peer holds none.
+    fn offer(&self, id: DocumentId, kind: WireKind, whole: bool) -> Result<Offer, Error> {
+        let (heads, payload) = match self.shareable(&id, kind)? {
+            Shareable::Withdrawn(stone) => (Vec::new(), Payload::Tombstone(stone)),
+            Shareable::No => (Vec::new(), Payload::Nothing),
+            Shareable::Yes(held, saved) => {
+                let payload = if whole {
+                    sync::payload_for(&held, &[], || saved)
+                } else {
+                    Payload::Nothing
+                };
+                (heads_bytes(&held.doc), payload)
+            }
+        };
+        Ok(Offer {
+            id: *id.as_bytes(),
+            kind,
+            heads,
+            payload,
+        })
+    }
+
+    /// Applies what the peer offered, and answers with our heads and what it lacks.
+    async fn answer(&self, offer: Offer) -> Result<Offer, Misbehaved> {
+        let id = DocumentId::from_bytes(offer.id);
+        self.apply(id, offer.kind, offer.payload).await?;
+        let fail = |e: Error| Misbehaved(e.to_string());
+        let (heads, payload) = match self.shareable(&id, offer.kind).map_err(fail)? {
+            Shareable::Withdrawn(stone) => (Vec::new(), Payload::Tombstone(stone)),
+            Shareable::No => (Vec::new(), Payload::Nothing),
+            Shareable::Yes(held, saved) => {
+                let heads = heads_bytes(&held.doc);
+                let payload = if heads == offer.heads {
+                    Payload::Nothing
+                } else {
+                    sync::payload_for(&held, &offer.heads, || saved)
+                };
+                (heads, payload)
+            }
+        };
+        Ok(Offer {
+            id: offer.id,
+            kind: offer.kind,
+            heads,
+            payload,
+        })
+    }
+
+    /// Acts on the answers to our offers; returns a last request carrying what the peer lacks.
+    pub async fn on_answers(&self, answers: Vec<Offer>) -> Result<Option<Request>, Misbehaved> {
+        let mut follow_up = Vec::new();
+        for answer in answers {
+            let id = DocumentId::from_bytes(answer.id);
+            self.apply(id, answer.kind, answer.payload).await?;
+            if answer.heads.is_empty() {
+                continue;
+            }
+            if let Shareable::Yes(held, saved) = self
+                .shareable(&id, answer.kind)
+                .map_err(|e| Misbehaved(e.to_string()))?
+                && heads_bytes(&held.doc) != answer.heads
+            {
+                let payload = sync::payload_for(&held, &answer.heads, || saved);
+                if payload != Payload::Nothing {
+                    let heads = heads_bytes(&held.doc);
+                    follow_up.push(Offer {
+                        id: answer.id,
+                        kind: answer.kind,
+                        heads,
+                        payload,
+                    });
+                }
+            }
+        }
+        Ok((!follow_up.is_empty()).then_some(Request::Sync { offers: follow_up }))
+    }
+
+    async fn apply(
+        &self,
+        id: DocumentId,
+        kind: WireKind,
+        payload: Payload,
+    ) -> Result<(), Misbehaved> {
+        if payload == Payload::Nothing {
+            return Ok(());
+        }
+        match self
+            .handle
+            .apply_remote(id, DocKind::from(kind), payload)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(Error::Rejected(reason)) => Err(Misbehaved(format!("{id}: {reason}"))),
+            Err(e) => {
+                tracing::warn!(%id, "could not apply a peer's change: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// What of a document may leave this node.
+    fn shareable(&self, id: &DocumentId, kind: WireKind) -> Result<Shareable, Error> {
+        if let Some(stone) = self.store.tombstone(id)? {
+            return Ok(Shareable::Withdrawn(stone));
+        }
+        let carried = match kind {
+            WireKind::Entry => match self.store.entry(id)? {
+                Some(entry) if entry.is_shareable() => entry
+                    .collection
+                    .parse()
+                    .ok()
+                    .map(|c| self.carries(&c))
+                    .transpose()?
+                    .unwrap_or(false),
+                _ => false,
+            },
+            WireKind::Collection => self.store.collection(id)?.is_some(),
+        };
+        let Some(saved) = self.store.document(id)?.filter(|_| carried) else {
+            return Ok(Shareable::No);
+        };
+        let doc = load(id, &saved)?;
+        let signatures: BTreeMap<_, _> = self.store.signatures(id)?.into_iter().collect();
+        Ok(Shareable::Yes(
+            Box::new(SignedDoc { doc, signatures }),
+            saved,
+        ))
+    }
+}
+
+enum Shareable {
+    Withdrawn(minga_protocol::Tombstone),
+    /// Not held, private, unconsented, or of a collection not carried.
+    No,
+    Yes(Box<SignedDoc>, Vec<u8>),
+}
+
+fn payload_size(payload: &Payload) -> usize {
+    match payload {
+        Payload::Nothing | Payload::Tombstone(_) => 64,
+        Payload::Changes(changes) => changes.iter().map(|c| c.change.len() + 64).sum(),
+        Payload::Whole {
+            document,
+            signatures,
+        } => document.len() + 96 * signatures.len(),
+    }
+}
