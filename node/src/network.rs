@@ -14,7 +14,7 @@
 //! - A peer that sends a forged change or a malformed message is disconnected and counted.
 
 mod behaviour;
-mod codec;
+pub mod codec;
 mod exchange;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -37,6 +37,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use self::behaviour::{Behaviour, BehaviourEvent};
+use self::codec::Inbound;
 use self::exchange::{Exchange, Misbehaved, ToSync};
 use crate::commons::Changed;
 use crate::{Handle, Store};
@@ -364,8 +365,14 @@ impl Network {
                 self.seen(&peer);
                 match message {
                     request_response::Message::Request {
-                        request, channel, ..
+                        request: Inbound::Valid(request),
+                        channel,
+                        ..
                     } => self.serve(peer, request, channel),
+                    request_response::Message::Request {
+                        request: Inbound::Malformed(reason),
+                        ..
+                    } => self.drop_peer(peer, format!("malformed frame: {reason}")),
                     request_response::Message::Response {
                         request_id,
                         response,
@@ -384,15 +391,15 @@ impl Network {
             }) => {
                 self.purposes.remove(&request_id);
                 tracing::debug!(%peer, "sync request failed: {error}");
+                if matches!(error, request_response::OutboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
+                {
+                    self.drop_peer(peer, format!("malformed response: {error}"));
+                }
             }
             BehaviourEvent::Sync(request_response::Event::InboundFailure {
                 peer, error, ..
             }) => {
                 tracing::debug!(%peer, "serving a sync request failed: {error}");
-                if matches!(error, request_response::InboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
-                {
-                    self.drop_peer(peer, format!("malformed frame: {error}"));
-                }
             }
             _ => {}
         }
@@ -579,7 +586,11 @@ impl Network {
     }
 
     fn send(&mut self, peer: PeerId, request: Request, purpose: Purpose) {
-        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, Inbound::Valid(request));
         self.purposes.insert(id, purpose);
     }
 

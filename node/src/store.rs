@@ -91,10 +91,21 @@ impl std::fmt::Display for Cursor {
 impl Store {
     /// Opens (or creates) the store under `dir`, checking its format version.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?;
+        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+        // A `Db` dropped in this process can hold its file lock a moment longer (sled's thread
+        // pool finishes its writes), so reopening in-process retries briefly on that error.
+        let mut retries = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if retries < 200 && e.to_string().starts_with("could not acquire lock") =>
+                {
+                    retries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                opened => break opened?,
+            }
+        };
         match db.get(b"m:format")? {
             None if db.is_empty() => {
                 db.insert(b"m:format", &FORMAT_VERSION.to_be_bytes())?;
@@ -432,7 +443,12 @@ impl Store {
                 &self.entry_count()?.saturating_sub(1).to_be_bytes(),
             );
             if let Some(collection) = collection_of(&old) {
-                batch.insert(item_key(&collection, id), &TOMBSTONE_DIGEST[..]);
+                // A private or unconsented entry never leaves the node, not even as a tombstone.
+                if old.is_shareable() {
+                    batch.insert(item_key(&collection, id), &TOMBSTONE_DIGEST[..]);
+                } else {
+                    batch.remove(item_key(&collection, id));
+                }
                 let count = self.get_u64(&key(b"k:", &collection))?.unwrap_or(0);
                 batch.insert(
                     key(b"k:", &collection),

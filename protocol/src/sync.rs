@@ -41,6 +41,9 @@ impl From<DocKind> for WireKind {
     }
 }
 
+/// A document after a payload was applied, with the signatures of the changes it gained.
+pub type Applied = (Automerge, Vec<(ChangeHash, Signature)>);
+
 /// Sorted heads as wire bytes.
 pub fn heads_bytes(doc: &Automerge) -> Vec<[u8; 32]> {
     let mut heads: Vec<[u8; 32]> = doc.get_heads().iter().map(|h| h.0).collect();
@@ -99,7 +102,7 @@ pub fn apply_payload(
     kind: DocKind,
     held: Option<&Automerge>,
     payload: &Payload,
-) -> Result<Option<(Automerge, Vec<(ChangeHash, Signature)>)>, VerifyError> {
+) -> Result<Option<Applied>, VerifyError> {
     let incoming: Vec<SignedChange> = match payload {
         Payload::Nothing | Payload::Tombstone(_) => return Ok(None),
         Payload::Changes(changes) => changes

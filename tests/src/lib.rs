@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod demo;
+pub mod hostile;
 
 /// The `minga` binary under test: `$MINGA_BIN`, or the workspace's, built once per test run in
 /// the profile of the test binary itself.
@@ -153,20 +154,28 @@ impl Node {
     pub fn spawn(dir: &Path, extra: &[&str]) -> Node {
         let addr_file = dir.join("api.addr");
         let _ = std::fs::remove_file(&addr_file);
+        // The node's log goes to node.log in its data dir, for a failing test to show.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .expect("opening node.log");
+        let mut args = vec!["node", "--api", "127.0.0.1:0"];
+        if !extra.contains(&"--listen") {
+            args.extend(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+        }
         let child = Command::new(minga_bin())
             .arg("--data-dir")
             .arg(dir)
-            .args([
-                "node",
-                "--api",
-                "127.0.0.1:0",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-            ])
+            .args(args)
             .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("MINGA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("starting minga node");
         let mut node = Node {
@@ -235,6 +244,17 @@ pub fn wait_until(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failing test shows the end of the node's log.
+            let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "--- {} node.log ---\n{}",
+                self.dir.display(),
+                tail.join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

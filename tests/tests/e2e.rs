@@ -4,5 +4,6 @@ mod e2e {
     mod api;
     mod cli;
     mod crash;
+    mod hostile;
     mod network;
 }

@@ -16,16 +16,30 @@ pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/minga/sync/1");
 #[derive(Debug, Clone, Default)]
 pub struct SyncCodec;
 
+/// An inbound request, or why its frame was broken. libp2p reports no event for a request that
+/// fails to decode, so a broken frame is delivered as a request the node can punish.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    Valid(Request),
+    Malformed(String),
+}
+
 impl libp2p::request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = Request;
+    type Request = Inbound;
     type Response = Response;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Inbound>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io).await
+        match read_frame(io).await {
+            Ok(request) => Ok(Inbound::Valid(request)),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Ok(Inbound::Malformed(e.to_string()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
@@ -39,12 +53,18 @@ impl libp2p::request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: Request,
+        req: Inbound,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req).await
+        match req {
+            Inbound::Valid(request) => write_frame(io, &request).await,
+            Inbound::Malformed(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a malformed request is never sent",
+            )),
+        }
     }
 
     async fn write_response<T>(

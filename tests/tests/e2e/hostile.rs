@@ -1,0 +1,186 @@
+//! A hostile peer sends real bytes through the node's real network and verification paths:
+//! nothing forged is stored, the peer is dropped every time, and honest sync goes on.
+
+use minga_protocol::automerge::{ActorId, Automerge};
+use minga_protocol::entry::{self, EntryPatch, NewEntry};
+use minga_protocol::wire::{HashSignature, Offer, Payload, Request, SignedBytes, WireKind};
+use minga_protocol::{AuthorKey, DocumentId};
+use minga_tests::hostile::{Hostile, Outcome};
+use minga_tests::{Node, wait_until};
+use serde_json::json;
+
+fn genuine(
+    actor: ActorId,
+    collection: &DocumentId,
+    key: &AuthorKey,
+    title: &str,
+) -> (DocumentId, Automerge) {
+    let new: NewEntry = serde_json::from_value(json!({
+        "collection": collection.to_string(), "kind": "practice", "title": title,
+        "body": "Texto original.", "license": "CC0-1.0"
+    }))
+    .unwrap();
+    entry::create(
+        &new.validate().unwrap(),
+        collection,
+        &key.id(),
+        "Hostil",
+        actor,
+        1,
+    )
+    .unwrap()
+}
+
+fn whole(id: DocumentId, doc: &Automerge, key: &AuthorKey, signed_as: DocumentId) -> Request {
+    let signatures = key
+        .sign_changes_since(&signed_as, doc, &[])
+        .into_iter()
+        .map(|(hash, sig)| HashSignature {
+            hash: hash.0,
+            signature: sig.0.to_vec(),
+        })
+        .collect();
+    offer(
+        id,
+        Payload::Whole {
+            document: doc.save(),
+            signatures,
+        },
+    )
+}
+
+fn offer(id: DocumentId, payload: Payload) -> Request {
+    Request::Sync {
+        offers: vec![Offer {
+            id: *id.as_bytes(),
+            kind: WireKind::Entry,
+            heads: Vec::new(),
+            payload,
+        }],
+    }
+}
+
+fn stored(node: &Node, id: &DocumentId) -> bool {
+    node.get(&format!("/api/v1/entries/{id}")).0 == 200
+}
+
+#[test]
+fn forged_and_broken_messages_store_nothing_and_drop_the_peer() {
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let node = Node::start(dirs[0].path());
+    let collection: DocumentId = node.post("/api/v1/collections", r#"{"name": "c"}"#).1["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let addr = node.p2p_addr();
+    let mut hostile = Hostile::new();
+    let key = AuthorKey::from_bytes(&[42; 32]);
+    let other = AuthorKey::from_bytes(&[43; 32]);
+
+    // A bad signature.
+    let (id, doc) = genuine(key.actor([1; 16]), &collection, &key, "Firma rota");
+    let Request::Sync { mut offers } = whole(id, &doc, &key, id) else {
+        unreachable!()
+    };
+    if let Payload::Whole { signatures, .. } = &mut offers[0].payload {
+        signatures[0].signature[5] ^= 1;
+    }
+    assert_eq!(
+        hostile.send(&addr, Hostile::frame(&Request::Sync { offers })),
+        Outcome::Dropped
+    );
+    assert!(!stored(&node, &id));
+
+    // A change signed by a key that is not its actor's.
+    let (id, doc) = genuine(key.actor([2; 16]), &collection, &key, "Llave ajena");
+    assert_eq!(
+        hostile.send(&addr, Hostile::frame(&whole(id, &doc, &other, id))),
+        Outcome::Dropped
+    );
+    assert!(!stored(&node, &id));
+
+    // A foreign actor: not an author key followed by a nonce.
+    let (id, doc) = genuine(ActorId::from([9u8; 16]), &collection, &key, "Actor ajeno");
+    assert_eq!(
+        hostile.send(&addr, Hostile::frame(&whole(id, &doc, &key, id))),
+        Outcome::Dropped
+    );
+    assert!(!stored(&node, &id));
+
+    // A genesis change transplanted into another entry's id, signed for that id.
+    let (x, x_doc) = genuine(key.actor([3; 16]), &collection, &key, "Original");
+    let (y, _) = genuine(key.actor([4; 16]), &collection, &key, "Víctima");
+    assert_eq!(
+        hostile.send(&addr, Hostile::frame(&whole(y, &x_doc, &key, y))),
+        Outcome::Dropped
+    );
+    assert!(!stored(&node, &y) && !stored(&node, &x));
+
+    // An equivocating pair: two different changes with one actor and sequence number.
+    let (id, doc) = genuine(key.actor([5; 16]), &collection, &key, "Equívoco");
+    assert!(matches!(
+        hostile.send(&addr, Hostile::frame(&whole(id, &doc, &key, id))),
+        Outcome::Answered(_)
+    ));
+    assert!(stored(&node, &id), "the honest first version is kept");
+    let edit = |body: &str| {
+        let mut fork = doc.fork().with_actor(key.actor([6; 16]));
+        let before = fork.get_heads();
+        let patch = EntryPatch {
+            body: Some(body.into()),
+            ..EntryPatch::default()
+        };
+        entry::apply_patch(&mut fork, id, &patch, &key.id(), 2).unwrap();
+        let change = fork.get_changes(&before).pop().unwrap();
+        let signature = key.sign_change(&id, &change.hash());
+        offer(
+            id,
+            Payload::Changes(vec![SignedBytes {
+                change: change.raw_bytes().to_vec(),
+                signature: signature.0.to_vec(),
+            }]),
+        )
+    };
+    assert!(matches!(
+        hostile.send(&addr, Hostile::frame(&edit("Primera versión."))),
+        Outcome::Answered(_)
+    ));
+    assert_eq!(
+        hostile.send(&addr, Hostile::frame(&edit("Otra versión."))),
+        Outcome::Dropped
+    );
+    let kept = node.get(&format!("/api/v1/entries/{id}")).1;
+    assert_eq!(kept["body"], "Primera versión.");
+
+    // An oversized frame, and garbage.
+    let oversized = [[0x7f, 0xff, 0xff, 0xff].as_slice(), &[0u8; 1000]].concat();
+    assert_eq!(hostile.send(&addr, oversized), Outcome::Dropped);
+    let garbage = [
+        [0, 0, 0, 24].as_slice(),
+        &[0xde, 0xad, 0xbe, 0xef].repeat(6),
+    ]
+    .concat();
+    assert_eq!(hostile.send(&addr, garbage), Outcome::Dropped);
+
+    let metrics = node.send("GET", "/metrics", None);
+    assert_eq!(metrics.0, 200);
+
+    // Honest sync goes on.
+    let honest = Node::start_with(dirs[1].path(), &["--bootstrap", &addr]);
+    assert_eq!(
+        honest
+            .post(&format!("/api/v1/collections/{collection}/follow"), "")
+            .0,
+        200
+    );
+    let new = json!({"collection": collection.to_string(), "kind": "practice", "title": "Honesta",
+                     "body": "Sigue.", "license": "CC0-1.0"});
+    let honest_id = node.post("/api/v1/entries", &new.to_string()).1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_until(60, "honest sync", || {
+        honest.get(&format!("/api/v1/entries/{honest_id}")).0 == 200
+    });
+}
