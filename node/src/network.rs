@@ -284,6 +284,7 @@ impl Network {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = address
+                    .clone()
                     .with_p2p(*self.swarm.local_peer_id())
                     .unwrap_or_else(|a| a);
                 tracing::info!("listening on {full}");
@@ -292,6 +293,10 @@ impl Network {
                     .expect("status lock")
                     .listen
                     .push(full.to_string());
+                if self.config.relay && !full.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+                    // A relay is reachable by definition: its reservations advertise these.
+                    self.swarm.add_external_address(address);
+                }
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
@@ -326,6 +331,15 @@ impl Network {
                     .remove(&peer_id.to_string());
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            } => {
+                tracing::warn!(?addresses, "a listener closed: {reason:?}");
+            }
+            SwarmEvent::ListenerError { error, .. } => tracing::warn!("listener error: {error}"),
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, "dial failed: {error}");
+            }
             _ => {}
         }
     }

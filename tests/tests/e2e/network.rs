@@ -233,3 +233,28 @@ fn two_thousand_entries_reach_a_fresh_node_and_a_second_look_is_cheap() {
     let cost = bytes(&b) - before;
     assert!(cost < 1024, "an unchanged reconciliation cost {cost} bytes");
 }
+
+#[test]
+fn a_node_behind_a_relay_is_reached_through_its_circuit_address() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let relay = Node::start_with(dirs[0].path(), &["--relay"]);
+    let circuit = format!("{}/p2p-circuit", relay.p2p_addr());
+    // A listens only through the relay: it has no address of its own to reach.
+    let a = Node::start_with(dirs[1].path(), &["--listen", &circuit]);
+    let a_circuit = a.p2p_addr();
+    assert!(a_circuit.contains("/p2p-circuit/"), "{a_circuit}");
+    let collection = a.post("/api/v1/collections", r#"{"name": "remota"}"#).1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = create(&a, &collection, "Desde lejos", "Por el relé.");
+    let c = Node::start_with(dirs[2].path(), &["--bootstrap", &a_circuit]);
+    assert_eq!(
+        c.post(&format!("/api/v1/collections/{collection}/follow"), "")
+            .0,
+        200
+    );
+    wait_until(90, "the entry on C through the relay", || {
+        entry(&c, &id).is_some()
+    });
+}
