@@ -67,8 +67,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// Address of the HTTP API (port 0 picks a free one; see api.addr in the data dir).
-    #[arg(long, default_value = minga_node::config::DEFAULT_API)]
-    pub api: SocketAddr,
+    /// [default: 127.0.0.1:7878, or `api` in config.toml]
+    #[arg(long)]
+    pub api: Option<SocketAddr>,
     /// Peer-to-peer listen address (repeatable); default TCP and QUIC on port 4747.
     #[arg(long = "listen")]
     pub listen: Vec<Multiaddr>,
@@ -85,8 +86,9 @@ pub struct NodeArgs {
     #[arg(long)]
     pub relay: bool,
     /// sled's cache size in MiB.
-    #[arg(long, default_value_t = minga_node::config::DEFAULT_CACHE_BYTES >> 20)]
-    pub cache_mb: u64,
+    /// [default: 64, or `cache_mb` in config.toml]
+    #[arg(long)]
+    pub cache_mb: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

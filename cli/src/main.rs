@@ -2,6 +2,7 @@
 
 mod args;
 mod backend;
+mod config_file;
 mod output;
 
 use std::fs;
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use minga_node::config::{DEFAULT_API, DEFAULT_CACHE_BYTES, DEFAULT_LISTEN};
 use minga_node::network::NetworkConfig;
 use minga_node::queries::ListParams;
 use minga_node::{Commons, DataDir, keys};
@@ -210,35 +212,45 @@ fn init(dir: &DataDir, name: Option<&str>, json: bool) -> anyhow::Result<()> {
 }
 
 fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
-    if !args.api.ip().is_loopback() {
+    let file = config_file::load(dir.root())?;
+    let api = args
+        .api
+        .or(file.api)
+        .unwrap_or_else(|| DEFAULT_API.parse().expect("default API"));
+    if !api.ip().is_loopback() {
         anyhow::bail!(
-            "--api {}: serving the API beyond loopback needs contributor codes for writes, which this release does not have yet",
-            args.api
+            "--api {api}: serving the API beyond loopback needs contributor codes for writes, which this release does not have yet"
         );
     }
+    let listen = match (args.listen.is_empty(), file.listen.is_empty()) {
+        (false, _) => args.listen,
+        (true, false) => config_file::addresses(&file.listen)?,
+        (true, true) => DEFAULT_LISTEN
+            .iter()
+            .map(|a| a.parse().expect("default address"))
+            .collect(),
+    };
+    let mut bootstrap = args.bootstrap;
+    bootstrap.extend(config_file::addresses(&file.bootstrap)?);
+    let network = NetworkConfig {
+        listen,
+        bootstrap,
+        mdns: !args.no_mdns && file.mdns.unwrap_or(true),
+        relay: args.relay || file.relay.unwrap_or(false),
+        mirror: args.mirror || file.mirror.unwrap_or(false),
+    };
+    let cache_bytes = args
+        .cache_mb
+        .or(file.cache_mb)
+        .map_or(DEFAULT_CACHE_BYTES, |mb| mb << 20);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let commons = Commons::open(&dir, args.cache_mb << 20)?;
-        let listener = tokio::net::TcpListener::bind(args.api)
+        let commons = Commons::open(&dir, cache_bytes)?;
+        let listener = tokio::net::TcpListener::bind(api)
             .await
-            .with_context(|| format!("listening for the API on {}", args.api))?;
-        let listen = if args.listen.is_empty() {
-            minga_node::config::DEFAULT_LISTEN
-                .iter()
-                .map(|a| a.parse().expect("default address"))
-                .collect()
-        } else {
-            args.listen
-        };
-        let network = NetworkConfig {
-            listen,
-            bootstrap: args.bootstrap,
-            mdns: !args.no_mdns,
-            relay: args.relay,
-            mirror: args.mirror,
-        };
+            .with_context(|| format!("listening for the API on {api}"))?;
         minga_node::node::run(commons, &dir, listener, network, shutdown_signal()).await?;
         tracing::info!("stopped cleanly");
         Ok(())

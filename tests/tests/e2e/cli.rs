@@ -102,6 +102,23 @@ fn comparable(mut value: Value) -> Value {
     value
 }
 
+/// Adds a practice to collection `c`; returns its id.
+fn add_practice(dir: &Path, title: &str) -> String {
+    let args = [
+        "add",
+        "--collection",
+        "c",
+        "--kind",
+        "practice",
+        "--title",
+        title,
+    ];
+    cli_ok(
+        dir,
+        &[&args[..], &["--body", "b", "--license", "CC0-1.0"]].concat(),
+    )
+}
+
 #[test]
 fn the_cli_answers_the_same_through_a_node_and_offline() {
     let online = tempfile::tempdir().unwrap();
@@ -183,22 +200,7 @@ fn a_stale_api_addr_after_kill_9_falls_back_to_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::start(dir.path());
     cli_ok(dir.path(), &["collection", "create", "c"]);
-    let id = cli_ok(
-        dir.path(),
-        &[
-            "add",
-            "--collection",
-            "c",
-            "--kind",
-            "practice",
-            "--title",
-            "Antes del corte",
-            "--body",
-            "b",
-            "--license",
-            "CC0-1.0",
-        ],
-    );
+    let id = add_practice(dir.path(), "Antes del corte");
     node.kill9();
     assert!(
         dir.path().join("api.addr").exists(),
@@ -234,22 +236,7 @@ fn the_author_key_moves_with_export_and_import() {
 
     let key_of = |dir: &Path| {
         cli_ok(dir, &["collection", "create", "c"]);
-        let id = cli_ok(
-            dir,
-            &[
-                "add",
-                "--collection",
-                "c",
-                "--kind",
-                "practice",
-                "--title",
-                "t",
-                "--body",
-                "b",
-                "--license",
-                "CC0-1.0",
-            ],
-        );
+        let id = add_practice(dir, "t");
         let entry: Value = serde_json::from_str(&cli_ok(dir, &["--json", "show", &id])).unwrap();
         entry["authors"][0]["key"].as_str().unwrap().to_owned()
     };
