@@ -5,5 +5,6 @@ mod e2e {
     mod cli;
     mod crash;
     mod hostile;
+    mod mdns;
     mod network;
 }
