@@ -5,8 +5,8 @@ use std::time::Duration;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, autonat, dcutr, gossipsub, identify, identity, kad, mdns, noise, ping,
-    relay, request_response, tcp, yamux,
+    StreamProtocol, Swarm, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad,
+    mdns, noise, ping, relay, request_response, tcp, yamux,
 };
 use minga_protocol::wire::MAX_GOSSIP_BYTES;
 use prometheus_client::registry::Registry;
@@ -26,8 +26,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Idle connections stay open this long: reconnecting on a slow link costs more than keeping them.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Most connections a node keeps, and per peer: a crowd of peers cannot exhaust a small PC.
+const MAX_CONNECTIONS: u32 = 256;
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
     pub relay_client: relay::client::Behaviour,
     pub relay: Toggle<relay::Behaviour>,
     pub dcutr: dcutr::Behaviour,
@@ -97,7 +102,12 @@ pub fn build(
             } else {
                 None
             };
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(MAX_CONNECTIONS))
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                .with_max_pending_incoming(Some(64));
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
                 relay_client,
                 relay: relay.into(),
                 dcutr: dcutr::Behaviour::new(peer_id),
