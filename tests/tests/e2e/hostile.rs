@@ -184,3 +184,80 @@ fn forged_and_broken_messages_store_nothing_and_drop_the_peer() {
         honest.get(&format!("/api/v1/entries/{honest_id}")).0 == 200
     });
 }
+
+/// Decodes a framed response the harness peer received.
+fn response(outcome: Outcome) -> minga_protocol::wire::Response {
+    let Outcome::Answered(bytes) = outcome else {
+        panic!("the node dropped an honest request")
+    };
+    minga_protocol::wire::decode(&bytes[4..], minga_protocol::wire::MAX_MESSAGE_BYTES).unwrap()
+}
+
+#[test]
+fn private_entries_and_unconsented_histories_never_cross_the_wire() {
+    use minga_protocol::reconcile::{self, RangeBody};
+    use minga_protocol::wire::Response;
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let collection = node.post("/api/v1/collections", r#"{"name": "c"}"#).1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut post = |fields: serde_json::Value| {
+        let mut new = json!({"collection": collection, "kind": "practice", "title": "t",
+                             "body": "b", "license": "CC0-1.0"});
+        new.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let id: DocumentId = node.post("/api/v1/entries", &new.to_string()).1["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        id
+    };
+    let private = post(json!({"private": true}));
+    let unconsented =
+        post(json!({"kind": "history", "consent": [{"name": "Doña Rosa", "status": "refused"}]}));
+    let public = post(json!({"title": "Pública"}));
+    let collection: DocumentId = collection.parse().unwrap();
+    let addr = node.p2p_addr();
+    let mut peer = Hostile::new();
+
+    // Reconciling from an empty set: the node lists what it would share.
+    let ask = Request::Reconcile {
+        collection: *collection.as_bytes(),
+        parts: reconcile::initiate(&[]),
+    };
+    let Response::Reconcile { parts } = response(peer.send(&addr, Hostile::frame(&ask))) else {
+        panic!()
+    };
+    let listed: Vec<[u8; 16]> = parts
+        .iter()
+        .flat_map(|p| match &p.body {
+            RangeBody::Items(items) => items.iter().map(|i| i.id).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(listed.contains(public.as_bytes()) && listed.contains(collection.as_bytes()));
+    assert!(!listed.contains(private.as_bytes()) && !listed.contains(unconsented.as_bytes()));
+
+    // Asking for them by id gets nothing; asking for the public one gets it whole.
+    let ask = |id: DocumentId| offer(id, Payload::Nothing);
+    for hidden in [private, unconsented] {
+        let Response::Sync { answers } = response(peer.send(&addr, Hostile::frame(&ask(hidden))))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (answers[0].heads.len(), &answers[0].payload),
+            (0, &Payload::Nothing)
+        );
+    }
+    let Response::Sync { answers } = response(peer.send(&addr, Hostile::frame(&ask(public))))
+    else {
+        panic!()
+    };
+    assert!(matches!(answers[0].payload, Payload::Whole { .. }));
+}
