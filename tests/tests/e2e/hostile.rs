@@ -204,7 +204,7 @@ fn private_entries_and_unconsented_histories_never_cross_the_wire() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut post = |fields: serde_json::Value| {
+    let post = |fields: serde_json::Value| {
         let mut new = json!({"collection": collection, "kind": "practice", "title": "t",
                              "body": "b", "license": "CC0-1.0"});
         new.as_object_mut()
