@@ -1,0 +1,714 @@
+//! Load benchmark of one real `minga node` through its HTTP API: durable entry writes from
+//! concurrent clients, store size per entry, resident memory, and cold start with a full store.
+//!
+//! ```text
+//! cargo run -p minga-tests --release --bin api_load -- [--entries N] [--clients C] [--seed S]
+//!     [--node-arg ARG]...
+//! ```
+//!
+//! Prints progress on stderr and a Markdown table of the figures on stdout.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use minga_tests::{Node, minga_bin};
+use serde_json::{Value, json};
+
+const USAGE: &str = "usage: api_load [--entries N] [--clients C] [--seed S] [--node-arg ARG]...
+
+  --entries N     entries to create (default 10000)
+  --clients C     concurrent client threads (default 8)
+  --seed S        seed of the content generator (default 1)
+  --node-arg ARG  one more argument for `minga node`, e.g. --node-arg=--cache-mb=16";
+
+struct Args {
+    entries: usize,
+    clients: usize,
+    seed: u64,
+    node_args: Vec<String>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        entries: 10_000,
+        clients: 8,
+        seed: 1,
+        node_args: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        if arg == "-h" || arg == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        // `--flag value` or `--flag=value`
+        let (flag, value) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), value.to_owned()),
+            None => {
+                let value = it
+                    .next()
+                    .with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
+                (arg, value)
+            }
+        };
+        let number = || -> Result<u64> {
+            value
+                .parse()
+                .with_context(|| format!("{flag}: not a number: {value:?}"))
+        };
+        match flag.as_str() {
+            "--entries" => args.entries = usize::try_from(number()?)?,
+            "--clients" => args.clients = usize::try_from(number()?)?,
+            "--seed" => args.seed = number()?,
+            "--node-arg" => args.node_args.push(value.clone()),
+            _ => bail!("unknown argument {flag:?}\n{USAGE}"),
+        }
+    }
+    ensure!(
+        args.entries > 0 && args.clients > 0,
+        "--entries and --clients must be positive"
+    );
+    Ok(args)
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    eprintln!("building/locating the minga binary …");
+    let bin = minga_bin();
+    eprintln!("minga binary: {}", bin.display());
+
+    let tmp = tempfile::Builder::new()
+        .prefix("minga-api-load-")
+        .tempdir()?;
+    let dir = tmp.path();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut row = |name: &str, value: String| rows.push((name.to_owned(), value));
+
+    // ---- writes ----
+    let node_args: Vec<&str> = args.node_args.iter().map(String::as_str).collect();
+    let mut node = Node::start_with(dir, &node_args);
+    let (status, body) = node.post("/api/v1/collections", r#"{"name":"bench"}"#);
+    ensure!(
+        status == 201,
+        "creating the collection answered {status}: {body}"
+    );
+    let collection = body["id"]
+        .as_str()
+        .context("collection id in the answer")?
+        .to_owned();
+
+    eprintln!(
+        "creating {} entries from {} clients (data dir {}) …",
+        args.entries,
+        args.clients,
+        dir.display()
+    );
+    let ticks = clock_ticks();
+    let node_cpu_before = cpu(node.pid(), ticks)?;
+    let own_cpu_before = cpu(std::process::id(), ticks)?;
+    let load = write_load(&node.base, node.pid(), &collection, &args)?;
+    let node_cpu = cpu(node.pid(), ticks)?.since(&node_cpu_before);
+    let own_cpu = cpu(std::process::id(), ticks)?.since(&own_cpu_before);
+    let (status, body) = node.get("/api/v1/status");
+    ensure!(
+        status == 200,
+        "status after the load answered {status}: {body}"
+    );
+    ensure!(
+        body["entries"].as_u64() == Some(args.entries as u64),
+        "status counts {} entries, expected {}",
+        body["entries"],
+        args.entries
+    );
+    let rss_loaded = rss(node.pid())?;
+    let store_loaded = disk_usage(&dir.join("store"))?;
+
+    let n = args.entries as f64;
+    row("entries", args.entries.to_string());
+    row("client threads", args.clients.to_string());
+    if !args.node_args.is_empty() {
+        row("extra `minga node` arguments", args.node_args.join(" "));
+    }
+    row(
+        "mean body size",
+        format!("{:.0} B", load.body_bytes as f64 / n),
+    );
+    row(
+        "write throughput (201 = durable)",
+        format!("{:.0} entries/s", n / secs(load.wall)),
+    );
+    row(
+        "write latency p50",
+        format!("{:.1} ms", ms(percentile(&load.latencies, 0.50))),
+    );
+    row(
+        "write latency p99",
+        format!("{:.1} ms", ms(percentile(&load.latencies, 0.99))),
+    );
+    row(
+        "write latency max",
+        format!("{:.1} ms", ms(percentile(&load.latencies, 1.0))),
+    );
+    row(
+        "node CPU per entry (all threads)",
+        format!("{:.2} ms", ms(node_cpu.process) / n),
+    );
+    if let Some(event_loop) = node_cpu.event_loop {
+        row(
+            "event-loop thread busy (CPU / wall)",
+            format!("{:.0} %", 100.0 * secs(event_loop) / secs(load.wall)),
+        );
+    }
+    row(
+        "benchmark clients' CPU per entry",
+        format!("{:.2} ms", ms(own_cpu.process) / n),
+    );
+    row("store on disk after load (du)", mib(store_loaded.allocated));
+    row(
+        "store per entry after load",
+        format!("{:.1} KiB", store_loaded.allocated as f64 / n / 1024.0),
+    );
+    row("node RSS after load", rss_loaded.show());
+    row("node peak RSS during load (VmHWM)", mib(rss_loaded.hwm));
+
+    // ---- cold start ----
+    eprintln!("stopping the node (SIGTERM) …");
+    let stopped = Instant::now();
+    ensure!(node.stop(), "the node did not exit cleanly on SIGTERM");
+    let stop_time = stopped.elapsed();
+    drop(node);
+    let store_rest = disk_usage(&dir.join("store"))?;
+    row(
+        "clean stop (SIGTERM to exit)",
+        format!("{:.0} ms", ms(stop_time)),
+    );
+    row(
+        "store per entry at rest (du after stop)",
+        format!(
+            "{:.1} KiB ({})",
+            store_rest.allocated as f64 / n / 1024.0,
+            mib(store_rest.allocated)
+        ),
+    );
+
+    eprintln!("cold start …");
+    let spawned = Instant::now();
+    let node = Node::start_with(dir, &node_args);
+    let ready = spawned.elapsed();
+    let rss_started = rss(node.pid())?;
+    let listed = Instant::now();
+    let (status, body) = node.get("/api/v1/entries");
+    let list_time = listed.elapsed();
+    ensure!(
+        status == 200,
+        "listing the first page answered {status}: {body}"
+    );
+    let page = body["entries"].as_array().map_or(0, Vec::len);
+    let rss_listed = rss(node.pid())?;
+    row(
+        "cold start: spawn to status 200",
+        format!("{:.0} ms", ms(ready)),
+    );
+    row("node RSS right after start", rss_started.show());
+    row(
+        "first page (GET /api/v1/entries)",
+        format!("{:.0} ms, {page} entries", ms(list_time)),
+    );
+    row("node RSS after first page", rss_listed.show());
+    drop(node);
+
+    println!("| measure | value |\n|---|---|");
+    for (name, value) in &rows {
+        println!("| {name} | {value} |");
+    }
+    Ok(())
+}
+
+/// What the write phase measured.
+struct Load {
+    wall: Duration,
+    latencies: Vec<Duration>,
+    body_bytes: usize,
+}
+
+/// Creates `args.entries` entries through `POST /api/v1/entries` from `args.clients` threads;
+/// each thread takes the next entry number from a shared counter. Every tenth of the way it
+/// logs progress and the node's (process `pid`) resident memory.
+fn write_load(base: &str, pid: u32, collection: &str, args: &Args) -> Result<Load> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(120))
+        .max_idle_connections_per_host(args.clients)
+        .build();
+    let next = AtomicUsize::new(0);
+    let url = format!("{base}/api/v1/entries");
+    let progress_step = (args.entries / 10).max(1);
+    let started = Instant::now();
+    let results: Vec<Result<(Vec<Duration>, usize)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..args.clients)
+            .map(|_| {
+                scope.spawn(|| -> Result<(Vec<Duration>, usize)> {
+                    let mut latencies = Vec::with_capacity(args.entries / args.clients + 1);
+                    let mut body_bytes = 0;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= args.entries {
+                            return Ok((latencies, body_bytes));
+                        }
+                        let practice = practice(args.seed, i as u64, collection);
+                        body_bytes += practice["body"].as_str().map_or(0, str::len);
+                        let payload = practice.to_string();
+                        let sent = Instant::now();
+                        let answer = agent
+                            .post(&url)
+                            .set("Content-Type", "application/json")
+                            .send_string(&payload);
+                        let latency = sent.elapsed();
+                        match answer {
+                            Ok(r) if r.status() == 201 => {}
+                            Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                                let status = r.status();
+                                let text = r.into_string().unwrap_or_default();
+                                bail!("entry {i}: POST answered {status}: {text}");
+                            }
+                            Err(e) => bail!("entry {i}: POST {url} failed: {e}"),
+                        }
+                        latencies.push(latency);
+                        // Crossed a tenth of the run (no `is_multiple_of`: MSRV 1.85).
+                        if (i + 1) / progress_step > i / progress_step {
+                            eprintln!(
+                                "  {} entries, {:.0} s, node RSS {}",
+                                i + 1,
+                                started.elapsed().as_secs_f64(),
+                                rss(pid).map_or_else(|e| e.to_string(), |m| m.show())
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked")))
+            })
+            .collect()
+    });
+    let wall = started.elapsed();
+    let mut load = Load {
+        wall,
+        latencies: Vec::with_capacity(args.entries),
+        body_bytes: 0,
+    };
+    for result in results {
+        let (latencies, body_bytes) = result?;
+        load.latencies.extend(latencies);
+        load.body_bytes += body_bytes;
+    }
+    load.latencies.sort_unstable();
+    Ok(load)
+}
+
+// ---- measurements ----
+
+struct Memory {
+    /// VmRSS, bytes.
+    rss: u64,
+    /// RssAnon: the heap and other anonymous memory, bytes.
+    anon: u64,
+    /// VmHWM (peak resident set), bytes.
+    hwm: u64,
+}
+
+impl Memory {
+    fn show(&self) -> String {
+        format!("{} (anon {})", mib(self.rss), mib(self.anon))
+    }
+}
+
+/// Resident memory of a process, from `/proc/PID/status`.
+fn rss(pid: u32) -> Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let field = |name: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .with_context(|| format!("no {name} in {path}"))?;
+        let kib: u64 = line
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .with_context(|| format!("parsing {name}{line}"))?;
+        Ok(kib * 1024)
+    };
+    Ok(Memory {
+        rss: field("VmRSS:")?,
+        anon: field("RssAnon:")?,
+        hwm: field("VmHWM:")?,
+    })
+}
+
+/// CPU time (user + system) of a process, and of its event-loop thread when it has one.
+struct Cpu {
+    process: Duration,
+    event_loop: Option<Duration>,
+}
+
+impl Cpu {
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            process: self.process.saturating_sub(before.process),
+            event_loop: self
+                .event_loop
+                .map(|now| now.saturating_sub(before.event_loop.unwrap_or_default())),
+        }
+    }
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 on Linux).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a `/proc/.../stat` file.
+fn stat_cpu(path: &Path, ticks: f64) -> Result<Duration> {
+    let stat =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // Fields after the command name, which may hold spaces and ends at the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .with_context(|| format!("field {} of {}", i + 3, path.display()))
+    };
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    Ok(Duration::from_secs_f64((tick(11)? + tick(12)?) / ticks))
+}
+
+fn cpu(pid: u32, ticks: f64) -> Result<Cpu> {
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    let process = stat_cpu(&proc_dir.join("stat"), ticks)?;
+    let mut event_loop = None;
+    for task in std::fs::read_dir(proc_dir.join("task"))?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        // The kernel keeps 15 bytes of a thread's name: "minga-event-loo".
+        if comm.starts_with("minga-event") {
+            event_loop = Some(stat_cpu(&task.path().join("stat"), ticks)?);
+        }
+    }
+    Ok(Cpu {
+        process,
+        event_loop,
+    })
+}
+
+struct DiskUsage {
+    /// Blocks allocated, in bytes, as `du` counts them.
+    allocated: u64,
+}
+
+/// Space a directory tree takes on disk (`du -s`, in bytes).
+fn disk_usage(path: &Path) -> Result<DiskUsage> {
+    use std::os::unix::fs::MetadataExt;
+    let mut usage = DiskUsage { allocated: 0 };
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for item in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            let item = item?;
+            let meta = item.metadata()?;
+            usage.allocated += meta.blocks() * 512;
+            if meta.is_dir() {
+                stack.push(item.path());
+            }
+        }
+    }
+    Ok(usage)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+// ---- content: a seeded generator of realistic practices ----
+
+/// xorshift64*: small, fast, and the same sequence on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, stream: u64) -> Rng {
+        // splitmix64 of (seed, stream), never zero.
+        let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.range(0, items.len() - 1)]
+    }
+}
+
+const VERBS: &[&str] = &[
+    "Cómo preparar",
+    "Sembrar",
+    "Cuidar",
+    "Cosechar",
+    "Guardar",
+    "Proteger",
+    "Recuperar",
+    "Mejorar",
+    "Multiplicar",
+    "Elaborar",
+];
+const OBJECTS: &[&str] = &[
+    "abono de lombriz",
+    "semillas de quinua",
+    "papa nativa",
+    "maíz morocho",
+    "chochos",
+    "habas",
+    "el suelo de ladera",
+    "bocashi",
+    "purín de ortiga",
+    "biol",
+    "oca y mashua",
+    "cuyes",
+    "el agua de riego",
+    "plantas medicinales",
+    "frutales andinos",
+];
+const QUALIFIERS: &[&str] = &[
+    "en la chacra",
+    "con la luna",
+    "en tiempo de heladas",
+    "sin químicos",
+    "entre vecinos",
+    "en terrazas",
+    "para la minga",
+    "en el huerto familiar",
+    "antes de las lluvias",
+    "como nos enseñaron los abuelos",
+];
+const PLACES: &[&str] = &[
+    "Otavalo",
+    "Cotacachi",
+    "Guamote",
+    "Saraguro",
+    "Colta",
+    "Zumbahua",
+    "Cayambe",
+    "Alausí",
+    "Riobamba",
+    "Pujilí",
+];
+const TAGS: &[&str] = &[
+    "suelo",
+    "abono",
+    "semillas",
+    "agua",
+    "riego",
+    "heladas",
+    "plagas",
+    "quinua",
+    "papa",
+    "maíz",
+    "chocho",
+    "animales",
+    "medicina",
+    "calendario",
+    "minga",
+    "cosecha",
+    "almacenamiento",
+    "agroecología",
+    "huerto",
+    "frutales",
+];
+const SUBJECTS: &[&str] = &[
+    "la tierra",
+    "el abono",
+    "la semilla",
+    "el agua",
+    "la comunidad",
+    "la abuela",
+    "el técnico",
+    "la helada",
+    "la lombriz",
+    "la cosecha",
+    "el surco",
+    "la familia",
+];
+const PREDICATES: &[&str] = &[
+    "necesita descansar después de cada ciclo",
+    "se prepara mejor con materiales de la propia finca",
+    "debe revisarse cada semana, sobre todo en verano",
+    "cambia según la altura y el tipo de suelo",
+    "se comparte en la minga de los sábados",
+    "aguanta mejor cuando se cubre con paja",
+    "da más cuando se siembra en asociación con otras plantas",
+    "se guarda en un lugar seco, oscuro y ventilado",
+    "pierde fuerza si se deja al sol",
+    "se mide con la mano, no con la balanza",
+    "cuesta poco y rinde mucho",
+    "era parte del calendario de nuestros mayores",
+];
+const CONNECTORS: &[&str] = &[
+    "Además,",
+    "Por eso",
+    "En cambio,",
+    "Según la experiencia,",
+    "Cuando llueve,",
+    "Así",
+];
+
+fn sentence(rng: &mut Rng, out: &mut String) {
+    if rng.range(0, 2) == 0 {
+        out.push_str(rng.pick(CONNECTORS));
+        out.push(' ');
+        out.push_str(rng.pick(SUBJECTS));
+    } else {
+        let subject = rng.pick(SUBJECTS);
+        let mut chars = subject.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out.push(' ');
+    out.push_str(rng.pick(PREDICATES));
+    out.push_str(". ");
+}
+
+/// A Markdown body of `target` bytes or a sentence more: a list of materials, numbered steps
+/// and paragraphs, now and then a quote.
+fn markdown(rng: &mut Rng, target: usize) -> String {
+    let mut out = String::with_capacity(target + 200);
+    out.push_str("## Lo que se necesita\n\n");
+    for _ in 0..rng.range(2, 4) {
+        out.push_str("- ");
+        out.push_str(rng.pick(OBJECTS));
+        out.push('\n');
+    }
+    out.push_str("\n## Cómo se hace\n\n");
+    let mut step = 1;
+    while out.len() < target {
+        if step <= 6 && rng.range(0, 1) == 0 {
+            out.push_str(&step.to_string());
+            out.push_str(". ");
+            sentence(rng, &mut out);
+            out.push('\n');
+            step += 1;
+        } else if rng.range(0, 5) == 0 {
+            out.push_str("\n> *");
+            sentence(rng, &mut out);
+            out.push_str("*\n\n");
+        } else {
+            out.push('\n');
+            for _ in 0..rng.range(2, 5) {
+                if out.len() >= target {
+                    break;
+                }
+                sentence(rng, &mut out);
+            }
+            out.push_str("\n\n");
+        }
+    }
+    out
+}
+
+/// Practice number `i` of the run: the same for a given seed, whichever thread sends it.
+fn practice(seed: u64, i: u64, collection: &str) -> Value {
+    let mut rng = Rng::new(seed, i);
+    let title = format!(
+        "{} {} {} ({})",
+        rng.pick(VERBS),
+        rng.pick(OBJECTS),
+        rng.pick(QUALIFIERS),
+        rng.pick(PLACES)
+    );
+    // 0.5–5 KiB once the last sentence is in.
+    let target = rng.range(512, 5 * 1024 - 128);
+    let body = markdown(&mut rng, target);
+    let mut tags: Vec<&str> = Vec::with_capacity(3);
+    let wanted = rng.range(1, 3);
+    while tags.len() < wanted {
+        let tag = rng.pick(TAGS);
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    json!({
+        "collection": collection,
+        "kind": "practice",
+        "title": title,
+        "body": body,
+        "license": "CC-BY-SA-4.0",
+        "lang": "es",
+        "tags": tags,
+        "place": rng.pick(PLACES),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn practices_are_seeded_and_sized() {
+        assert_eq!(practice(7, 42, "c"), practice(7, 42, "c"));
+        assert_ne!(practice(7, 42, "c"), practice(7, 43, "c"));
+        for i in 0..2000 {
+            let p = practice(1, i, "c");
+            let body = p["body"].as_str().expect("a body");
+            assert!(
+                (512..=5 * 1024).contains(&body.len()),
+                "body of {} bytes",
+                body.len()
+            );
+            let tags = p["tags"].as_array().expect("tags").len();
+            assert!((1..=3).contains(&tags));
+        }
+    }
+}
