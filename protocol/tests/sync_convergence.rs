@@ -1,0 +1,657 @@
+//! Proves, sans IO, that reconciliation plus the sync offers of `node/src/network/exchange.rs`
+//! converge: whatever the edits and however a lossy network drops, duplicates or reorders
+//! messages, a few lossless rounds leave every replica with the same signed history.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use minga_protocol::automerge::{ActorId, Automerge, ChangeHash};
+use minga_protocol::entry::{self, EntryPatch, NewEntry};
+use minga_protocol::reconcile::{self, Item};
+use minga_protocol::sync::{self, SignedDoc, heads_bytes};
+use minga_protocol::wire::{self, MAX_MESSAGE_BYTES, Offer, Payload, Request, Response, WireKind};
+use minga_protocol::{AuthorId, AuthorKey, DocKind, DocumentId, Entry, VerifyError};
+use proptest::prelude::*;
+
+const NOW: i64 = 1_700_000_000_000;
+
+/// Lossless rounds allowed after the random phase; one should be enough.
+const MAX_ROUNDS: usize = 6;
+
+/// Follow-ups the node sends after the first sync request (`Purpose::Sync(round)`, round < 2).
+const MAX_SYNC_ROUND: u8 = 2;
+
+const WORDS: [&str; 8] = [
+    "roya", "sombra", "café", "milpa", "agua", "semilla", "tierra", "maíz",
+];
+
+fn collection_id() -> DocumentId {
+    DocumentId::from_bytes([9; DocumentId::LEN])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated histories
+
+#[derive(Debug, Clone)]
+struct Patch {
+    title: Option<String>,
+    body: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    Deliver,
+    Drop,
+    /// Delivered now, and a copy stays in flight.
+    Duplicate,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create {
+        replica: usize,
+        title: String,
+        body: String,
+        tags: Vec<String>,
+    },
+    Edit {
+        replica: usize,
+        entry: usize,
+        patch: Patch,
+    },
+    /// `from` starts reconciling the collection with `to`.
+    Reconcile { from: usize, to: usize },
+    /// The message at `pick` (modulo what is in flight) meets its fate: any message may go next,
+    /// so messages are reordered.
+    Deliver { pick: usize, fate: Fate },
+}
+
+fn words(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::sample::select(WORDS.to_vec()), 1..=max)
+        .prop_map(|w| w.join(" "))
+}
+
+/// Short bodies, and long ones so that automerge compresses some changes.
+fn body() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => words(6),
+        1 => words(80),
+        1 => Just(String::new()),
+    ]
+}
+
+fn tags() -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::vec(proptest::sample::select(WORDS.to_vec()), 0..4)
+        .prop_map(|t| t.into_iter().map(String::from).collect())
+}
+
+fn patch() -> impl Strategy<Value = Patch> {
+    (
+        proptest::option::of(words(3)),
+        proptest::option::of(body()),
+        proptest::option::of(tags()),
+    )
+        .prop_map(|(title, body, tags)| Patch { title, body, tags })
+}
+
+fn create() -> impl Strategy<Value = Op> {
+    (any::<usize>(), words(3), body(), tags()).prop_map(|(replica, title, body, tags)| Op::Create {
+        replica,
+        title,
+        body,
+        tags,
+    })
+}
+
+fn edit() -> impl Strategy<Value = Op> {
+    (any::<usize>(), any::<usize>(), patch()).prop_map(|(replica, entry, patch)| Op::Edit {
+        replica,
+        entry,
+        patch,
+    })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let fate = prop_oneof![
+        6 => Just(Fate::Deliver),
+        1 => Just(Fate::Drop),
+        1 => Just(Fate::Duplicate),
+    ];
+    prop_oneof![
+        1 => create(),
+        3 => edit(),
+        2 => (any::<usize>(), any::<usize>()).prop_map(|(from, to)| Op::Reconcile { from, to }),
+        8 => (any::<usize>(), fate).prop_map(|(pick, fate)| Op::Deliver { pick, fate }),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replicas
+
+struct Replica {
+    key: AuthorKey,
+    actor: ActorId,
+    docs: BTreeMap<[u8; 16], SignedDoc>,
+}
+
+impl Replica {
+    fn new(index: usize) -> Self {
+        let byte = u8::try_from(index).expect("few replicas") + 1;
+        let key = AuthorKey::from_bytes(&[byte; 32]);
+        let actor = key.actor([byte; 16]);
+        Self {
+            key,
+            actor,
+            docs: BTreeMap::new(),
+        }
+    }
+
+    /// The reconciled set of the collection, sorted by id.
+    fn items(&self) -> Vec<Item> {
+        self.docs
+            .iter()
+            .map(|(id, held)| Item {
+                id: *id,
+                digest: reconcile::heads_digest(&heads_bytes(&held.doc)),
+            })
+            .collect()
+    }
+
+    /// Keeps a document, checking that every one of its changes carries a valid signature.
+    fn hold(&mut self, id: [u8; 16], held: SignedDoc) {
+        let document = DocumentId::from_bytes(id);
+        for meta in held.doc.get_changes_meta(&[]) {
+            let signature = held
+                .signatures
+                .get(&meta.hash)
+                .unwrap_or_else(|| panic!("{document}: change {} is unsigned", meta.hash));
+            let author = AuthorId::of_actor(&meta.actor).expect("a Minga actor");
+            assert!(
+                author.verify_change(&document, &meta.hash, signature),
+                "{document}: change {} has a bad signature",
+                meta.hash
+            );
+        }
+        self.docs.insert(id, held);
+    }
+}
+
+/// Everything the simulation holds, and every change ever made, by document.
+struct World {
+    replicas: Vec<Replica>,
+    made: BTreeMap<[u8; 16], BTreeSet<ChangeHash>>,
+    /// Entries in order of creation, so edits can name them by index.
+    order: Vec<[u8; 16]>,
+    now: i64,
+    /// Messages are neither lost nor reordered any more: every payload must apply.
+    lossless: bool,
+}
+
+impl World {
+    fn new(replicas: usize) -> Self {
+        Self {
+            replicas: (0..replicas).map(Replica::new).collect(),
+            made: BTreeMap::new(),
+            order: Vec::new(),
+            now: NOW,
+            lossless: false,
+        }
+    }
+
+    fn tick(&mut self) -> i64 {
+        self.now += 1;
+        self.now
+    }
+
+    fn create(&mut self, replica: usize, title: &str, body: &str, tags: &[String]) {
+        let now = self.tick();
+        let new = NewEntry {
+            collection: collection_id().to_string(),
+            kind: "practice".into(),
+            title: title.into(),
+            body: body.into(),
+            license: "CC-BY-4.0".into(),
+            lang: Some("es".into()),
+            tags: tags.to_vec(),
+            subjects: Vec::new(),
+            place: None,
+            authors: Vec::new(),
+            consent: Vec::new(),
+            private: false,
+            attachments: Vec::new(),
+        };
+        let valid = new.validate().expect("generated entries are valid");
+        let r = &mut self.replicas[replica];
+        let (id, doc) = entry::create(
+            &valid,
+            &collection_id(),
+            &r.key.id(),
+            "Ana",
+            r.actor.clone(),
+            now,
+        )
+        .expect("create");
+        let signatures = r
+            .key
+            .sign_changes_since(&id, &doc, &[])
+            .into_iter()
+            .collect();
+        self.made
+            .entry(*id.as_bytes())
+            .or_default()
+            .extend(doc.get_changes_meta(&[]).iter().map(|m| m.hash));
+        r.hold(*id.as_bytes(), SignedDoc { doc, signatures });
+        self.order.push(*id.as_bytes());
+    }
+
+    fn edit(&mut self, replica: usize, entry: usize, patch: &Patch) {
+        let now = self.tick();
+        let r = &mut self.replicas[replica];
+        let held_ids: Vec<[u8; 16]> = self
+            .order
+            .iter()
+            .filter(|id| r.docs.contains_key(*id))
+            .copied()
+            .collect();
+        if held_ids.is_empty() {
+            return;
+        }
+        let id = held_ids[entry % held_ids.len()];
+        let document = DocumentId::from_bytes(id);
+        let held = &r.docs[&id];
+        let mut doc = Automerge::load(&held.doc.save())
+            .expect("a held document loads")
+            .with_actor(r.actor.clone());
+        let before = doc.get_heads();
+        let patch = EntryPatch {
+            title: patch.title.clone(),
+            body: patch.body.clone(),
+            tags: patch.tags.clone(),
+            ..EntryPatch::default()
+        };
+        // A merge of concurrent edits may leave a state a further patch cannot fix (say, an
+        // empty title); the node refuses such a patch and keeps the document, and so do we.
+        let Ok(Some(_)) = entry::apply_patch(&mut doc, document, &patch, &r.key.id(), now) else {
+            return;
+        };
+        let mut signatures = held.signatures.clone();
+        let new = r.key.sign_changes_since(&document, &doc, &before);
+        self.made
+            .entry(id)
+            .or_default()
+            .extend(new.iter().map(|(hash, _)| *hash));
+        signatures.extend(new);
+        r.hold(id, SignedDoc { doc, signatures });
+    }
+
+    /// Verifies and applies what a peer sent. Honest payloads are never refused; a `Changes`
+    /// payload may lack dependencies that travelled in a lost message.
+    fn apply(&mut self, replica: usize, id: [u8; 16], kind: WireKind, payload: &Payload) {
+        assert_eq!(kind, WireKind::Entry, "only entries are synced here");
+        let r = &mut self.replicas[replica];
+        let held = r.docs.get(&id);
+        let outcome = sync::apply_payload(
+            DocumentId::from_bytes(id),
+            DocKind::from(kind),
+            held.map(|h| &h.doc),
+            payload,
+        );
+        match outcome {
+            Ok(None) => {}
+            Ok(Some((doc, new))) => {
+                let mut signatures = held.map(|h| h.signatures.clone()).unwrap_or_default();
+                signatures.extend(new);
+                r.hold(id, SignedDoc { doc, signatures });
+            }
+            // Allowed while messages are lost: later exchanges send the lost changes again.
+            Err(VerifyError::MissingDependencies(_))
+                if !self.lossless && matches!(payload, Payload::Changes(_)) => {}
+            Err(e) => panic!("an honest payload was refused: {e}"),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The exchange of `node/src/network/exchange.rs`, one message at a time.
+
+    /// Offers for the documents reconciliation found differing (`Exchange::offers`).
+    fn offers(&self, replica: usize, step: &reconcile::Step) -> Vec<Offer> {
+        let r = &self.replicas[replica];
+        step.differing
+            .iter()
+            .map(|id| {
+                let (heads, payload) = match r.docs.get(id) {
+                    None => (Vec::new(), Payload::Nothing),
+                    Some(held) => {
+                        let payload = if step.they_lack.contains(id) {
+                            sync::payload_for(held, &[], || held.doc.save())
+                        } else {
+                            Payload::Nothing
+                        };
+                        (heads_bytes(&held.doc), payload)
+                    }
+                };
+                Offer {
+                    id: *id,
+                    kind: WireKind::Entry,
+                    heads,
+                    payload,
+                }
+            })
+            .collect()
+    }
+
+    /// Applies an offer and answers with our heads and what the offerer lacks
+    /// (`Exchange::answer`).
+    fn answer(&mut self, replica: usize, offer: Offer) -> Offer {
+        self.apply(replica, offer.id, offer.kind, &offer.payload);
+        let (heads, payload) = match self.replicas[replica].docs.get(&offer.id) {
+            None => (Vec::new(), Payload::Nothing),
+            Some(held) => {
+                let heads = heads_bytes(&held.doc);
+                let payload = if heads == offer.heads {
+                    Payload::Nothing
+                } else {
+                    sync::payload_for(held, &offer.heads, || held.doc.save())
+                };
+                (heads, payload)
+            }
+        };
+        Offer {
+            id: offer.id,
+            kind: offer.kind,
+            heads,
+            payload,
+        }
+    }
+
+    /// Applies answers; returns the last offers for what the peer still lacks
+    /// (`Exchange::on_answers`).
+    fn on_answers(&mut self, replica: usize, answers: Vec<Offer>) -> Vec<Offer> {
+        let mut follow_up = Vec::new();
+        for answer in answers {
+            self.apply(replica, answer.id, answer.kind, &answer.payload);
+            if answer.heads.is_empty() {
+                continue;
+            }
+            if let Some(held) = self.replicas[replica].docs.get(&answer.id)
+                && heads_bytes(&held.doc) != answer.heads
+            {
+                let payload = sync::payload_for(held, &answer.heads, || held.doc.save());
+                if payload != Payload::Nothing {
+                    follow_up.push(Offer {
+                        id: answer.id,
+                        kind: answer.kind,
+                        heads: heads_bytes(&held.doc),
+                        payload,
+                    });
+                }
+            }
+        }
+        follow_up
+    }
+
+    /// Handles one message; returns the messages it causes.
+    fn deliver(&mut self, message: Message) -> Vec<Message> {
+        let Message {
+            from,
+            to,
+            purpose,
+            body,
+        } = message;
+        let mut out = Vec::new();
+        match body {
+            Body::Request(bytes) => {
+                let request: Request =
+                    wire::decode(&bytes, MAX_MESSAGE_BYTES).expect("an honest request decodes");
+                let response = match request {
+                    Request::Reconcile { collection, parts } => {
+                        assert_eq!(collection, *collection_id().as_bytes());
+                        let items = self.replicas[to].items();
+                        let step = reconcile::respond(&items, &parts).expect("honest ranges");
+                        let offers = self.offers(to, &step);
+                        if !offers.is_empty() {
+                            out.push(Message::request(to, from, Purpose::Sync(0), offers));
+                        }
+                        Response::Reconcile { parts: step.reply }
+                    }
+                    Request::Sync { offers } => Response::Sync {
+                        answers: offers.into_iter().map(|o| self.answer(to, o)).collect(),
+                    },
+                };
+                out.insert(0, Message::response(to, from, purpose, &response));
+            }
+            Body::Response(bytes) => {
+                let response: Response =
+                    wire::decode(&bytes, MAX_MESSAGE_BYTES).expect("an honest response decodes");
+                match (purpose, response) {
+                    (Purpose::Reconcile, Response::Reconcile { parts }) => {
+                        if !parts.is_empty() {
+                            let items = self.replicas[to].items();
+                            let step = reconcile::respond(&items, &parts).expect("honest ranges");
+                            let offers = self.offers(to, &step);
+                            if !offers.is_empty() {
+                                out.push(Message::request(to, from, Purpose::Sync(0), offers));
+                            }
+                            if !step.reply.is_empty() {
+                                let request = Request::Reconcile {
+                                    collection: *collection_id().as_bytes(),
+                                    parts: step.reply,
+                                };
+                                out.push(Message::encode(to, from, Purpose::Reconcile, &request));
+                            }
+                        }
+                    }
+                    (Purpose::Sync(round), Response::Sync { answers }) => {
+                        let follow_up = self.on_answers(to, answers);
+                        if !follow_up.is_empty() && round < MAX_SYNC_ROUND {
+                            out.push(Message::request(
+                                to,
+                                from,
+                                Purpose::Sync(round + 1),
+                                follow_up,
+                            ));
+                        }
+                    }
+                    (purpose, response) => {
+                        panic!("{response:?} does not answer a {purpose:?} request")
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn reconcile(&self, from: usize, to: usize) -> Message {
+        let request = Request::Reconcile {
+            collection: *collection_id().as_bytes(),
+            parts: reconcile::initiate(&self.replicas[from].items()),
+        };
+        Message::encode(from, to, Purpose::Reconcile, &request)
+    }
+
+    /// Whether every replica holds every change ever made, and so the same documents.
+    fn converged(&self) -> bool {
+        self.replicas.iter().all(|r| {
+            r.docs.len() == self.made.len()
+                && self.made.iter().all(|(id, made)| {
+                    r.docs.get(id).is_some_and(|held| {
+                        let hashes: BTreeSet<ChangeHash> = held
+                            .doc
+                            .get_changes_meta(&[])
+                            .iter()
+                            .map(|m| m.hash)
+                            .collect();
+                        hashes == *made
+                    })
+                })
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The network
+
+/// What a request was for, kept by its sender like the node's `Purpose` (not on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Reconcile,
+    Sync(u8),
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Request(Vec<u8>),
+    Response(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+struct Message {
+    from: usize,
+    to: usize,
+    purpose: Purpose,
+    body: Body,
+}
+
+impl Message {
+    fn encode(from: usize, to: usize, purpose: Purpose, request: &Request) -> Self {
+        Self {
+            from,
+            to,
+            purpose,
+            body: Body::Request(wire::encode(request)),
+        }
+    }
+
+    fn request(from: usize, to: usize, purpose: Purpose, offers: Vec<Offer>) -> Self {
+        Self::encode(from, to, purpose, &Request::Sync { offers })
+    }
+
+    fn response(from: usize, to: usize, purpose: Purpose, response: &Response) -> Self {
+        Self {
+            from,
+            to,
+            purpose,
+            body: Body::Response(wire::encode(response)),
+        }
+    }
+}
+
+/// Runs one lossless round: every pair reconciles and syncs, messages delivered in order.
+fn lossless_round(world: &mut World, queue: &mut Vec<Message>) {
+    let n = world.replicas.len();
+    for a in 0..n {
+        for b in a + 1..n {
+            queue.push(world.reconcile(a, b));
+            deliver_all(world, queue);
+        }
+    }
+}
+
+fn deliver_all(world: &mut World, queue: &mut Vec<Message>) {
+    let mut sent = 0;
+    while !queue.is_empty() {
+        let message = queue.remove(0);
+        queue.extend(world.deliver(message));
+        sent += 1;
+        assert!(sent < 10_000, "the exchange does not terminate");
+    }
+}
+
+fn check(
+    replicas: usize,
+    creates: Vec<Op>,
+    ops: Vec<Op>,
+    finale: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    let mut world = World::new(replicas);
+    let mut queue: Vec<Message> = Vec::new();
+    for op in creates.iter().chain(&ops) {
+        match op {
+            Op::Create {
+                replica,
+                title,
+                body,
+                tags,
+            } => world.create(replica % replicas, title, body, tags),
+            Op::Edit {
+                replica,
+                entry,
+                patch,
+            } => world.edit(replica % replicas, *entry, patch),
+            Op::Reconcile { from, to } => {
+                let (from, to) = (from % replicas, to % replicas);
+                if from != to {
+                    queue.push(world.reconcile(from, to));
+                }
+            }
+            Op::Deliver { pick, fate } => {
+                if queue.is_empty() {
+                    continue;
+                }
+                let message = queue.remove(pick % queue.len());
+                match fate {
+                    Fate::Drop => {}
+                    Fate::Deliver => queue.extend(world.deliver(message)),
+                    Fate::Duplicate => {
+                        queue.push(message.clone());
+                        queue.extend(world.deliver(message));
+                    }
+                }
+            }
+        }
+    }
+    // Whatever is still in flight arrives, late, before the lossless rounds.
+    deliver_all(&mut world, &mut queue);
+    // Concurrent edits nobody has seen yet, so the lossless rounds have work in both directions.
+    for op in &finale {
+        if let Op::Edit {
+            replica,
+            entry,
+            patch,
+        } = op
+        {
+            world.edit(replica % replicas, *entry, patch);
+        }
+    }
+    world.lossless = true;
+
+    let mut rounds = 0;
+    while !world.converged() {
+        prop_assert!(
+            rounds < MAX_ROUNDS,
+            "not converged after {MAX_ROUNDS} lossless rounds"
+        );
+        lossless_round(&mut world, &mut queue);
+        rounds += 1;
+    }
+    // The exchange brings a pair level in one go, so one round of every pair is enough.
+    prop_assert!(rounds <= 1, "converging took {rounds} lossless rounds");
+
+    let first = &world.replicas[0];
+    for (id, held) in &first.docs {
+        let document = DocumentId::from_bytes(*id);
+        let heads = heads_bytes(&held.doc);
+        let view = Entry::read(document, &held.doc);
+        for other in &world.replicas[1..] {
+            let theirs = &other.docs[id];
+            prop_assert_eq!(&heads_bytes(&theirs.doc), &heads);
+            prop_assert_eq!(&Entry::read(document, &theirs.doc), &view);
+            prop_assert_eq!(&theirs.signatures, &held.signatures);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn replicas_converge_over_a_lossy_network(
+        replicas in 2usize..=3,
+        creates in proptest::collection::vec(create(), 1..20),
+        ops in proptest::collection::vec(op(), 0..60),
+        finale in proptest::collection::vec(edit(), 0..8),
+    ) {
+        check(replicas, creates, ops, finale)?;
+    }
+}
