@@ -17,7 +17,7 @@ mod behaviour;
 pub mod codec;
 mod exchange;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Collection topics: collections share a fixed set of gossipsub topics, so a mirror of
 /// hundreds of collections stays far below gossipsub's limit of 100 topics per peer.
 const TOPIC_SHARDS: u8 = 32;
+/// Sync requests in flight to one peer; more wait in a queue. Peers accept 16 streams at once.
+const MAX_IN_FLIGHT: usize = 8;
+/// Requests waiting per peer; beyond this they are dropped and the next reconciliation retries.
+const MAX_QUEUED: usize = 1024;
 /// Spawned pieces of work running at once; more wait.
 const MAX_WORK: usize = 16;
 
@@ -179,8 +183,12 @@ pub struct Network {
     work_rx: mpsc::Receiver<Work>,
     /// Bounds spawned work.
     permits: Arc<tokio::sync::Semaphore>,
-    /// What each request in flight was for.
-    purposes: HashMap<OutboundRequestId, Purpose>,
+    /// What each request in flight was for, and to whom it went.
+    purposes: HashMap<OutboundRequestId, (PeerId, Purpose)>,
+    /// Requests per peer waiting for one in flight to finish.
+    queued: HashMap<PeerId, VecDeque<(Request, Purpose)>>,
+    /// Requests in flight per peer, at most [`MAX_IN_FLIGHT`].
+    in_flight: HashMap<PeerId, usize>,
     /// Bootstrap addresses with their next dial time and current backoff.
     bootstrap: Vec<(Multiaddr, Instant, Duration)>,
     /// Topics subscribed to.
@@ -227,6 +235,8 @@ pub fn start(
         work_rx,
         permits: Arc::new(tokio::sync::Semaphore::new(MAX_WORK)),
         purposes: HashMap::new(),
+        queued: HashMap::new(),
+        in_flight: HashMap::new(),
         topics: BTreeSet::new(),
     };
     let net = NetHandle {
@@ -324,6 +334,8 @@ impl Network {
                 num_established: 0,
                 ..
             } => {
+                self.queued.remove(&peer_id);
+                self.in_flight.remove(&peer_id);
                 self.status
                     .write()
                     .expect("status lock")
@@ -391,7 +403,7 @@ impl Network {
                         request_id,
                         response,
                     } => {
-                        if let Some(purpose) = self.purposes.remove(&request_id) {
+                        if let Some(purpose) = self.finished(&request_id) {
                             self.on_response(peer, purpose, response);
                         }
                     }
@@ -403,7 +415,7 @@ impl Network {
                 error,
                 ..
             }) => {
-                self.purposes.remove(&request_id);
+                self.finished(&request_id);
                 tracing::debug!(%peer, "sync request failed: {error}");
                 if matches!(error, request_response::OutboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
                 {
@@ -541,6 +553,8 @@ impl Network {
     }
 
     fn announce(&mut self, change: &Changed) {
+        // A collection created or first received here is followed: listen on its topic too.
+        self.follow_topic(&change.collection);
         let announcement = Announcement {
             collection: *change.collection.as_bytes(),
             id: *change.id.as_bytes(),
@@ -599,13 +613,39 @@ impl Network {
         }
     }
 
+    /// Sends a request, or queues it while [`MAX_IN_FLIGHT`] are already on their way to the
+    /// peer (which accepts only so many streams at once).
     fn send(&mut self, peer: PeerId, request: Request, purpose: Purpose) {
+        let in_flight = self.in_flight.entry(peer).or_default();
+        if *in_flight >= MAX_IN_FLIGHT {
+            let queue = self.queued.entry(peer).or_default();
+            if queue.len() < MAX_QUEUED {
+                queue.push_back((request, purpose));
+            } else {
+                tracing::debug!(%peer, "sync queue full; the next reconciliation retries");
+            }
+            return;
+        }
+        *in_flight += 1;
         let id = self
             .swarm
             .behaviour_mut()
             .sync
             .send_request(&peer, Inbound::Valid(request));
-        self.purposes.insert(id, purpose);
+        self.purposes.insert(id, (peer, purpose));
+    }
+
+    /// A request to `peer` finished: send the next one waiting.
+    fn finished(&mut self, request: &OutboundRequestId) -> Option<Purpose> {
+        let (peer, purpose) = self.purposes.remove(request)?;
+        if let Some(n) = self.in_flight.get_mut(&peer) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some((next, next_purpose)) = self.queued.get_mut(&peer).and_then(VecDeque::pop_front)
+        {
+            self.send(peer, next, next_purpose);
+        }
+        Some(purpose)
     }
 
     /// Serves a request off the swarm task: store reads and verified writes take time.
