@@ -509,19 +509,18 @@ impl Network {
             }
         }
         if self.config.mirror {
+            // A mirror follows what it hears of: the event loop records it, and reconciliation
+            // with every peer fetches it.
+            let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
             for id in newly {
-                let handle = self.exchange.handle.clone();
-                let store = self.exchange.store.clone();
-                let commands_back = self.work_tx.clone();
-                let _ = commands_back; // follows are written by the event loop, then reconciled
-                if !store.is_followed(&id).unwrap_or(true) {
+                if !self.exchange.store.is_followed(&id).unwrap_or(true) {
+                    let handle = self.exchange.handle.clone();
                     tokio::spawn(async move {
                         let _ = handle.set_followed(id.to_string(), true).await;
                     });
                 }
-                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-                for peer in peers {
-                    self.reconcile(peer, id);
+                for peer in &peers {
+                    self.reconcile(*peer, id);
                 }
             }
         }

@@ -17,7 +17,7 @@
 //! | `f:` id | followed collection |
 //! | `t:` id | tombstone |
 //! | `r:` coll id | reconciliation digest of a shareable document of the collection |
-//! | `a:` id, `b:` peer | collections heard of on the network, blocked peers |
+//! | `b:` peer | blocked peer |
 
 use std::ops::Bound;
 use std::path::Path;
@@ -278,21 +278,6 @@ impl Store {
         } else {
             batch.remove(key);
         }
-        self.apply(batch)
-    }
-
-    /// Collections heard of on the catalogue topic.
-    pub fn available(&self) -> Result<Vec<Collection>, StoreError> {
-        self.db
-            .scan_prefix(b"a:")
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("a:", &e.to_string())))
-            .collect()
-    }
-
-    pub fn put_available(&self, collection: &Collection) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(key(b"a:", &collection.id), json(collection));
         self.apply(batch)
     }
 
