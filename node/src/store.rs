@@ -19,13 +19,14 @@
 //! | `r:` coll id | reconciliation digest of a shareable document of the collection |
 //! | `b:` peer | blocked peer |
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use minga_protocol::automerge::ChangeHash;
-use minga_protocol::reconcile::{self, Item};
+use minga_protocol::reconcile::{self, Item, ItemSet};
 use minga_protocol::{Collection, DocumentId, Entry, Signature, Tombstone};
 use serde::Serialize;
 
@@ -42,7 +43,13 @@ pub struct Store {
     written: Arc<AtomicU64>,
     /// Batches known to be on disk: the `written` count a finished flush started from.
     durable: Arc<AtomicU64>,
+    /// Reconciliation sets with their fingerprints, by collection, kept equal to the `r:` rows
+    /// once built: every write of an `r:` row updates its set after the batch is applied.
+    reconcile_sets: Arc<Mutex<HashMap<DocumentId, Arc<ItemSet>>>>,
 }
+
+/// A change to one row of a reconciliation set: `None` removes it.
+type ItemChange = (DocumentId, DocumentId, Option<[u8; 16]>);
 
 /// Filters and paging of an entry listing.
 #[derive(Debug, Clone, Default)]
@@ -131,6 +138,7 @@ impl Store {
             db,
             written: Arc::new(AtomicU64::new(0)),
             durable: Arc::new(AtomicU64::new(0)),
+            reconcile_sets: Arc::default(),
         })
     }
 
@@ -247,6 +255,42 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The reconciliation set of a collection with cached fingerprints: built from the `r:`
+    /// rows on first use, then kept current by every write.
+    pub fn reconcile_set(&self, collection: &DocumentId) -> Result<Arc<ItemSet>, StoreError> {
+        // Held while building, so a write that lands meanwhile updates the set after it is in.
+        let mut sets = self.reconcile_sets.lock().expect("not poisoned");
+        if let Some(set) = sets.get(collection) {
+            return Ok(set.clone());
+        }
+        let set = Arc::new(ItemSet::new(self.items(collection)?));
+        sets.insert(*collection, set.clone());
+        Ok(set)
+    }
+
+    /// Applies a batch, then the changes it made to reconciliation sets.
+    fn apply_reconciled(
+        &self,
+        batch: sled::Batch,
+        changes: &[ItemChange],
+    ) -> Result<u64, StoreError> {
+        let written = self.apply(batch)?;
+        let mut sets = self.reconcile_sets.lock().expect("not poisoned");
+        for (collection, id, digest) in changes {
+            if let Some(set) = sets.get_mut(collection) {
+                let set = Arc::make_mut(set);
+                match digest {
+                    Some(digest) => set.upsert(Item {
+                        id: *id.as_bytes(),
+                        digest: *digest,
+                    }),
+                    None => set.remove(id.as_bytes()),
+                }
+            }
+        }
+        Ok(written)
     }
 
     /// The collections this node follows.
@@ -370,18 +414,18 @@ impl Store {
         index_keys(entry)
             .iter()
             .for_each(|k| batch.insert(k.as_slice(), &[]));
+        let mut reconciled = Vec::new();
         if let Some(collection) = collection_of(entry) {
             // Only what may leave the node is ever reconciled with peers.
-            let item = item_key(&collection, &entry.id);
-            if entry.is_shareable() {
-                batch.insert(item, &entry_digest(entry)?[..]);
-            } else {
-                batch.remove(item);
-            }
+            let digest = entry
+                .is_shareable()
+                .then(|| entry_digest(entry))
+                .transpose()?;
+            set_item(&mut batch, &mut reconciled, collection, entry.id, digest);
         }
         batch.insert(key(b"e:", &entry.id), json(entry));
         self.put_document(&mut batch, &entry.id, document, signatures, clock);
-        self.apply(batch)
+        self.apply_reconciled(batch, &reconciled)
     }
 
     /// Stores a new or changed collection, and follows it if `follow`.
@@ -395,8 +439,15 @@ impl Store {
         follow: bool,
     ) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
+        let mut reconciled = Vec::new();
         let digest = reconcile::heads_digest(heads);
-        batch.insert(item_key(&collection.id, &collection.id), &digest[..]);
+        set_item(
+            &mut batch,
+            &mut reconciled,
+            collection.id,
+            collection.id,
+            Some(digest),
+        );
         if follow {
             batch.insert(key(b"f:", &collection.id), &[]);
         }
@@ -412,13 +463,14 @@ impl Store {
             }),
         );
         self.put_document(&mut batch, &collection.id, document, signatures, clock);
-        self.apply(batch)
+        self.apply_reconciled(batch, &reconciled)
     }
 
     /// Records a tombstone and drops the entry, its signatures and its index rows.
     pub fn put_tombstone(&self, tombstone: &Tombstone, clock: i64) -> Result<u64, StoreError> {
         let id = &tombstone.entry;
         let mut batch = sled::Batch::default();
+        let mut reconciled = Vec::new();
         if let Some(old) = self.entry(id)? {
             index_keys(&old)
                 .iter()
@@ -429,11 +481,8 @@ impl Store {
             );
             if let Some(collection) = collection_of(&old) {
                 // A private or unconsented entry never leaves the node, not even as a tombstone.
-                if old.is_shareable() {
-                    batch.insert(item_key(&collection, id), &TOMBSTONE_DIGEST[..]);
-                } else {
-                    batch.remove(item_key(&collection, id));
-                }
+                let digest = old.is_shareable().then_some(TOMBSTONE_DIGEST);
+                set_item(&mut batch, &mut reconciled, collection, *id, digest);
                 let count = self.get_u64(&key(b"k:", &collection))?.unwrap_or(0);
                 batch.insert(
                     key(b"k:", &collection),
@@ -448,7 +497,7 @@ impl Store {
         batch.remove(key(b"d:", id));
         batch.insert(key(b"t:", id), json(tombstone));
         batch.insert(b"m:clock", &(clock as u64).to_be_bytes());
-        self.apply(batch)
+        self.apply_reconciled(batch, &reconciled)
     }
 
     pub fn set_followed(&self, id: &DocumentId, followed: bool) -> Result<u64, StoreError> {
@@ -542,8 +591,20 @@ fn index_keys(entry: &Entry) -> Vec<Vec<u8>> {
 /// The reconciliation digest of a withdrawn document.
 pub const TOMBSTONE_DIGEST: [u8; 16] = [0xff; 16];
 
-fn item_key(collection: &DocumentId, id: &DocumentId) -> Vec<u8> {
-    [b"r:".as_slice(), collection.as_bytes(), id.as_bytes()].concat()
+/// Sets (or with `None` removes) the reconciliation row of `id` in `collection`.
+fn set_item(
+    batch: &mut sled::Batch,
+    reconciled: &mut Vec<ItemChange>,
+    collection: DocumentId,
+    id: DocumentId,
+    digest: Option<[u8; 16]>,
+) {
+    let item = [b"r:".as_slice(), collection.as_bytes(), id.as_bytes()].concat();
+    match digest {
+        Some(digest) => batch.insert(item, &digest[..]),
+        None => batch.remove(item),
+    }
+    reconciled.push((collection, id, digest));
 }
 
 fn entry_digest(entry: &Entry) -> Result<[u8; 16], StoreError> {

@@ -563,6 +563,10 @@ fn check(store: &Store, model: &Model, query: &Query) {
             .map(|set| set.iter().map(|(i, d)| (*i, *d)).collect())
             .unwrap_or_default();
         assert_eq!(items, expected, "reconciliation set of {id}");
+        // Built on the first check, then kept current by the writes between checks.
+        let cached = store.reconcile_set(&id).unwrap();
+        let cached: Vec<_> = cached.items().iter().map(|i| (i.id, i.digest)).collect();
+        assert_eq!(cached, expected, "cached reconciliation set of {id}");
         assert_eq!(store.collection(&id).unwrap(), model.collection(&id));
         let by_name = store.collection_by_name(name).unwrap();
         assert_eq!(by_name, model.collections.contains_key(&id).then_some(id));

@@ -11,6 +11,7 @@ pub mod id;
 pub mod lang;
 pub mod license;
 pub mod limits;
+pub mod model;
 pub mod reconcile;
 pub mod refusal;
 pub mod signing;

@@ -6,6 +6,10 @@
 //! per-item hashes), the items themselves when the range is small, or nothing (the range is
 //! settled). A side that receives a fingerprint it does not share splits the range; a side that
 //! receives items knows the whole difference of that range and reports those ids to sync.
+//!
+//! An [`ItemSet`] keeps the prefix XORs of its item hashes, so any range's fingerprint costs two
+//! lookups: a node keeps one per collection and updates it with every write, instead of hashing
+//! every item of every range on every step.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,16 +69,91 @@ pub fn heads_digest<'a>(heads: impl IntoIterator<Item = &'a [u8; 32]>) -> [u8; D
     truncate(hasher.finalize())
 }
 
-/// The fingerprint of a set of items: XOR of their hashes, so any range is cheap to combine.
-pub fn fingerprint(items: &[Item]) -> [u8; DIGEST_LEN] {
-    let mut acc = [0u8; DIGEST_LEN];
-    for item in items {
-        let hash = item_hash(item);
-        for (a, h) in acc.iter_mut().zip(hash) {
-            *a ^= h;
+/// Fingerprints are XORs of item hashes, so ranges combine cheaply.
+fn xor(mut a: [u8; DIGEST_LEN], b: [u8; DIGEST_LEN]) -> [u8; DIGEST_LEN] {
+    a.iter_mut().zip(b).for_each(|(a, b)| *a ^= b);
+    a
+}
+
+/// A reconciled set: items sorted by id, with the fingerprint of every prefix cached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemSet {
+    items: Vec<Item>,
+    /// `prefix[i]` is the fingerprint of `items[..i]`; one longer than `items`.
+    prefix: Vec<[u8; DIGEST_LEN]>,
+}
+
+impl Default for ItemSet {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+impl ItemSet {
+    /// A set of `items`; for ids given twice, the last digest wins.
+    pub fn new(mut items: Vec<Item>) -> Self {
+        items.reverse();
+        items.sort_by_key(|item| item.id);
+        items.dedup_by_key(|item| item.id);
+        let mut set = Self {
+            items,
+            prefix: Vec::new(),
+        };
+        set.refresh_from(0);
+        set
+    }
+
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Sets the digest of `id`, adding it if absent.
+    pub fn upsert(&mut self, item: Item) {
+        let at = match self.items.binary_search_by_key(&item.id, |i| i.id) {
+            Ok(at) if self.items[at] == item => return,
+            Ok(at) => {
+                self.items[at] = item;
+                at
+            }
+            Err(at) => {
+                self.items.insert(at, item);
+                at
+            }
+        };
+        self.refresh_from(at);
+    }
+
+    pub fn remove(&mut self, id: &[u8; 16]) {
+        if let Ok(at) = self.items.binary_search_by_key(id, |i| i.id) {
+            self.items.remove(at);
+            self.refresh_from(at);
         }
     }
-    acc
+
+    /// Recomputes the prefix fingerprints from index `at` on.
+    fn refresh_from(&mut self, at: usize) {
+        self.prefix.truncate(at + 1);
+        if self.prefix.is_empty() {
+            self.prefix.push([0; DIGEST_LEN]);
+        }
+        for item in &self.items[at..] {
+            let last = *self.prefix.last().expect("never empty");
+            self.prefix.push(xor(last, item_hash(item)));
+        }
+    }
+
+    /// The fingerprint of `items[range]`.
+    fn fingerprint(&self, range: std::ops::Range<usize>) -> [u8; DIGEST_LEN] {
+        xor(self.prefix[range.start], self.prefix[range.end])
+    }
 }
 
 fn item_hash(item: &Item) -> [u8; DIGEST_LEN] {
@@ -89,10 +168,10 @@ fn truncate(hash: blake3::Hash) -> [u8; DIGEST_LEN] {
 }
 
 /// The first message of a reconciliation: the fingerprint of the whole set.
-pub fn initiate(items: &[Item]) -> Vec<RangePart> {
+pub fn initiate(set: &ItemSet) -> Vec<RangePart> {
     vec![RangePart {
         upper: None,
-        body: RangeBody::Fingerprint(fingerprint(items)),
+        body: RangeBody::Fingerprint(set.fingerprint(0..set.len())),
     }]
 }
 
@@ -107,8 +186,9 @@ pub struct Step {
     pub they_lack: Vec<[u8; 16]>,
 }
 
-/// Handles a message against our `items` (sorted by id, ids unique).
-pub fn respond(items: &[Item], message: &[RangePart]) -> Result<Step, ReconcileError> {
+/// Handles a message against our set.
+pub fn respond(set: &ItemSet, message: &[RangePart]) -> Result<Step, ReconcileError> {
+    let items = set.items();
     if message.len() > MAX_PARTS {
         return Err(ReconcileError::TooManyParts(message.len()));
     }
@@ -129,12 +209,12 @@ pub fn respond(items: &[Item], message: &[RangePart]) -> Result<Step, ReconcileE
         match &part.body {
             RangeBody::Skip => push(&mut step.reply, part.upper, RangeBody::Skip),
             RangeBody::Fingerprint(theirs) => {
-                if fingerprint(ours) == *theirs {
+                if set.fingerprint(start..end) == *theirs {
                     push(&mut step.reply, part.upper, RangeBody::Skip);
                 } else if ours.len() <= ITEMS_THRESHOLD {
                     push(&mut step.reply, part.upper, RangeBody::Items(ours.to_vec()));
                 } else {
-                    split(&mut step.reply, ours, part.upper);
+                    split(&mut step.reply, set, start..end, part.upper);
                 }
             }
             RangeBody::Items(theirs) => {
@@ -174,16 +254,27 @@ fn push(reply: &mut Vec<RangePart>, upper: Option<[u8; 16]>, body: RangeBody) {
     reply.push(RangePart { upper, body });
 }
 
-/// Splits `ours` into [`BRANCHING`] ranges of about equal counts, each with its fingerprint.
-fn split(reply: &mut Vec<RangePart>, ours: &[Item], upper: Option<[u8; 16]>) {
-    let chunk = ours.len().div_ceil(BRANCHING);
-    let chunks: Vec<&[Item]> = ours.chunks(chunk).collect();
-    for (i, part) in chunks.iter().enumerate() {
+/// Splits `set.items()[range]` into [`BRANCHING`] ranges of about equal counts, each with its
+/// fingerprint.
+fn split(
+    reply: &mut Vec<RangePart>,
+    set: &ItemSet,
+    range: std::ops::Range<usize>,
+    upper: Option<[u8; 16]>,
+) {
+    let chunk = range.len().div_ceil(BRANCHING);
+    let starts: Vec<usize> = range.clone().step_by(chunk).collect();
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(range.end);
         // Each range ends where the next chunk begins; the last one where the parent ended.
-        let bound = chunks.get(i + 1).map(|next| next[0].id).map_or(upper, Some);
+        let bound = if end == range.end {
+            upper
+        } else {
+            Some(set.items()[end].id)
+        };
         reply.push(RangePart {
             upper: bound,
-            body: RangeBody::Fingerprint(fingerprint(part)),
+            body: RangeBody::Fingerprint(set.fingerprint(start..end)),
         });
     }
 }
@@ -201,17 +292,24 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn items(map: &BTreeMap<[u8; 16], u8>) -> Vec<Item> {
-        map.iter()
-            .map(|(id, v)| Item {
-                id: *id,
-                digest: [*v; 16],
-            })
-            .collect()
+    fn items(map: &BTreeMap<[u8; 16], u8>) -> ItemSet {
+        ItemSet::new(
+            map.iter()
+                .map(|(id, v)| Item {
+                    id: *id,
+                    digest: [*v; 16],
+                })
+                .collect(),
+        )
     }
 
     /// Runs a whole reconciliation; returns the differing ids found and the messages sent.
-    fn reconcile(a: &[Item], b: &[Item]) -> (Vec<[u8; 16]>, usize) {
+    /// A fingerprint computed from scratch, to check the cached ones against.
+    fn fingerprint(items: &[Item]) -> [u8; DIGEST_LEN] {
+        items.iter().map(item_hash).fold([0; DIGEST_LEN], xor)
+    }
+
+    fn reconcile(a: &ItemSet, b: &ItemSet) -> (Vec<[u8; 16]>, usize) {
         let mut message = initiate(a);
         let mut found = Vec::new();
         let mut sides = [b, a];
@@ -237,12 +335,14 @@ mod tests {
 
     #[test]
     fn equal_sets_settle_in_one_round_trip() {
-        let set: Vec<Item> = (0..10_000)
-            .map(|n| Item {
-                id: id(n * 7),
-                digest: [1; 16],
-            })
-            .collect();
+        let set = ItemSet::new(
+            (0..10_000)
+                .map(|n| Item {
+                    id: id(n * 7),
+                    digest: [1; 16],
+                })
+                .collect(),
+        );
         let first = initiate(&set);
         let step = respond(&set, &first).unwrap();
         assert_eq!(step, Step::default());
@@ -251,15 +351,18 @@ mod tests {
 
     #[test]
     fn an_empty_side_learns_everything() {
-        let full: Vec<Item> = (0..2_000)
-            .map(|n| Item {
-                id: id(n),
-                digest: [1; 16],
-            })
-            .collect();
-        let (found, _) = reconcile(&[], &full);
+        let full = ItemSet::new(
+            (0..2_000)
+                .map(|n| Item {
+                    id: id(n),
+                    digest: [1; 16],
+                })
+                .collect(),
+        );
+        let empty = ItemSet::default();
+        let (found, _) = reconcile(&empty, &full);
         assert_eq!(found.len(), 2_000);
-        let (found, _) = reconcile(&full, &[]);
+        let (found, _) = reconcile(&full, &empty);
         assert_eq!(found.len(), 2_000);
     }
 
@@ -281,6 +384,35 @@ mod tests {
             expected.dedup();
             let (found, _) = reconcile(&items(&a), &items(&b));
             prop_assert_eq!(found, expected);
+        }
+
+        /// Updating a set in place leaves the same items and fingerprints as building it anew.
+        #[test]
+        fn updates_keep_the_cached_fingerprints_true(
+            start in proptest::collection::btree_map(any::<u8>(), any::<u8>(), 0..40),
+            updates in proptest::collection::vec((any::<u8>(), proptest::option::of(any::<u8>())), 0..40),
+        ) {
+            let mut model: BTreeMap<[u8; 16], u8> =
+                start.iter().map(|(k, v)| (id(u32::from(*k)), *v)).collect();
+            let mut set = items(&model);
+            for (k, digest) in updates {
+                let key = id(u32::from(k));
+                match digest {
+                    Some(v) => {
+                        model.insert(key, v);
+                        set.upsert(Item { id: key, digest: [v; 16] });
+                    }
+                    None => {
+                        model.remove(&key);
+                        set.remove(&key);
+                    }
+                }
+            }
+            let fresh = items(&model);
+            prop_assert_eq!(&set, &fresh);
+            for end in 0..=set.len() {
+                prop_assert_eq!(set.fingerprint(0..end), fingerprint(&fresh.items()[..end]));
+            }
         }
     }
 }

@@ -1,20 +1,121 @@
-//! Bringing one document level between two peers, as pure functions over automerge documents:
-//! what to send a peer given its heads, and how to verify and apply what a peer sent. The node
-//! moves these payloads over `/minga/sync/1`; the simulator can move them over a model network.
+//! Bringing one document level between two peers, sans IO and generic over the document: the
+//! node runs it over automerge documents ([`SignedDoc`]), the simulator over a lightweight
+//! [`crate::model::ModelDoc`] as well, so both exercise the same exchange.
 //!
-//! The side that found a document differing (by reconciliation or an announcement) offers its
-//! heads, and the whole document if the peer holds none; the peer applies it and answers with
-//! its heads and the changes the offerer lacks; the offerer applies those and, if the peer still
-//! lacks some of its own changes, sends them in a last offer. At most two round trips, batched
-//! over many documents, and only missing changes on the wire.
+//! The side that found a document differing (by reconciliation or an announcement) sends an
+//! [`offer`]: its heads, and the whole document if the peer holds none. The peer applies it and
+//! sends an [`answer`]: its heads and the changes the offerer lacks. The offerer applies those and,
+//! if the peer still lacks some of its own changes, sends them in a last offer ([`follow_up`]).
+//! At most two round trips, batched over many documents, and only missing changes on the wire.
+//! Applying is the caller's step between these functions: the node does it on its writer
+//! thread, the simulator in place, both through [`SyncDocument::apply`].
 
 use std::collections::BTreeMap;
 
 use automerge::{Automerge, ChangeHash};
 
 use crate::verify::{self, DocKind, SignedChange, VerifyError};
-use crate::wire::{HashSignature, Payload, SignedBytes, WireKind};
-use crate::{DocumentId, Signature};
+use crate::wire::{HashSignature, Offer, Payload, SignedBytes, WireKind};
+use crate::{DocumentId, Signature, Tombstone};
+
+/// A replica's copy of one document, as far as syncing needs it.
+pub trait SyncDocument: Sized {
+    /// The heads, sorted.
+    fn heads(&self) -> Vec<[u8; 32]>;
+
+    /// What a peer whose heads are `theirs` lacks: the whole document if it holds nothing,
+    /// else the changes that are not ancestors of the heads of theirs we know.
+    fn payload_for(&self, theirs: &[[u8; 32]]) -> Payload;
+
+    /// Verifies a payload against what is held (`None`: nothing) and returns the document it
+    /// makes; `Ok(None)` when it brings nothing new. Nothing unverified is ever kept.
+    fn apply(
+        id: DocumentId,
+        kind: DocKind,
+        held: Option<&Self>,
+        payload: &Payload,
+    ) -> Result<Option<Self>, VerifyError>;
+}
+
+/// What a replica may tell a peer about one document.
+#[derive(Debug, Clone)]
+pub enum Held<D> {
+    /// The document was withdrawn.
+    Withdrawn(Tombstone),
+    /// Not held, or not to be shared (private, unconsented, of a collection not carried).
+    Nothing,
+    Doc(D),
+}
+
+impl<D: SyncDocument> Held<D> {
+    fn heads_and(&self, payload: impl FnOnce(&D) -> Payload) -> (Vec<[u8; 32]>, Payload) {
+        match self {
+            Held::Withdrawn(stone) => (Vec::new(), Payload::Tombstone(stone.clone())),
+            Held::Nothing => (Vec::new(), Payload::Nothing),
+            Held::Doc(doc) => (doc.heads(), payload(doc)),
+        }
+    }
+}
+
+/// Our first word on a document found differing: our heads, and the whole of it when the peer
+/// holds none (`they_lack`).
+pub fn offer<D: SyncDocument>(
+    id: [u8; 16],
+    kind: WireKind,
+    held: &Held<D>,
+    they_lack: bool,
+) -> Offer {
+    let (heads, payload) = held.heads_and(|doc| {
+        if they_lack {
+            doc.payload_for(&[])
+        } else {
+            Payload::Nothing
+        }
+    });
+    Offer {
+        id,
+        kind,
+        heads,
+        payload,
+    }
+}
+
+/// The answer to `offer`, once its payload is applied to `held`: our heads and what the
+/// offerer lacks.
+pub fn answer<D: SyncDocument>(offer: &Offer, held: &Held<D>) -> Offer {
+    let (heads, payload) = held.heads_and(|doc| {
+        let heads = doc.heads();
+        if heads == offer.heads {
+            Payload::Nothing
+        } else {
+            doc.payload_for(&offer.heads)
+        }
+    });
+    Offer {
+        id: offer.id,
+        kind: offer.kind,
+        heads,
+        payload,
+    }
+}
+
+/// After applying an answer to `held`: a last offer with what the peer still lacks, if any.
+pub fn follow_up<D: SyncDocument>(answer: &Offer, held: &Held<D>) -> Option<Offer> {
+    let Held::Doc(doc) = held else {
+        return None;
+    };
+    let heads = doc.heads();
+    if answer.heads.is_empty() || heads == answer.heads {
+        return None;
+    }
+    let payload = doc.payload_for(&answer.heads);
+    (payload != Payload::Nothing).then_some(Offer {
+        id: answer.id,
+        kind: answer.kind,
+        heads,
+        payload,
+    })
+}
 
 /// A document with the signatures of all its changes.
 #[derive(Debug, Clone)]
@@ -51,8 +152,32 @@ pub fn heads_bytes(doc: &Automerge) -> Vec<[u8; 32]> {
     heads
 }
 
-/// What a peer whose heads are `theirs` lacks of `held`: the whole document if it holds
-/// nothing, else the changes that are not ancestors of the heads of theirs we know.
+impl SyncDocument for SignedDoc {
+    fn heads(&self) -> Vec<[u8; 32]> {
+        heads_bytes(&self.doc)
+    }
+
+    fn payload_for(&self, theirs: &[[u8; 32]]) -> Payload {
+        payload_for(self, theirs, || self.doc.save())
+    }
+
+    fn apply(
+        id: DocumentId,
+        kind: DocKind,
+        held: Option<&Self>,
+        payload: &Payload,
+    ) -> Result<Option<Self>, VerifyError> {
+        let Some((doc, new)) = apply_payload(id, kind, held.map(|h| &h.doc), payload)? else {
+            return Ok(None);
+        };
+        let mut signatures = held.map(|h| h.signatures.clone()).unwrap_or_default();
+        signatures.extend(new);
+        Ok(Some(SignedDoc { doc, signatures }))
+    }
+}
+
+/// [`SyncDocument::payload_for`] of a signed document whose saved bytes `saved` gives, so a
+/// caller that keeps them (the node's store) need not save the document again.
 pub fn payload_for(
     held: &SignedDoc,
     theirs: &[[u8; 32]],
@@ -150,7 +275,7 @@ pub fn apply_payload(
     Ok(Some((doc, new)))
 }
 
-fn signature(bytes: &[u8]) -> Result<Signature, VerifyError> {
+pub(crate) fn signature(bytes: &[u8]) -> Result<Signature, VerifyError> {
     Signature::try_from(bytes)
         .map_err(|_| VerifyError::Malformed("a signature is not 64 bytes".into()))
 }

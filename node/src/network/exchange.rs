@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use minga_protocol::reconcile::{self, RangePart};
-use minga_protocol::sync::{self, SignedDoc, heads_bytes};
+use minga_protocol::sync::{self, Held, SignedDoc, SyncDocument};
 use minga_protocol::wire::{Offer, Payload, Request, Response, WireKind};
-use minga_protocol::{DocKind, DocumentId};
+use minga_protocol::{DocKind, DocumentId, VerifyError};
 
 use crate::commons::load;
 use crate::{Error, Handle, Store};
@@ -83,16 +83,10 @@ impl Exchange {
     ) -> Result<(Vec<RangePart>, ToSync), Misbehaved> {
         let items = self
             .store
-            .items(&collection)
+            .reconcile_set(&collection)
             .map_err(|e| Misbehaved(e.to_string()))?;
         let step = reconcile::respond(&items, parts).map_err(|e| Misbehaved(e.to_string()))?;
-        let ours: BTreeSet<[u8; 16]> = items.iter().map(|i| i.id).collect();
-        let they_lack = step
-            .they_lack
-            .iter()
-            .copied()
-            .filter(|id| ours.contains(id))
-            .collect();
+        let they_lack = step.they_lack.iter().copied().collect();
         let to_sync = ToSync {
             collection: Some(collection),
             ids: step.differing,
@@ -103,7 +97,7 @@ impl Exchange {
 
     /// The first message of reconciling `collection`.
     pub fn initiate(&self, collection: &DocumentId) -> Result<Request, Error> {
-        let items = self.store.items(collection)?;
+        let items = self.store.reconcile_set(collection)?;
         Ok(Request::Reconcile {
             collection: *collection.as_bytes(),
             parts: reconcile::initiate(&items),
@@ -141,50 +135,22 @@ impl Exchange {
 
     /// Our side of a document: its heads, and the whole of it when the peer holds none.
     fn offer(&self, id: DocumentId, kind: WireKind, whole: bool) -> Result<Offer, Error> {
-        let (heads, payload) = match self.shareable(&id, kind)? {
-            Shareable::Withdrawn(stone) => (Vec::new(), Payload::Tombstone(stone)),
-            Shareable::No => (Vec::new(), Payload::Nothing),
-            Shareable::Yes(held, saved) => {
-                let payload = if whole {
-                    sync::payload_for(&held, &[], || saved)
-                } else {
-                    Payload::Nothing
-                };
-                (heads_bytes(&held.doc), payload)
-            }
-        };
-        Ok(Offer {
-            id: *id.as_bytes(),
+        Ok(sync::offer(
+            *id.as_bytes(),
             kind,
-            heads,
-            payload,
-        })
+            &self.shareable(&id, kind)?,
+            whole,
+        ))
     }
 
     /// Applies what the peer offered, and answers with our heads and what it lacks.
     async fn answer(&self, offer: Offer) -> Result<Offer, Misbehaved> {
         let id = DocumentId::from_bytes(offer.id);
-        self.apply(id, offer.kind, offer.payload).await?;
-        let fail = |e: Error| Misbehaved(e.to_string());
-        let (heads, payload) = match self.shareable(&id, offer.kind).map_err(fail)? {
-            Shareable::Withdrawn(stone) => (Vec::new(), Payload::Tombstone(stone)),
-            Shareable::No => (Vec::new(), Payload::Nothing),
-            Shareable::Yes(held, saved) => {
-                let heads = heads_bytes(&held.doc);
-                let payload = if heads == offer.heads {
-                    Payload::Nothing
-                } else {
-                    sync::payload_for(&held, &offer.heads, || saved)
-                };
-                (heads, payload)
-            }
-        };
-        Ok(Offer {
-            id: offer.id,
-            kind: offer.kind,
-            heads,
-            payload,
-        })
+        self.apply(id, offer.kind, offer.payload.clone()).await?;
+        let held = self
+            .shareable(&id, offer.kind)
+            .map_err(|e| Misbehaved(e.to_string()))?;
+        Ok(sync::answer(&offer, &held))
     }
 
     /// Acts on the answers to our offers; returns a last request carrying what the peer lacks.
@@ -192,26 +158,14 @@ impl Exchange {
         let mut follow_up = Vec::new();
         for answer in answers {
             let id = DocumentId::from_bytes(answer.id);
-            self.apply(id, answer.kind, answer.payload).await?;
+            self.apply(id, answer.kind, answer.payload.clone()).await?;
             if answer.heads.is_empty() {
                 continue;
             }
-            if let Shareable::Yes(held, saved) = self
+            let held = self
                 .shareable(&id, answer.kind)
-                .map_err(|e| Misbehaved(e.to_string()))?
-                && heads_bytes(&held.doc) != answer.heads
-            {
-                let payload = sync::payload_for(&held, &answer.heads, || saved);
-                if payload != Payload::Nothing {
-                    let heads = heads_bytes(&held.doc);
-                    follow_up.push(Offer {
-                        id: answer.id,
-                        kind: answer.kind,
-                        heads,
-                        payload,
-                    });
-                }
-            }
+                .map_err(|e| Misbehaved(e.to_string()))?;
+            follow_up.extend(sync::follow_up(&answer, &held));
         }
         Ok((!follow_up.is_empty()).then_some(Request::Sync { offers: follow_up }))
     }
@@ -240,9 +194,9 @@ impl Exchange {
     }
 
     /// What of a document may leave this node.
-    fn shareable(&self, id: &DocumentId, kind: WireKind) -> Result<Shareable, Error> {
+    fn shareable(&self, id: &DocumentId, kind: WireKind) -> Result<Held<Stored>, Error> {
         if let Some(stone) = self.store.tombstone(id)? {
-            return Ok(Shareable::Withdrawn(stone));
+            return Ok(Held::Withdrawn(stone));
         }
         let carried = match kind {
             WireKind::Entry => match self.store.entry(id)? {
@@ -258,22 +212,45 @@ impl Exchange {
             WireKind::Collection => self.store.collection(id)?.is_some(),
         };
         let Some(saved) = self.store.document(id)?.filter(|_| carried) else {
-            return Ok(Shareable::No);
+            return Ok(Held::Nothing);
         };
         let doc = load(id, &saved)?;
         let signatures: BTreeMap<_, _> = self.store.signatures(id)?.into_iter().collect();
-        Ok(Shareable::Yes(
-            Box::new(SignedDoc { doc, signatures }),
+        Ok(Held::Doc(Stored {
+            signed: SignedDoc { doc, signatures },
             saved,
-        ))
+        }))
     }
 }
 
-enum Shareable {
-    Withdrawn(minga_protocol::Tombstone),
-    /// Not held, private, unconsented, or of a collection not carried.
-    No,
-    Yes(Box<SignedDoc>, Vec<u8>),
+/// A document as the store keeps it: loaded, and its saved bytes, which a peer holding nothing
+/// receives as they are.
+struct Stored {
+    signed: SignedDoc,
+    saved: Vec<u8>,
+}
+
+impl SyncDocument for Stored {
+    fn heads(&self) -> Vec<[u8; 32]> {
+        self.signed.heads()
+    }
+
+    fn payload_for(&self, theirs: &[[u8; 32]]) -> Payload {
+        sync::payload_for(&self.signed, theirs, || self.saved.clone())
+    }
+
+    fn apply(
+        id: DocumentId,
+        kind: DocKind,
+        held: Option<&Self>,
+        payload: &Payload,
+    ) -> Result<Option<Self>, VerifyError> {
+        let applied = SignedDoc::apply(id, kind, held.map(|h| &h.signed), payload)?;
+        Ok(applied.map(|signed| {
+            let saved = signed.doc.save();
+            Stored { signed, saved }
+        }))
+    }
 }
 
 fn payload_size(payload: &Payload) -> usize {

@@ -228,7 +228,7 @@ fn private_entries_and_unconsented_histories_never_cross_the_wire() {
     // Reconciling from an empty set: the node lists what it would share.
     let ask = Request::Reconcile {
         collection: *collection.as_bytes(),
-        parts: reconcile::initiate(&[]),
+        parts: reconcile::initiate(&reconcile::ItemSet::default()),
     };
     let Response::Reconcile { parts } = response(peer.send(&addr, Hostile::frame(&ask))) else {
         panic!()
