@@ -45,6 +45,17 @@ pub struct Changed {
     pub id: DocumentId,
     pub kind: DocKind,
     pub heads: Vec<[u8; 32]>,
+    pub spread: Spread,
+}
+
+/// How peers learn of a durable change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// Gossip its heads at once: a local write, or a change pulled on hearing of it.
+    Announce,
+    /// Part of a catch-up that may bring thousands of changes: rather than one announcement
+    /// each, the neighbours are offered one reconciliation once the burst is over.
+    Quietly,
 }
 
 impl<T> Written<T> {
@@ -130,6 +141,7 @@ impl Commons {
             id,
             kind: DocKind::Collection,
             heads,
+            spread: Spread::Announce,
         };
         Ok(Written::new(id, batch).announcing(Some(changed)))
     }
@@ -262,6 +274,7 @@ impl Commons {
                     id,
                     kind,
                     heads,
+                    spread: Spread::Announce,
                 };
                 Ok(Written::new(true, batch).announcing(Some(changed)))
             }
@@ -327,6 +340,7 @@ fn withdrawn(entry: &Entry) -> Option<Changed> {
         id: entry.id,
         kind: DocKind::Entry,
         heads: Vec::new(),
+        spread: Spread::Announce,
     })
 }
 
@@ -340,5 +354,6 @@ fn changed_entry(entry: &Entry, doc: &Automerge) -> Option<Changed> {
         id: entry.id,
         kind: DocKind::Entry,
         heads: heads_bytes(doc),
+        spread: Spread::Announce,
     })
 }

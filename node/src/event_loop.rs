@@ -7,7 +7,7 @@ use minga_protocol::wire::Payload;
 use minga_protocol::{DocKind, DocumentId, Entry, NewCollection, Tombstone};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::commons::{Changed, Written};
+use crate::commons::{Changed, Spread, Written};
 use crate::{Commons, Error, StoreError};
 
 /// Commands waiting for the event loop; senders wait when it is full.
@@ -26,7 +26,7 @@ enum Command {
     DeleteEntry(String, String, Reply<Tombstone>),
     SetFollowed(String, bool, Reply<()>),
     SetBlocked(String, bool, Reply<()>),
-    ApplyRemote(Box<(DocumentId, DocKind, Payload)>, Reply<bool>),
+    ApplyRemote(Box<(DocumentId, DocKind, Payload, Spread)>, Reply<bool>),
 }
 
 /// A reply that waits for the group's flush.
@@ -106,8 +106,9 @@ impl Handle {
         id: DocumentId,
         kind: DocKind,
         payload: Payload,
+        spread: Spread,
     ) -> Result<bool, Error> {
-        let work = Box::new((id, kind, payload));
+        let work = Box::new((id, kind, payload, spread));
         self.request(|reply| Command::ApplyRemote(work, reply))
             .await
             .map(|w| w.value)
@@ -180,8 +181,16 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, O
             after_flush(commons.set_blocked(&peer, blocked), reply)
         }
         Command::ApplyRemote(work, reply) => {
-            let (id, kind, payload) = *work;
-            after_flush(commons.apply_remote(id, kind, &payload, mirror), reply)
+            let (id, kind, payload, spread) = *work;
+            let mut result = commons.apply_remote(id, kind, &payload, mirror);
+            if let Ok(Written {
+                changed: Some(changed),
+                ..
+            }) = &mut result
+            {
+                changed.spread = spread;
+            }
+            after_flush(result, reply)
         }
     }
 }

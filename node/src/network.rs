@@ -39,12 +39,15 @@ use tokio::sync::{mpsc, watch};
 use self::behaviour::{Behaviour, BehaviourEvent};
 use self::codec::Inbound;
 use self::exchange::{Exchange, Misbehaved, ToSync};
-use crate::commons::Changed;
+use crate::commons::{Changed, Spread};
 use crate::{Handle, Store};
 
 /// How often peers reconcile every collection they share.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 /// How often a node tells the catalogue topic what it carries.
+/// Quiet time after the last change of a catch-up before neighbours are offered it.
+const QUIET_AFTER: Duration = Duration::from_secs(2);
+
 const CATALOGUE_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait between two dials of an unreachable bootstrap peer.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -167,8 +170,9 @@ enum Work {
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
     Reconcile(DocumentId),
-    /// A sync batch, and how many exchanges for these documents preceded it.
-    Sync(u8),
+    /// A sync batch, how many exchanges for these documents preceded it, and how the changes
+    /// it brings spread on.
+    Sync(u8, Spread),
 }
 
 /// The network task.
@@ -193,6 +197,9 @@ pub struct Network {
     bootstrap: Vec<(Multiaddr, Instant, Duration)>,
     /// Topics subscribed to.
     topics: BTreeSet<u8>,
+    /// Collections a catch-up brought changes to, and when the burst is over: then every
+    /// neighbour is offered a reconciliation of them.
+    quiet: HashMap<DocumentId, Instant>,
 }
 
 /// Builds the swarm and starts listening; returns the task to run and its handle.
@@ -238,6 +245,7 @@ pub fn start(
         queued: HashMap::new(),
         in_flight: HashMap::new(),
         topics: BTreeSet::new(),
+        quiet: HashMap::new(),
     };
     let net = NetHandle {
         status,
@@ -269,7 +277,10 @@ impl Network {
                 Some(work) = self.work_rx.recv() => self.on_work(work),
                 _ = reconcile.tick() => self.reconcile_all(),
                 _ = catalogue.tick() => self.publish_catalogue(),
-                _ = redial.tick() => self.redial(),
+                _ = redial.tick() => {
+                    self.redial();
+                    self.reconcile_quiet();
+                }
                 _ = shutdown.changed() => break,
             }
         }
@@ -457,14 +468,9 @@ impl Network {
         let ours = self
             .exchange
             .store
-            .items(&collection)
+            .item_digest(&collection, &id)
             .ok()
-            .and_then(|items| {
-                items
-                    .into_iter()
-                    .find(|i| i.id == announcement.id)
-                    .map(|i| i.digest)
-            });
+            .flatten();
         let theirs = minga_protocol::reconcile::heads_digest(&announcement.heads);
         let withdrawn = announcement.heads.is_empty();
         if ours != Some(theirs) && !(withdrawn && ours == Some(crate::store::TOMBSTONE_DIGEST)) {
@@ -554,6 +560,11 @@ impl Network {
     fn announce(&mut self, change: &Changed) {
         // A collection created or first received here is followed: listen on its topic too.
         self.follow_topic(&change.collection);
+        if change.spread == Spread::Quietly {
+            self.quiet
+                .insert(change.collection, Instant::now() + QUIET_AFTER);
+            return;
+        }
         let announcement = Announcement {
             collection: *change.collection.as_bytes(),
             id: *change.id.as_bytes(),
@@ -568,6 +579,27 @@ impl Network {
             .publish(topic, wire::encode(&announcement))
         {
             tracing::debug!("announcement not published: {e}");
+        }
+    }
+
+    /// Offers a reconciliation of each collection whose catch-up burst is over to every peer.
+    fn reconcile_quiet(&mut self) {
+        let now = Instant::now();
+        let due: Vec<DocumentId> = self
+            .quiet
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for collection in due {
+            self.quiet.remove(&collection);
+            for peer in &peers {
+                self.reconcile(*peer, collection);
+            }
         }
     }
 
@@ -607,7 +639,7 @@ impl Network {
         match self.exchange.offers(to_sync) {
             Ok(requests) => requests
                 .into_iter()
-                .for_each(|r| self.send(peer, r, Purpose::Sync(0))),
+                .for_each(|r| self.send(peer, r, Purpose::Sync(0, Spread::Announce))),
             Err(e) => tracing::error!("preparing sync offers: {e}"),
         }
     }
@@ -668,7 +700,11 @@ impl Network {
                             Ok(requests) => {
                                 for request in requests {
                                     let _ = work
-                                        .send(Work::Send(peer, request, Purpose::Sync(0)))
+                                        .send(Work::Send(
+                                            peer,
+                                            request,
+                                            Purpose::Sync(0, Spread::Quietly),
+                                        ))
                                         .await;
                                 }
                             }
@@ -701,7 +737,7 @@ impl Network {
                                     .offers(&to_sync)
                                     .map_err(|e| Misbehaved(e.to_string()))?
                                     .into_iter()
-                                    .map(|r| (r, Purpose::Sync(0)))
+                                    .map(|r| (r, Purpose::Sync(0, Spread::Quietly)))
                                     .collect();
                                 if !reply.is_empty() {
                                     let request = Request::Reconcile {
@@ -714,10 +750,10 @@ impl Network {
                             })
                     }
                 }
-                (Purpose::Sync(round), Response::Sync { answers }) => {
-                    exchange.on_answers(answers).await.map(|next| {
+                (Purpose::Sync(round, spread), Response::Sync { answers }) => {
+                    exchange.on_answers(answers, spread).await.map(|next| {
                         next.filter(|_| round < 2)
-                            .map(|r| (r, Purpose::Sync(round + 1)))
+                            .map(|r| (r, Purpose::Sync(round + 1, spread)))
                             .into_iter()
                             .collect()
                     })

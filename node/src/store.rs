@@ -257,6 +257,22 @@ impl Store {
             .collect()
     }
 
+    /// The reconciliation digest of one document of a collection, if it is in the set.
+    pub fn item_digest(
+        &self,
+        collection: &DocumentId,
+        id: &DocumentId,
+    ) -> Result<Option<[u8; 16]>, StoreError> {
+        let Some(digest) = self.db.get(item_key(collection, id))? else {
+            return Ok(None);
+        };
+        let digest = digest
+            .as_ref()
+            .try_into()
+            .map_err(|_| corrupt("r:", "bad digest"))?;
+        Ok(Some(digest))
+    }
+
     /// The reconciliation set of a collection with cached fingerprints: built from the `r:`
     /// rows on first use, then kept current by every write.
     pub fn reconcile_set(&self, collection: &DocumentId) -> Result<Arc<ItemSet>, StoreError> {
@@ -591,6 +607,10 @@ fn index_keys(entry: &Entry) -> Vec<Vec<u8>> {
 /// The reconciliation digest of a withdrawn document.
 pub const TOMBSTONE_DIGEST: [u8; 16] = [0xff; 16];
 
+fn item_key(collection: &DocumentId, id: &DocumentId) -> Vec<u8> {
+    [b"r:".as_slice(), collection.as_bytes(), id.as_bytes()].concat()
+}
+
 /// Sets (or with `None` removes) the reconciliation row of `id` in `collection`.
 fn set_item(
     batch: &mut sled::Batch,
@@ -599,7 +619,7 @@ fn set_item(
     id: DocumentId,
     digest: Option<[u8; 16]>,
 ) {
-    let item = [b"r:".as_slice(), collection.as_bytes(), id.as_bytes()].concat();
+    let item = item_key(&collection, &id);
     match digest {
         Some(digest) => batch.insert(item, &digest[..]),
         None => batch.remove(item),

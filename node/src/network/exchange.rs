@@ -8,7 +8,7 @@ use minga_protocol::sync::{self, Held, SignedDoc, SyncDocument};
 use minga_protocol::wire::{Offer, Payload, Request, Response, WireKind};
 use minga_protocol::{DocKind, DocumentId, VerifyError};
 
-use crate::commons::load;
+use crate::commons::{Spread, load};
 use crate::{Error, Handle, Store};
 
 /// Most offers in one sync request.
@@ -146,7 +146,8 @@ impl Exchange {
     /// Applies what the peer offered, and answers with our heads and what it lacks.
     async fn answer(&self, offer: Offer) -> Result<Offer, Misbehaved> {
         let id = DocumentId::from_bytes(offer.id);
-        self.apply(id, offer.kind, offer.payload.clone()).await?;
+        self.apply(id, offer.kind, offer.payload.clone(), Spread::Quietly)
+            .await?;
         let held = self
             .shareable(&id, offer.kind)
             .map_err(|e| Misbehaved(e.to_string()))?;
@@ -154,11 +155,16 @@ impl Exchange {
     }
 
     /// Acts on the answers to our offers; returns a last request carrying what the peer lacks.
-    pub async fn on_answers(&self, answers: Vec<Offer>) -> Result<Option<Request>, Misbehaved> {
+    pub async fn on_answers(
+        &self,
+        answers: Vec<Offer>,
+        spread: Spread,
+    ) -> Result<Option<Request>, Misbehaved> {
         let mut follow_up = Vec::new();
         for answer in answers {
             let id = DocumentId::from_bytes(answer.id);
-            self.apply(id, answer.kind, answer.payload.clone()).await?;
+            self.apply(id, answer.kind, answer.payload.clone(), spread)
+                .await?;
             if answer.heads.is_empty() {
                 continue;
             }
@@ -175,13 +181,14 @@ impl Exchange {
         id: DocumentId,
         kind: WireKind,
         payload: Payload,
+        spread: Spread,
     ) -> Result<(), Misbehaved> {
         if payload == Payload::Nothing {
             return Ok(());
         }
         match self
             .handle
-            .apply_remote(id, DocKind::from(kind), payload)
+            .apply_remote(id, DocKind::from(kind), payload, spread)
             .await
         {
             Ok(_) => Ok(()),
