@@ -117,7 +117,8 @@ fn local(commons: &mut Commons, op: Op) -> anyhow::Result<Value> {
         )?),
         Op::Peers => json!({"peers": []}),
         Op::Block { peer, block } => {
-            commons.set_blocked(&peer, block)?;
+            // Offline, the node has not heard which author the peer speaks for.
+            commons.set_blocked(&peer, block, None)?;
             json!({"blocked": block})
         }
         Op::ListCollections { available: true } => json!({"collections": []}),

@@ -158,13 +158,14 @@ async fn block(State(state): State<AppState>, Path(peer): Path<String>) -> ApiRe
     let peer_id: PeerId = peer
         .parse()
         .map_err(|_| Error::BadRequest(format!("{peer:?} is not a peer id")))?;
-    state.handle.set_blocked(peer.clone(), true).await?;
+    let author = state.net.operator_of(&peer);
+    state.handle.set_blocked(peer.clone(), true, author).await?;
     state.net.send(NetCommand::Block(peer_id)).await;
     Ok(Json(json!({"blocked": true})).into_response())
 }
 
 async fn unblock(State(state): State<AppState>, Path(peer): Path<String>) -> ApiResult<Response> {
-    state.handle.set_blocked(peer, false).await?;
+    state.handle.set_blocked(peer, false, None).await?;
     Ok(Json(json!({"blocked": false})).into_response())
 }
 

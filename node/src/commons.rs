@@ -7,7 +7,8 @@ use minga_protocol::entry::{self, EntryPatch, NewEntry};
 use minga_protocol::sync::{self, heads_bytes};
 use minga_protocol::wire::Payload;
 use minga_protocol::{
-    AuthorId, Collection, DocKind, DocumentId, Entry, NewCollection, Refusal, Tombstone, collection,
+    AuthorId, Collection, DocKind, DocumentId, Entry, NewCollection, Refusal, Signature, Tombstone,
+    collection,
 };
 
 use crate::clock::Clock;
@@ -102,6 +103,11 @@ impl Commons {
 
     pub fn peer_id(&self) -> String {
         self.keys.peer_id()
+    }
+
+    /// This node's author key vouching for its peer id (bytes), for peers that ask.
+    pub fn vouch_for_peer(&self, peer: &[u8]) -> (AuthorId, Signature) {
+        (self.keys.author.id(), self.keys.author.vouch_for_peer(peer))
     }
 
     /// The secret of the network key, for the libp2p identity.
@@ -299,8 +305,14 @@ impl Commons {
         Ok(Written::new(true, batch).announcing(withdrawn(&entry)))
     }
 
-    pub fn set_blocked(&mut self, peer: &str, blocked: bool) -> Result<Written<()>, Error> {
-        let batch = self.store.set_blocked(peer, blocked)?;
+    /// Blocks (or unblocks) a peer, hiding the content of `author` if it vouched for one.
+    pub fn set_blocked(
+        &mut self,
+        peer: &str,
+        blocked: bool,
+        author: Option<AuthorId>,
+    ) -> Result<Written<()>, Error> {
+        let batch = self.store.set_blocked(peer, blocked, author)?;
         Ok(Written::new((), batch))
     }
 

@@ -4,7 +4,7 @@
 
 use minga_protocol::entry::{EntryPatch, NewEntry};
 use minga_protocol::wire::Payload;
-use minga_protocol::{DocKind, DocumentId, Entry, NewCollection, Tombstone};
+use minga_protocol::{AuthorId, DocKind, DocumentId, Entry, NewCollection, Tombstone};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::commons::{Changed, Spread, Written};
@@ -25,7 +25,7 @@ enum Command {
     PatchEntry(String, Box<EntryPatch>, Reply<Entry>),
     DeleteEntry(String, String, Reply<Tombstone>),
     SetFollowed(String, bool, Reply<()>),
-    SetBlocked(String, bool, Reply<()>),
+    SetBlocked(String, bool, Option<AuthorId>, Reply<()>),
     ApplyRemote(Box<(DocumentId, DocKind, Payload, Spread)>, Reply<bool>),
 }
 
@@ -94,8 +94,14 @@ impl Handle {
             .map(|w| w.value)
     }
 
-    pub async fn set_blocked(&self, peer: String, blocked: bool) -> Result<(), Error> {
-        self.request(|reply| Command::SetBlocked(peer, blocked, reply))
+    /// Blocks (or unblocks) a peer; `author`, the key it vouched for, has its content hidden.
+    pub async fn set_blocked(
+        &self,
+        peer: String,
+        blocked: bool,
+        author: Option<AuthorId>,
+    ) -> Result<(), Error> {
+        self.request(|reply| Command::SetBlocked(peer, blocked, author, reply))
             .await
             .map(|w| w.value)
     }
@@ -177,8 +183,8 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, O
         Command::SetFollowed(id, followed, reply) => {
             after_flush(commons.set_followed(&id, followed), reply)
         }
-        Command::SetBlocked(peer, blocked, reply) => {
-            after_flush(commons.set_blocked(&peer, blocked), reply)
+        Command::SetBlocked(peer, blocked, author, reply) => {
+            after_flush(commons.set_blocked(&peer, blocked, author), reply)
         }
         Command::ApplyRemote(work, reply) => {
             let (id, kind, payload, spread) = *work;

@@ -31,7 +31,7 @@ use libp2p::{PeerId, Swarm, identify, identity, mdns};
 use minga_protocol::wire::{
     self, Announcement, Catalogue, CatalogueItem, MAX_GOSSIP_BYTES, Request, Response,
 };
-use minga_protocol::{Collection, DocumentId};
+use minga_protocol::{AuthorId, Collection, DocumentId, Signature};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -87,6 +87,9 @@ pub struct NetStatus {
     pub available: BTreeMap<String, Collection>,
     /// Peers dropped for forged changes or malformed messages.
     pub peers_dropped: u64,
+    /// The author each peer vouched for, as it answered when asked.
+    #[serde(skip)]
+    pub operators: BTreeMap<String, AuthorId>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -120,6 +123,12 @@ pub enum NetCommand {
 }
 
 impl NetHandle {
+    /// The author a peer vouched for, if it was asked while connected.
+    pub fn operator_of(&self, peer: &str) -> Option<AuthorId> {
+        let status = self.status.read().expect("status lock");
+        status.operators.get(peer).copied()
+    }
+
     pub async fn send(&self, command: NetCommand) {
         let _ = self.commands.send(command).await;
     }
@@ -170,6 +179,8 @@ enum Work {
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
     Reconcile(DocumentId),
+    /// Which author the peer speaks for.
+    Operator,
     /// A sync batch, how many exchanges for these documents preceded it, and how the changes
     /// it brings spread on.
     Sync(u8, Spread),
@@ -209,6 +220,7 @@ pub fn start(
     store: Store,
     handle: Handle,
     changes: mpsc::Receiver<Changed>,
+    operator: (AuthorId, Signature),
 ) -> Result<(Network, NetHandle), Box<dyn std::error::Error + Send + Sync>> {
     let mut registry = Registry::default();
     let mut swarm = behaviour::build(keypair, &config, &mut registry)?;
@@ -228,6 +240,7 @@ pub fn start(
             store,
             handle,
             mirror: config.mirror,
+            operator,
         },
         bootstrap: config
             .bootstrap
@@ -320,7 +333,10 @@ impl Network {
                 }
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
                 if self
                     .exchange
@@ -339,6 +355,10 @@ impl Network {
                     info.addresses.push(address);
                 }
                 info.last_seen = now_ms();
+                drop(status);
+                if num_established.get() == 1 {
+                    self.send(peer_id, Request::Operator, Purpose::Operator);
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -720,6 +740,22 @@ impl Network {
     }
 
     fn on_response(&mut self, peer: PeerId, purpose: Purpose, response: Response) {
+        if let (Purpose::Operator, Response::Operator { author, signature }) = (purpose, &response)
+        {
+            let author = AuthorId::from_bytes(*author);
+            let vouched = Signature::try_from(signature.as_slice())
+                .is_ok_and(|sig| author.vouches_for_peer(&peer.to_bytes(), &sig));
+            if vouched {
+                let mut status = self.status.write().expect("status lock");
+                status.operators.insert(peer.to_string(), author);
+            } else {
+                self.drop_peer(
+                    peer,
+                    "vouched for by an author key that did not sign".into(),
+                );
+            }
+            return;
+        }
         let exchange = self.exchange.clone();
         let work = self.work_tx.clone();
         let permits = Arc::clone(&self.permits);

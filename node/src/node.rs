@@ -30,16 +30,22 @@ pub async fn run(
     let store = commons.store().clone();
     let keypair = identity::Keypair::ed25519_from_bytes(commons.network_secret())
         .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    let operator = commons.vouch_for_peer(&keypair.public().to_peer_id().to_bytes());
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_QUEUE);
     let outlets = Outlets {
         changes: Some(changes_tx),
         mirror: network.mirror,
     };
     let (handle, event_loop) = event_loop::spawn(commons, outlets);
-    let (swarm_task, net) =
-        network::start(keypair, network, store.clone(), handle.clone(), changes_rx).map_err(
-            |e| StoreError::Io(std::io::Error::other(format!("starting the network: {e}"))),
-        )?;
+    let (swarm_task, net) = network::start(
+        keypair,
+        network,
+        store.clone(),
+        handle.clone(),
+        changes_rx,
+        operator,
+    )
+    .map_err(|e| StoreError::Io(std::io::Error::other(format!("starting the network: {e}"))))?;
     let (stop_network, network_stopped) = watch::channel(false);
     let network_task = tokio::spawn(swarm_task.run(network_stopped));
 

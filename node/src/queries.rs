@@ -1,6 +1,8 @@
 //! Read operations shared by the HTTP API and the offline CLI: they parse user input the same
 //! way and answer with the same shapes.
 
+use std::collections::BTreeSet;
+
 use minga_protocol::{Collection, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +85,17 @@ pub fn entry(store: &Store, id: &DocumentId) -> Result<Entry, Error> {
             stone.reason
         )));
     }
+    let hidden = store.hidden_authors()?;
     store
         .entry(id)?
+        .filter(|entry| !by_hidden_author(entry, &hidden))
         .ok_or_else(|| Error::NotFound(format!("no entry {id}")))
+}
+
+/// Whether a blocked peer's author wrote the entry: such entries are hidden here, though kept
+/// and synced, so no replica's change graph gets a hole.
+fn by_hidden_author(entry: &Entry, hidden: &BTreeSet<String>) -> bool {
+    entry.authors.iter().any(|a| hidden.contains(&a.key))
 }
 
 pub fn entry_by_text(store: &Store, id: &str) -> Result<Entry, Error> {
@@ -131,7 +141,11 @@ pub fn list_entries(store: &Store, params: &ListParams) -> Result<EntryPage, Err
         limit,
         cursor,
     };
-    Ok(store.list(&query)?)
+    let mut page = store.list(&query)?;
+    let hidden = store.hidden_authors()?;
+    page.entries
+        .retain(|entry| !by_hidden_author(entry, &hidden));
+    Ok(page)
 }
 
 pub fn list_collections(store: &Store) -> Result<CollectionList, Error> {

@@ -17,9 +17,9 @@
 //! | `f:` id | followed collection |
 //! | `t:` id | tombstone |
 //! | `r:` coll id | reconciliation digest of a shareable document of the collection |
-//! | `b:` peer | blocked peer |
+//! | `b:` peer | blocked peer; the value is the author key it vouched for, whose content is hidden |
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use minga_protocol::automerge::ChangeHash;
 use minga_protocol::reconcile::{self, Item, ItemSet};
-use minga_protocol::{Collection, DocumentId, Entry, Signature, Tombstone};
+use minga_protocol::{AuthorId, Collection, DocumentId, Entry, Signature, Tombstone};
 use serde::Serialize;
 
 use crate::StoreError;
@@ -330,15 +330,33 @@ impl Store {
             .collect()
     }
 
-    pub fn set_blocked(&self, peer: &str, blocked: bool) -> Result<u64, StoreError> {
+    /// Blocks (or unblocks) a peer; `author`, the key it vouched for, has its content hidden.
+    pub fn set_blocked(
+        &self,
+        peer: &str,
+        blocked: bool,
+        author: Option<AuthorId>,
+    ) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
         let key = [b"b:", peer.as_bytes()].concat();
         if blocked {
-            batch.insert(key, &[]);
+            let author = author.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+            batch.insert(key, author);
         } else {
             batch.remove(key);
         }
         self.apply(batch)
+    }
+
+    /// Authors of blocked peers, whose content this node hides.
+    pub fn hidden_authors(&self) -> Result<BTreeSet<String>, StoreError> {
+        let mut hidden = BTreeSet::new();
+        for row in self.db.scan_prefix(b"b:").values() {
+            if let Ok(author) = <[u8; 32]>::try_from(row?.as_ref()) {
+                hidden.insert(AuthorId::from_bytes(author).to_string());
+            }
+        }
+        Ok(hidden)
     }
 
     pub fn tombstone(&self, id: &DocumentId) -> Result<Option<Tombstone>, StoreError> {

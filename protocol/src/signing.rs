@@ -15,6 +15,9 @@ use crate::DocumentId;
 /// Domain separation tag of change signatures.
 const CHANGE_DOMAIN: &[u8] = b"minga/change/1\0";
 
+/// Domain separation tag of an author key vouching for a node's network key (peer id).
+const PEER_DOMAIN: &[u8] = b"minga/peer/1\0";
+
 /// Bytes of the per-start nonce appended to the author key in actor ids.
 pub const NONCE_LEN: usize = 16;
 
@@ -55,6 +58,11 @@ impl AuthorKey {
         Signature(self.0.sign(&change_message(document, hash)).to_bytes())
     }
 
+    /// Vouches that the node with this peer id (its bytes) speaks for this author.
+    pub fn vouch_for_peer(&self, peer: &[u8]) -> Signature {
+        self.sign_raw(&[PEER_DOMAIN, peer].concat())
+    }
+
     /// Signs `domain ‖ payload`; used by other signed records (tombstones).
     pub(crate) fn sign_raw(&self, message: &[u8]) -> Signature {
         Signature(self.0.sign(message).to_bytes())
@@ -84,6 +92,11 @@ impl AuthorId {
 
     pub fn verify_change(&self, document: &DocumentId, hash: &ChangeHash, sig: &Signature) -> bool {
         self.verify_raw(&change_message(document, hash), sig)
+    }
+
+    /// Whether this author vouched for the node with this peer id.
+    pub fn vouches_for_peer(&self, peer: &[u8], sig: &Signature) -> bool {
+        self.verify_raw(&[PEER_DOMAIN, peer].concat(), sig)
     }
 
     pub(crate) fn verify_raw(&self, message: &[u8], sig: &Signature) -> bool {

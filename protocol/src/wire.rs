@@ -31,6 +31,9 @@ pub enum Request {
     },
     /// Documents to bring level, offered by the side that found them differing.
     Sync { offers: Vec<Offer> },
+    /// Which author runs the node: asked once per connection, so blocking a peer can hide
+    /// its author's content.
+    Operator,
 }
 
 /// A response of `/minga/sync/1`.
@@ -42,6 +45,11 @@ pub enum Response {
     Sync { answers: Vec<Offer> },
     /// Not served (a collection not followed, a blocked peer, a busy node); not an attack.
     Refused { reason: String },
+    /// The node's author key, and its signature vouching for the node's peer id.
+    Operator {
+        author: [u8; 32],
+        signature: Vec<u8>,
+    },
 }
 
 /// One document in a sync exchange: the sender's heads and what it sends.

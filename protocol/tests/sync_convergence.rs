@@ -468,6 +468,7 @@ impl<D: Doc> World<D> {
                     Request::Sync { offers } => Response::Sync {
                         answers: offers.into_iter().map(|o| self.answer(to, o)).collect(),
                     },
+                    Request::Operator => panic!("the simulation never asks who runs a node"),
                 };
                 out.insert(0, Message::response(to, from, purpose, &response));
             }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use minga_protocol::reconcile::{self, RangePart};
 use minga_protocol::sync::{self, Held, SignedDoc, SyncDocument};
 use minga_protocol::wire::{Offer, Payload, Request, Response, WireKind};
-use minga_protocol::{DocKind, DocumentId, VerifyError};
+use minga_protocol::{AuthorId, DocKind, DocumentId, Signature, VerifyError};
 
 use crate::commons::{Spread, load};
 use crate::{Error, Handle, Store};
@@ -24,6 +24,8 @@ pub struct Exchange {
     pub handle: Handle,
     /// Serve and keep every collection, followed or not.
     pub mirror: bool,
+    /// This node's author and its signature vouching for the node's peer id.
+    pub operator: (AuthorId, Signature),
 }
 
 /// A peer broke the protocol (a forged change, a malformed range): drop it.
@@ -64,6 +66,14 @@ impl Exchange {
                 }
                 let (reply, to_sync) = self.reconcile_step(collection, &parts)?;
                 Ok((Response::Reconcile { parts: reply }, to_sync))
+            }
+            Request::Operator => {
+                let (author, signature) = self.operator;
+                let response = Response::Operator {
+                    author: *author.as_bytes(),
+                    signature: signature.0.to_vec(),
+                };
+                Ok((response, ToSync::default()))
             }
             Request::Sync { offers } => {
                 let mut answers = Vec::with_capacity(offers.len());
