@@ -42,10 +42,11 @@ pub enum RangeBody {
 }
 
 /// A range from the previous part's upper bound (or the start) up to `upper`, exclusive; `None`
-/// is the end of the id space.
+/// is the end of the id space. A bound is the shortest id prefix that separates the ranges
+/// (ids compare with it lexicographically), usually 2 or 3 bytes rather than 16.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RangePart {
-    pub upper: Option<[u8; 16]>,
+    pub upper: Option<Vec<u8>>,
     pub body: RangeBody,
 }
 
@@ -194,27 +195,28 @@ pub fn respond(set: &ItemSet, message: &[RangePart]) -> Result<Step, ReconcileEr
     }
     let mut step = Step::default();
     let mut start = 0usize;
-    let mut lower: Option<[u8; 16]> = None;
+    let mut lower: Option<&Vec<u8>> = None;
     for part in message {
-        if let (Some(low), Some(up)) = (lower, part.upper)
+        if let (Some(low), Some(up)) = (lower, &part.upper)
             && up <= low
         {
             return Err(ReconcileError::Unordered);
         }
-        let end = match part.upper {
-            Some(upper) => start + items[start..].partition_point(|i| i.id < upper),
+        let end = match &part.upper {
+            Some(upper) => start + items[start..].partition_point(|i| i.id[..] < upper[..]),
             None => items.len(),
         };
         let ours = &items[start..end];
         match &part.body {
-            RangeBody::Skip => push(&mut step.reply, part.upper, RangeBody::Skip),
+            RangeBody::Skip => push(&mut step.reply, part.upper.clone(), RangeBody::Skip),
             RangeBody::Fingerprint(theirs) => {
                 if set.fingerprint(start..end) == *theirs {
-                    push(&mut step.reply, part.upper, RangeBody::Skip);
+                    push(&mut step.reply, part.upper.clone(), RangeBody::Skip);
                 } else if ours.len() <= ITEMS_THRESHOLD {
-                    push(&mut step.reply, part.upper, RangeBody::Items(ours.to_vec()));
+                    let items = RangeBody::Items(ours.to_vec());
+                    push(&mut step.reply, part.upper.clone(), items);
                 } else {
-                    split(&mut step.reply, set, start..end, part.upper);
+                    split(&mut step.reply, set, start..end, part.upper.clone());
                 }
             }
             RangeBody::Items(theirs) => {
@@ -224,11 +226,11 @@ pub fn respond(set: &ItemSet, message: &[RangePart]) -> Result<Step, ReconcileEr
                         .filter(|o| !theirs.iter().any(|t| t.id == o.id))
                         .map(|o| o.id),
                 );
-                push(&mut step.reply, part.upper, RangeBody::Skip);
+                push(&mut step.reply, part.upper.clone(), RangeBody::Skip);
             }
         }
         start = end;
-        lower = part.upper;
+        lower = part.upper.as_ref();
         if part.upper.is_none() {
             break;
         }
@@ -243,7 +245,7 @@ pub fn respond(set: &ItemSet, message: &[RangePart]) -> Result<Step, ReconcileEr
 }
 
 /// Appends a part, merging consecutive skips.
-fn push(reply: &mut Vec<RangePart>, upper: Option<[u8; 16]>, body: RangeBody) {
+fn push(reply: &mut Vec<RangePart>, upper: Option<Vec<u8>>, body: RangeBody) {
     if body == RangeBody::Skip
         && let Some(last) = reply.last_mut()
         && last.body == RangeBody::Skip
@@ -260,7 +262,7 @@ fn split(
     reply: &mut Vec<RangePart>,
     set: &ItemSet,
     range: std::ops::Range<usize>,
-    upper: Option<[u8; 16]>,
+    upper: Option<Vec<u8>>,
 ) {
     let chunk = range.len().div_ceil(BRANCHING);
     let starts: Vec<usize> = range.clone().step_by(chunk).collect();
@@ -268,15 +270,21 @@ fn split(
         let end = starts.get(i + 1).copied().unwrap_or(range.end);
         // Each range ends where the next chunk begins; the last one where the parent ended.
         let bound = if end == range.end {
-            upper
+            upper.clone()
         } else {
-            Some(set.items()[end].id)
+            Some(separator(&set.items()[end - 1].id, &set.items()[end].id))
         };
         reply.push(RangePart {
             upper: bound,
             body: RangeBody::Fingerprint(set.fingerprint(start..end)),
         });
     }
+}
+
+/// The shortest prefix of `next` that is greater than `last` (`last < next`).
+fn separator(last: &[u8; 16], next: &[u8; 16]) -> Vec<u8> {
+    let common = last.iter().zip(next).take_while(|(a, b)| a == b).count();
+    next[..=common].to_vec()
 }
 
 /// Ids present on one side only, or with different digests.
@@ -364,6 +372,42 @@ mod tests {
         assert_eq!(found.len(), 2_000);
         let (found, _) = reconcile(&full, &empty);
         assert_eq!(found.len(), 2_000);
+    }
+
+    /// The catch-up case: 100 entries changed and 100 added, scattered over 10,000. The bytes
+    /// per differing entry are the reconciliation's share of a catch-up (recorded in
+    /// `docs/benchmarks.md`); prefix bounds keep them near 300.
+    #[test]
+    fn scattered_differences_cost_few_bytes_each() {
+        let id = |n: u32| {
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&blake3::hash(&n.to_be_bytes()).as_bytes()[..16]);
+            id
+        };
+        let item = |n: u32, digest: u8| Item {
+            id: id(n),
+            digest: [digest; 16],
+        };
+        let ahead = ItemSet::new((0..10_100).map(|n| item(n, 1)).collect());
+        let behind = ItemSet::new(
+            (0..10_000)
+                .map(|n| item(n, if n % 100 == 0 { 2 } else { 1 }))
+                .collect(),
+        );
+        let mut message = initiate(&behind);
+        let mut sides = [&ahead, &behind];
+        let (mut bytes, mut found) = (0, Vec::new());
+        while !message.is_empty() {
+            bytes += postcard::to_allocvec(&message).unwrap().len();
+            let step = respond(sides[0], &message).unwrap();
+            found.extend(step.differing);
+            message = step.reply;
+            sides.swap(0, 1);
+        }
+        found.sort();
+        found.dedup();
+        assert_eq!(found.len(), 200);
+        assert!(bytes / 200 < 400, "{bytes} B for 200 differences");
     }
 
     proptest! {
