@@ -316,6 +316,17 @@ impl Commons {
         Ok(Written::new((), batch))
     }
 
+    /// Records a peer's change-log position for a collection.
+    pub fn set_peer_seq(
+        &mut self,
+        peer: &str,
+        collection: &DocumentId,
+        seq: u64,
+    ) -> Result<Written<()>, Error> {
+        let batch = self.store.set_peer_seq(peer, collection, seq)?;
+        Ok(Written::new((), batch))
+    }
+
     /// Follows (or stops following) a collection; ids never seen are fine.
     pub fn set_followed(&mut self, id: &str, followed: bool) -> Result<Written<()>, Error> {
         let id = parse_id(id)?;

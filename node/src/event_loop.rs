@@ -26,6 +26,7 @@ enum Command {
     DeleteEntry(String, String, Reply<Tombstone>),
     SetFollowed(String, bool, Reply<()>),
     SetBlocked(String, bool, Option<AuthorId>, Reply<()>),
+    SetPeerSeq(String, DocumentId, u64, Reply<()>),
     ApplyRemote(Box<(DocumentId, DocKind, Payload, Spread)>, Reply<bool>),
 }
 
@@ -102,6 +103,18 @@ impl Handle {
         author: Option<AuthorId>,
     ) -> Result<(), Error> {
         self.request(|reply| Command::SetBlocked(peer, blocked, author, reply))
+            .await
+            .map(|w| w.value)
+    }
+
+    /// Records a peer's change-log position for a collection.
+    pub async fn set_peer_seq(
+        &self,
+        peer: String,
+        collection: DocumentId,
+        seq: u64,
+    ) -> Result<(), Error> {
+        self.request(|reply| Command::SetPeerSeq(peer, collection, seq, reply))
             .await
             .map(|w| w.value)
     }
@@ -185,6 +198,9 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, O
         }
         Command::SetBlocked(peer, blocked, author, reply) => {
             after_flush(commons.set_blocked(&peer, blocked, author), reply)
+        }
+        Command::SetPeerSeq(peer, collection, seq, reply) => {
+            after_flush(commons.set_peer_seq(&peer, &collection, seq), reply)
         }
         Command::ApplyRemote(work, reply) => {
             let (id, kind, payload, spread) = *work;

@@ -30,6 +30,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{PeerId, Swarm, identify, identity, mdns};
 use minga_protocol::wire::{
     self, Announcement, Catalogue, CatalogueItem, MAX_GOSSIP_BYTES, Request, Response,
+    SINCE_UNKNOWN,
 };
 use minga_protocol::{AuthorId, Collection, DocumentId, Signature};
 use prometheus_client::registry::Registry;
@@ -181,6 +182,8 @@ enum Purpose {
     Reconcile(DocumentId),
     /// Which author the peer speaks for.
     Operator,
+    /// What of a collection changed on the peer since we last asked.
+    Since(DocumentId),
     /// A sync batch, how many exchanges for these documents preceded it, and how the changes
     /// it brings spread on.
     Sync(u8, Spread),
@@ -394,10 +397,8 @@ impl Network {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
-                if info.protocols.contains(&codec::SYNC_PROTOCOL)
-                    && self.swarm.local_peer_id() < &peer_id
-                {
-                    self.reconcile_peer(peer_id);
+                if info.protocols.contains(&codec::SYNC_PROTOCOL) {
+                    self.catch_up_with(peer_id);
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
@@ -635,6 +636,31 @@ impl Network {
         }
     }
 
+    /// On (re)connecting: asks the peer what changed since we last asked, for every collection
+    /// we follow. Where we never asked, we learn its position, and the side with the smaller
+    /// peer id reconciles the collection in full; reconciliation every 30 s checks the rest.
+    fn catch_up_with(&mut self, peer: PeerId) {
+        let collections = match self.exchange.store.followed() {
+            Ok(followed) => followed,
+            Err(e) => return tracing::error!("reading followed collections: {e}"),
+        };
+        for collection in collections {
+            let known = self
+                .exchange
+                .store
+                .peer_seq(&peer.to_string(), &collection)
+                .unwrap_or(None);
+            let since = Request::Since {
+                collection: *collection.as_bytes(),
+                since: known.unwrap_or(SINCE_UNKNOWN),
+            };
+            self.send(peer, since, Purpose::Since(collection));
+            if known.is_none() && self.swarm.local_peer_id() < &peer {
+                self.reconcile(peer, collection);
+            }
+        }
+    }
+
     fn reconcile_peer(&mut self, peer: PeerId) {
         let collections = match self.exchange.store.followed() {
             Ok(followed) => followed,
@@ -785,6 +811,33 @@ impl Network {
                                 Ok(requests)
                             })
                     }
+                }
+                (
+                    Purpose::Since(collection),
+                    Response::Since {
+                        seq,
+                        items,
+                        complete,
+                    },
+                ) => {
+                    let handle = exchange.handle.clone();
+                    let _ = handle.set_peer_seq(peer.to_string(), collection, seq).await;
+                    let requests = if complete {
+                        exchange
+                            .since_differences(collection, &items)
+                            .and_then(|to_sync| exchange.offers(&to_sync))
+                            .map(|requests| {
+                                requests
+                                    .into_iter()
+                                    .map(|r| (r, Purpose::Sync(0, Spread::Quietly)))
+                                    .collect()
+                            })
+                    } else {
+                        exchange
+                            .initiate(&collection)
+                            .map(|r| vec![(r, Purpose::Reconcile(collection))])
+                    };
+                    requests.map_err(|e| Misbehaved(e.to_string()))
                 }
                 (Purpose::Sync(round, spread), Response::Sync { answers }) => {
                     exchange.on_answers(answers, spread).await.map(|next| {

@@ -17,6 +17,8 @@
 //! | `f:` id | followed collection |
 //! | `t:` id | tombstone |
 //! | `r:` coll id | reconciliation digest of a shareable document of the collection |
+//! | `l:` coll seq, `o:` coll id | the change log: `seq` (8 bytes, from `m:seq`) → id of the row last set then, and back |
+//! | `q:` peer coll | the peer's `m:seq` when it last told this node what changed since |
 //! | `b:` peer | blocked peer; the value is the author key it vouched for, whose content is hidden |
 
 use std::collections::{BTreeSet, HashMap};
@@ -46,6 +48,8 @@ pub struct Store {
     /// Reconciliation sets with their fingerprints, by collection, kept equal to the `r:` rows
     /// once built: every write of an `r:` row updates its set after the batch is applied.
     reconcile_sets: Arc<Mutex<HashMap<DocumentId, Arc<ItemSet>>>>,
+    /// The last change-log sequence number handed out (`m:seq`); only the writer advances it.
+    seq: Arc<AtomicU64>,
 }
 
 /// A change to one row of a reconciliation set: `None` removes it.
@@ -134,12 +138,15 @@ impl Store {
                 }
             }
         }
-        Ok(Store {
+        let mut store = Store {
             db,
             written: Arc::new(AtomicU64::new(0)),
             durable: Arc::new(AtomicU64::new(0)),
             reconcile_sets: Arc::default(),
-        })
+            seq: Arc::default(),
+        };
+        store.seq = Arc::new(AtomicU64::new(store.get_u64(b"m:seq")?.unwrap_or(0)));
+        Ok(store)
     }
 
     /// Makes every write applied so far durable (fsync). Concurrent writers share one flush.
@@ -271,6 +278,59 @@ impl Store {
             .try_into()
             .map_err(|_| corrupt("r:", "bad digest"))?;
         Ok(Some(digest))
+    }
+
+    /// The change log's last sequence number: every later change of a reconciliation row gets
+    /// a greater one.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Rows of a collection's reconciliation set changed after `since`, oldest first; at most
+    /// `limit` (the flag says whether that was all of them). Rows changed and then made private
+    /// are left out: they are no longer in the set.
+    pub fn changed_since(
+        &self,
+        collection: &DocumentId,
+        since: u64,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let prefix = key(b"l:", collection);
+        let start = [prefix.as_slice(), &since.saturating_add(1).to_be_bytes()].concat();
+        let mut items = Vec::new();
+        for row in self.db.range(start..) {
+            let (k, id) = row?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if items.len() == limit {
+                return Ok((items, false));
+            }
+            let id = id_from(&id)?;
+            if let Some(digest) = self.item_digest(collection, &id)? {
+                items.push(Item {
+                    id: *id.as_bytes(),
+                    digest,
+                });
+            }
+        }
+        Ok((items, true))
+    }
+
+    /// The peer's change-log position for a collection, when it last told us what changed.
+    pub fn peer_seq(&self, peer: &str, collection: &DocumentId) -> Result<Option<u64>, StoreError> {
+        self.get_u64(&peer_seq_key(peer, collection))
+    }
+
+    pub fn set_peer_seq(
+        &self,
+        peer: &str,
+        collection: &DocumentId,
+        seq: u64,
+    ) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(peer_seq_key(peer, collection), &seq.to_be_bytes());
+        self.apply(batch)
     }
 
     /// The reconciliation set of a collection with cached fingerprints: built from the `r:`
@@ -455,7 +515,7 @@ impl Store {
                 .is_shareable()
                 .then(|| entry_digest(entry))
                 .transpose()?;
-            set_item(&mut batch, &mut reconciled, collection, entry.id, digest);
+            self.set_item(&mut batch, &mut reconciled, collection, entry.id, digest)?;
         }
         batch.insert(key(b"e:", &entry.id), json(entry));
         self.put_document(&mut batch, &entry.id, document, signatures, clock);
@@ -475,13 +535,13 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut reconciled = Vec::new();
         let digest = reconcile::heads_digest(heads);
-        set_item(
+        self.set_item(
             &mut batch,
             &mut reconciled,
             collection.id,
             collection.id,
             Some(digest),
-        );
+        )?;
         if follow {
             batch.insert(key(b"f:", &collection.id), &[]);
         }
@@ -516,7 +576,7 @@ impl Store {
             if let Some(collection) = collection_of(&old) {
                 // A private or unconsented entry never leaves the node, not even as a tombstone.
                 let digest = old.is_shareable().then_some(TOMBSTONE_DIGEST);
-                set_item(&mut batch, &mut reconciled, collection, *id, digest);
+                self.set_item(&mut batch, &mut reconciled, collection, *id, digest)?;
                 let count = self.get_u64(&key(b"k:", &collection))?.unwrap_or(0);
                 batch.insert(
                     key(b"k:", &collection),
@@ -566,6 +626,36 @@ impl Store {
             );
         }
         batch.insert(b"m:clock", &(clock as u64).to_be_bytes());
+    }
+
+    /// Sets (or with `None` removes) the reconciliation row of `id` in `collection`, and moves
+    /// the id to the end of the collection's change log.
+    fn set_item(
+        &self,
+        batch: &mut sled::Batch,
+        reconciled: &mut Vec<ItemChange>,
+        collection: DocumentId,
+        id: DocumentId,
+        digest: Option<[u8; 16]>,
+    ) -> Result<(), StoreError> {
+        let item = item_key(&collection, &id);
+        match digest {
+            Some(digest) => batch.insert(item, &digest[..]),
+            None => batch.remove(item),
+        }
+        let position = [key(b"o:", &collection).as_slice(), id.as_bytes()].concat();
+        if let Some(old) = self.get_u64(&position)? {
+            batch.remove([key(b"l:", &collection).as_slice(), &old.to_be_bytes()].concat());
+        }
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        batch.insert(
+            [key(b"l:", &collection).as_slice(), &seq.to_be_bytes()].concat(),
+            &id.as_bytes()[..],
+        );
+        batch.insert(position, &seq.to_be_bytes());
+        batch.insert(b"m:seq", &seq.to_be_bytes());
+        reconciled.push((collection, id, digest));
+        Ok(())
     }
 
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
@@ -629,20 +719,8 @@ fn item_key(collection: &DocumentId, id: &DocumentId) -> Vec<u8> {
     [b"r:".as_slice(), collection.as_bytes(), id.as_bytes()].concat()
 }
 
-/// Sets (or with `None` removes) the reconciliation row of `id` in `collection`.
-fn set_item(
-    batch: &mut sled::Batch,
-    reconciled: &mut Vec<ItemChange>,
-    collection: DocumentId,
-    id: DocumentId,
-    digest: Option<[u8; 16]>,
-) {
-    let item = item_key(&collection, &id);
-    match digest {
-        Some(digest) => batch.insert(item, &digest[..]),
-        None => batch.remove(item),
-    }
-    reconciled.push((collection, id, digest));
+fn peer_seq_key(peer: &str, collection: &DocumentId) -> Vec<u8> {
+    [b"q:", peer.as_bytes(), collection.as_bytes()].concat()
 }
 
 fn entry_digest(entry: &Entry) -> Result<[u8; 16], StoreError> {

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::Tombstone;
-use crate::reconcile::RangePart;
+use crate::reconcile::{Item, RangePart};
 
 /// Largest message: a batch of whole entries, each at most 1 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -34,7 +34,16 @@ pub enum Request {
     /// Which author runs the node: asked once per connection, so blocking a peer can hide
     /// its author's content.
     Operator,
+    /// What of a collection changed on the peer after its change-log position `since` (the
+    /// `seq` of its last [`Response::Since`]); [`SINCE_UNKNOWN`] asks only for the position.
+    Since { collection: [u8; 16], since: u64 },
 }
+
+/// `since` of a peer never asked before: answer with the position only.
+pub const SINCE_UNKNOWN: u64 = u64::MAX;
+
+/// Most items in one [`Response::Since`]; past it the asker reconciles instead.
+pub const MAX_SINCE_ITEMS: usize = 4096;
 
 /// A response of `/minga/sync/1`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +58,13 @@ pub enum Response {
     Operator {
         author: [u8; 32],
         signature: Vec<u8>,
+    },
+    /// The collection's documents changed since the asked position, the current position, and
+    /// whether that is all of them.
+    Since {
+        seq: u64,
+        items: Vec<Item>,
+        complete: bool,
     },
 }
 

@@ -468,7 +468,9 @@ impl<D: Doc> World<D> {
                     Request::Sync { offers } => Response::Sync {
                         answers: offers.into_iter().map(|o| self.answer(to, o)).collect(),
                     },
-                    Request::Operator => panic!("the simulation never asks who runs a node"),
+                    Request::Operator | Request::Since { .. } => {
+                        panic!("the simulation reconciles in full and never asks who runs a node")
+                    }
                 };
                 out.insert(0, Message::response(to, from, purpose, &response));
             }

@@ -3,9 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use minga_protocol::reconcile::Item;
 use minga_protocol::reconcile::{self, RangePart};
 use minga_protocol::sync::{self, Held, SignedDoc, SyncDocument};
-use minga_protocol::wire::{Offer, Payload, Request, Response, WireKind};
+use minga_protocol::wire::{
+    MAX_SINCE_ITEMS, Offer, Payload, Request, Response, SINCE_UNKNOWN, WireKind,
+};
 use minga_protocol::{AuthorId, DocKind, DocumentId, Signature, VerifyError};
 
 use crate::commons::{Spread, load};
@@ -75,6 +78,14 @@ impl Exchange {
                 };
                 Ok((response, ToSync::default()))
             }
+            Request::Since { collection, since } => {
+                let collection = DocumentId::from_bytes(collection);
+                match self.carries(&collection) {
+                    Ok(true) => Ok((self.since(&collection, since), ToSync::default())),
+                    Ok(false) => Ok((refused("collection not carried"), ToSync::default())),
+                    Err(e) => Ok((refused(&e.to_string()), ToSync::default())),
+                }
+            }
             Request::Sync { offers } => {
                 let mut answers = Vec::with_capacity(offers.len());
                 for offer in offers {
@@ -103,6 +114,47 @@ impl Exchange {
             they_lack,
         };
         Ok((step.reply, to_sync))
+    }
+
+    /// What of `collection` changed after our change-log position `since`.
+    fn since(&self, collection: &DocumentId, since: u64) -> Response {
+        // Read first: whatever changes later has a greater position and is in the next answer.
+        let seq = self.store.seq();
+        let listed = if since == SINCE_UNKNOWN {
+            Ok((Vec::new(), true))
+        } else {
+            self.store.changed_since(collection, since, MAX_SINCE_ITEMS)
+        };
+        match listed {
+            Ok((items, complete)) => Response::Since {
+                seq,
+                items,
+                complete,
+            },
+            Err(e) => refused(&e.to_string()),
+        }
+    }
+
+    /// The documents of a peer's [`Response::Since`] that differ from ours.
+    pub fn since_differences(
+        &self,
+        collection: DocumentId,
+        theirs: &[Item],
+    ) -> Result<ToSync, Error> {
+        let mut ids = Vec::new();
+        for item in theirs {
+            let id = DocumentId::from_bytes(item.id);
+            if self.store.item_digest(&collection, &id)? != Some(item.digest) {
+                ids.push(item.id);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ToSync {
+            collection: Some(collection),
+            ids,
+            they_lack: BTreeSet::new(),
+        })
     }
 
     /// The first message of reconciling `collection`.
