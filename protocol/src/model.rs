@@ -125,6 +125,10 @@ impl SyncDocument for ModelDoc {
         self.heads.iter().copied().collect()
     }
 
+    fn has_change(&self, hash: &[u8; 32]) -> bool {
+        self.contains(&ChangeHash(*hash))
+    }
+
     fn payload_for(&self, theirs: &[[u8; 32]]) -> Payload {
         if theirs.is_empty() {
             let changes: Vec<&ModelChange> = self.changes.iter().map(|(_, c, _)| c).collect();

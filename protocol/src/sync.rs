@@ -23,6 +23,9 @@ pub trait SyncDocument: Sized {
     /// The heads, sorted.
     fn heads(&self) -> Vec<[u8; 32]>;
 
+    /// Whether the change with this hash is held.
+    fn has_change(&self, hash: &[u8; 32]) -> bool;
+
     /// What a peer whose heads are `theirs` lacks: the whole document if it holds nothing,
     /// else the changes that are not ancestors of the heads of theirs we know.
     fn payload_for(&self, theirs: &[[u8; 32]]) -> Payload;
@@ -80,12 +83,14 @@ pub fn offer<D: SyncDocument>(
     }
 }
 
-/// The answer to `offer`, once its payload is applied to `held`: our heads and what the
-/// offerer lacks.
+/// The answer to `offer`, once its payload is applied to `held`: our heads, and what the
+/// offerer lacks when we can tell. We cannot when it holds changes we lack (heads we do not
+/// know): then our heads alone let it send what we lack, and the next exchange, knowing its
+/// heads, sends it exactly what it lacks, instead of our whole history now.
 pub fn answer<D: SyncDocument>(offer: &Offer, held: &Held<D>) -> Offer {
     let (heads, payload) = held.heads_and(|doc| {
-        let heads = doc.heads();
-        if heads == offer.heads {
+        let known = offer.heads.iter().all(|h| doc.has_change(h));
+        if !known || doc.heads() == offer.heads {
             Payload::Nothing
         } else {
             doc.payload_for(&offer.heads)
@@ -100,6 +105,8 @@ pub fn answer<D: SyncDocument>(offer: &Offer, held: &Held<D>) -> Offer {
 }
 
 /// After applying an answer to `held`: a last offer with what the peer still lacks, if any.
+/// Where the peer's heads are not all known here, that is everything not below the known
+/// ones, so that two sides that both changed a document always make progress.
 pub fn follow_up<D: SyncDocument>(answer: &Offer, held: &Held<D>) -> Option<Offer> {
     let Held::Doc(doc) = held else {
         return None;
@@ -155,6 +162,12 @@ pub fn heads_bytes(doc: &Automerge) -> Vec<[u8; 32]> {
 impl SyncDocument for SignedDoc {
     fn heads(&self) -> Vec<[u8; 32]> {
         heads_bytes(&self.doc)
+    }
+
+    fn has_change(&self, hash: &[u8; 32]) -> bool {
+        self.doc
+            .get_change_meta_by_hash(&ChangeHash(*hash))
+            .is_some()
     }
 
     fn payload_for(&self, theirs: &[[u8; 32]]) -> Payload {

@@ -304,6 +304,10 @@ impl SyncDocument for Stored {
         self.signed.heads()
     }
 
+    fn has_change(&self, hash: &[u8; 32]) -> bool {
+        self.signed.has_change(hash)
+    }
+
     fn payload_for(&self, theirs: &[[u8; 32]]) -> Payload {
         sync::payload_for(&self.signed, theirs, || self.saved.clone())
     }
