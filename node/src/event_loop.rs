@@ -161,7 +161,7 @@ fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>, outlets: Out
     commons
 }
 
-fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, Option<Changed>) {
+fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, Vec<Changed>) {
     match command {
         Command::CreateCollection(new, reply) => {
             after_flush(commons.create_collection(&new), reply)
@@ -190,8 +190,11 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, O
 fn after_flush<T: Send + 'static>(
     result: Result<Written<T>, Error>,
     reply: Reply<T>,
-) -> (Pending, Option<Changed>) {
-    let changed = result.as_ref().ok().and_then(|w| w.changed.clone());
+) -> (Pending, Vec<Changed>) {
+    let changed = result
+        .as_ref()
+        .map(|w| w.changed.clone())
+        .unwrap_or_default();
     let pending: Pending = Box::new(move |flushed: &Result<(), String>| {
         let answer = match (result, flushed) {
             (Ok(_), Err(e)) => Err(Error::Store(StoreError::Io(std::io::Error::other(

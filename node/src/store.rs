@@ -19,6 +19,7 @@
 //! | `r:` coll id | reconciliation digest of a shareable document of the collection |
 //! | `b:` peer | blocked peer |
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -66,6 +67,43 @@ pub struct Cursor([u8; 24]);
 pub struct EntryPage {
     pub entries: Vec<Entry>,
     pub next_cursor: Option<String>,
+}
+
+/// Writes staged for one atomic batch, readable before they are applied: an import stages
+/// hundreds of documents whose counters and views must see each other.
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Key → new value, or `None` for a removal.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Staged {
+    fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.pending.insert(key.into(), Some(value.into()));
+    }
+
+    fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.pending.insert(key.into(), None);
+    }
+
+    /// Bytes of the staged values: what the batch adds to the store, before sled's overhead.
+    pub fn bytes(&self) -> u64 {
+        self.pending
+            .iter()
+            .map(|(k, v)| (k.len() + v.as_ref().map_or(0, Vec::len)) as u64)
+            .sum()
+    }
+
+    fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.pending {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        batch
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -159,6 +197,65 @@ impl Store {
     }
 
     // ---- reads ----
+
+    /// A value as it will be once `staged` is applied.
+    fn get_in(&self, staged: &Staged, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match staged.pending.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Ok(self.db.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// [`Self::entry`], as it will be once `staged` is applied.
+    pub fn entry_in(&self, staged: &Staged, id: &DocumentId) -> Result<Option<Entry>, StoreError> {
+        let key = key(b"e:", id);
+        decode_json(&key, self.get_in(staged, &key)?)
+    }
+
+    /// [`Self::document`], as it will be once `staged` is applied.
+    pub fn document_in(
+        &self,
+        staged: &Staged,
+        id: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_in(staged, &key(b"d:", id))
+    }
+
+    /// [`Self::tombstone`], as it will be once `staged` is applied.
+    pub fn tombstone_in(
+        &self,
+        staged: &Staged,
+        id: &DocumentId,
+    ) -> Result<Option<Tombstone>, StoreError> {
+        let key = key(b"t:", id);
+        decode_json(&key, self.get_in(staged, &key)?)
+    }
+
+    /// [`Self::collection`] (without its entry count), as it will be once `staged` is applied.
+    pub fn collection_in(
+        &self,
+        staged: &Staged,
+        id: &DocumentId,
+    ) -> Result<Option<Collection>, StoreError> {
+        let key = key(b"c:", id);
+        decode_json(&key, self.get_in(staged, &key)?)
+    }
+
+    /// [`Self::is_followed`], as it will be once `staged` is applied.
+    pub fn is_followed_in(&self, staged: &Staged, id: &DocumentId) -> Result<bool, StoreError> {
+        Ok(self.get_in(staged, &key(b"f:", id))?.is_some())
+    }
+
+    fn u64_in(&self, staged: &Staged, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        let Some(bytes) = self.get_in(staged, key)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt_key(key, "not 8 bytes"))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
 
     pub fn clock(&self) -> Result<i64, StoreError> {
         Ok(self.get_u64(b"m:clock")?.map_or(0, |v| v as i64))
@@ -353,35 +450,52 @@ impl Store {
         signatures: &[(ChangeHash, Signature)],
         clock: i64,
     ) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        let old = self.entry(&entry.id)?;
+        let mut staged = Staged::default();
+        self.stage_entry(&mut staged, entry, document, signatures, clock)?;
+        self.apply_staged(staged)
+    }
+
+    /// Applies staged writes as one atomic batch.
+    pub fn apply_staged(&self, staged: Staged) -> Result<u64, StoreError> {
+        self.apply(staged.into_batch())
+    }
+
+    /// [`Self::put_entry`], staged.
+    pub fn stage_entry(
+        &self,
+        batch: &mut Staged,
+        entry: &Entry,
+        document: &[u8],
+        signatures: &[(ChangeHash, Signature)],
+        clock: i64,
+    ) -> Result<(), StoreError> {
+        let old = self.entry_in(batch, &entry.id)?;
         match &old {
-            Some(old) => index_keys(old)
-                .iter()
-                .for_each(|k| batch.remove(k.as_slice())),
+            Some(old) => index_keys(old).into_iter().for_each(|k| batch.remove(k)),
             None => {
-                batch.insert(b"m:entries", &(self.entry_count()? + 1).to_be_bytes());
+                let count = self.u64_in(batch, b"m:entries")?.unwrap_or(0);
+                batch.insert(b"m:entries", (count + 1).to_be_bytes());
                 if let Some(collection) = collection_of(entry) {
-                    let count = self.get_u64(&key(b"k:", &collection))?.unwrap_or(0);
-                    batch.insert(key(b"k:", &collection), &(count + 1).to_be_bytes());
+                    let count = self.u64_in(batch, &key(b"k:", &collection))?.unwrap_or(0);
+                    batch.insert(key(b"k:", &collection), (count + 1).to_be_bytes());
                 }
             }
         }
         index_keys(entry)
-            .iter()
-            .for_each(|k| batch.insert(k.as_slice(), &[]));
+            .into_iter()
+            .for_each(|k| batch.insert(k, []));
         if let Some(collection) = collection_of(entry) {
             // Only what may leave the node is ever reconciled with peers.
             let item = item_key(&collection, &entry.id);
             if entry.is_shareable() {
-                batch.insert(item, &entry_digest(entry)?[..]);
+                batch.insert(item, entry_digest(entry)?);
             } else {
                 batch.remove(item);
             }
         }
         batch.insert(key(b"e:", &entry.id), json(entry));
-        self.put_document(&mut batch, &entry.id, document, signatures, clock);
-        self.apply(batch)
+        stage_document(batch, &entry.id, document, signatures, clock);
+        Ok(())
     }
 
     /// Stores a new or changed collection, and follows it if `follow`.
@@ -394,95 +508,80 @@ impl Store {
         clock: i64,
         follow: bool,
     ) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        let digest = reconcile::heads_digest(heads);
-        batch.insert(item_key(&collection.id, &collection.id), &digest[..]);
-        if follow {
-            batch.insert(key(b"f:", &collection.id), &[]);
-        }
-        batch.insert(
-            [b"n:".as_slice(), collection.name.as_bytes()].concat(),
-            &collection.id.as_bytes()[..],
+        let mut staged = Staged::default();
+        stage_collection(
+            &mut staged,
+            collection,
+            heads,
+            document,
+            signatures,
+            clock,
+            follow,
         );
-        batch.insert(
-            key(b"c:", &collection.id),
-            json(&Collection {
-                entries: 0,
-                ..collection.clone()
-            }),
-        );
-        self.put_document(&mut batch, &collection.id, document, signatures, clock);
-        self.apply(batch)
+        self.apply_staged(staged)
     }
 
     /// Records a tombstone and drops the entry, its signatures and its index rows.
     pub fn put_tombstone(&self, tombstone: &Tombstone, clock: i64) -> Result<u64, StoreError> {
+        let mut staged = Staged::default();
+        self.stage_tombstone(&mut staged, tombstone, clock)?;
+        self.apply_staged(staged)
+    }
+
+    /// [`Self::put_tombstone`], staged.
+    pub fn stage_tombstone(
+        &self,
+        batch: &mut Staged,
+        tombstone: &Tombstone,
+        clock: i64,
+    ) -> Result<(), StoreError> {
         let id = &tombstone.entry;
-        let mut batch = sled::Batch::default();
-        if let Some(old) = self.entry(id)? {
-            index_keys(&old)
-                .iter()
-                .for_each(|k| batch.remove(k.as_slice()));
-            batch.insert(
-                b"m:entries",
-                &self.entry_count()?.saturating_sub(1).to_be_bytes(),
-            );
+        if let Some(old) = self.entry_in(batch, id)? {
+            index_keys(&old).into_iter().for_each(|k| batch.remove(k));
+            let count = self.u64_in(batch, b"m:entries")?.unwrap_or(0);
+            batch.insert(b"m:entries", count.saturating_sub(1).to_be_bytes());
             if let Some(collection) = collection_of(&old) {
                 // A private or unconsented entry never leaves the node, not even as a tombstone.
                 if old.is_shareable() {
-                    batch.insert(item_key(&collection, id), &TOMBSTONE_DIGEST[..]);
+                    batch.insert(item_key(&collection, id), TOMBSTONE_DIGEST);
                 } else {
                     batch.remove(item_key(&collection, id));
                 }
-                let count = self.get_u64(&key(b"k:", &collection))?.unwrap_or(0);
+                let count = self.u64_in(batch, &key(b"k:", &collection))?.unwrap_or(0);
                 batch.insert(
                     key(b"k:", &collection),
-                    &count.saturating_sub(1).to_be_bytes(),
+                    count.saturating_sub(1).to_be_bytes(),
                 );
             }
         }
-        for item in self.db.scan_prefix(key(b"s:", id)).keys() {
-            batch.remove(item?);
+        let prefix = key(b"s:", id);
+        let staged_signatures: Vec<Vec<u8>> = batch
+            .pending
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for item in self.db.scan_prefix(&prefix).keys() {
+            batch.remove(item?.to_vec());
         }
+        staged_signatures.into_iter().for_each(|k| batch.remove(k));
         batch.remove(key(b"e:", id));
         batch.remove(key(b"d:", id));
         batch.insert(key(b"t:", id), json(tombstone));
-        batch.insert(b"m:clock", &(clock as u64).to_be_bytes());
-        self.apply(batch)
+        batch.insert(b"m:clock", (clock as u64).to_be_bytes());
+        Ok(())
     }
 
     pub fn set_followed(&self, id: &DocumentId, followed: bool) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        if followed {
-            batch.insert(key(b"f:", id), &[]);
-        } else {
-            batch.remove(key(b"f:", id));
-        }
-        self.apply(batch)
+        let mut staged = Staged::default();
+        stage_followed(&mut staged, id, followed);
+        self.apply_staged(staged)
     }
 
     pub fn set_setting(&self, name: &str, value: &str) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(format!("m:set:{name}").as_bytes(), value.as_bytes());
         self.apply(batch)
-    }
-
-    fn put_document(
-        &self,
-        batch: &mut sled::Batch,
-        id: &DocumentId,
-        document: &[u8],
-        signatures: &[(ChangeHash, Signature)],
-        clock: i64,
-    ) {
-        batch.insert(key(b"d:", id), document);
-        for (hash, signature) in signatures {
-            batch.insert(
-                [key(b"s:", id).as_slice(), &hash.0].concat(),
-                &signature.0[..],
-            );
-        }
-        batch.insert(b"m:clock", &(clock as u64).to_be_bytes());
     }
 
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
@@ -500,13 +599,72 @@ impl Store {
         &self,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        let Some(bytes) = self.db.get(key)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| corrupt_key(key, &e.to_string()))
+        decode_json(key, self.db.get(key)?)
     }
+}
+
+/// [`Store::put_collection`], staged.
+pub fn stage_collection(
+    batch: &mut Staged,
+    collection: &Collection,
+    heads: &[[u8; 32]],
+    document: &[u8],
+    signatures: &[(ChangeHash, Signature)],
+    clock: i64,
+    follow: bool,
+) {
+    let digest = reconcile::heads_digest(heads);
+    batch.insert(item_key(&collection.id, &collection.id), digest);
+    if follow {
+        stage_followed(batch, &collection.id, true);
+    }
+    batch.insert(
+        [b"n:".as_slice(), collection.name.as_bytes()].concat(),
+        collection.id.as_bytes(),
+    );
+    batch.insert(
+        key(b"c:", &collection.id),
+        json(&Collection {
+            entries: 0,
+            ..collection.clone()
+        }),
+    );
+    stage_document(batch, &collection.id, document, signatures, clock);
+}
+
+/// [`Store::set_followed`], staged.
+pub fn stage_followed(batch: &mut Staged, id: &DocumentId, followed: bool) {
+    if followed {
+        batch.insert(key(b"f:", id), []);
+    } else {
+        batch.remove(key(b"f:", id));
+    }
+}
+
+fn stage_document(
+    batch: &mut Staged,
+    id: &DocumentId,
+    document: &[u8],
+    signatures: &[(ChangeHash, Signature)],
+    clock: i64,
+) {
+    batch.insert(key(b"d:", id), document);
+    for (hash, signature) in signatures {
+        batch.insert([key(b"s:", id).as_slice(), &hash.0].concat(), signature.0);
+    }
+    batch.insert(b"m:clock", (clock as u64).to_be_bytes());
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    bytes: Option<impl AsRef<[u8]>>,
+) -> Result<Option<T>, StoreError> {
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    serde_json::from_slice(bytes.as_ref())
+        .map(Some)
+        .map_err(|e| corrupt_key(key, &e.to_string()))
 }
 
 fn matches(query: &ListQuery, entry: &Entry) -> bool {

@@ -224,11 +224,10 @@ impl Manifest {
     /// they name, and checks that every section size is within its limit.
     pub fn open(format: u32, bytes: &[u8], signature: &Signature) -> Result<Self, BundleError> {
         let manifest = upgrade(format, bytes)?;
-        let author: AuthorId = manifest
-            .node
-            .author
-            .parse()
-            .map_err(|_| BundleError::BadManifest("the exporter's author key is not hex".into()))?;
+        let author: AuthorId =
+            manifest.node.author.parse().map_err(|_| {
+                BundleError::BadManifest("the exporter's author key is not hex".into())
+            })?;
         if !author.verify_raw(&signed_message(bytes), signature) {
             return Err(BundleError::BadSignature);
         }
