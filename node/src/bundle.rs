@@ -210,3 +210,6 @@ impl ExportError {
 fn section_id(id: &DocumentId) -> String {
     id.to_string()
 }
+
+#[cfg(test)]
+mod tests;
