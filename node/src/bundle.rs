@@ -157,6 +157,8 @@ pub enum ImportError {
         path: String,
         source: std::io::Error,
     },
+    #[error("no bundle at {0} (nor its first part {0}.001)")]
+    NoBundle(String),
     #[error("part {index} is missing ({path} not found)")]
     MissingPart { index: u32, path: String },
     #[error("the bundle is truncated: part {part} ends inside {what}")]

@@ -7,6 +7,7 @@ use minga_protocol::wire::Payload;
 use minga_protocol::{DocKind, DocumentId, Entry, NewCollection, Tombstone};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bundle::{ExportRequest, ExportSummary, ImportRequest, ImportSummary, ProgressFn};
 use crate::commons::{Changed, Written};
 use crate::{Commons, Error, StoreError};
 
@@ -27,6 +28,8 @@ enum Command {
     SetFollowed(String, bool, Reply<()>),
     SetBlocked(String, bool, Reply<()>),
     ApplyRemote(Box<(DocumentId, DocKind, Payload)>, Reply<bool>),
+    Export(Box<ExportRequest>, ProgressFn, Reply<ExportSummary>),
+    Import(Box<ImportRequest>, ProgressFn, Reply<ImportSummary>),
 }
 
 /// A reply that waits for the group's flush.
@@ -113,6 +116,28 @@ impl Handle {
             .map(|w| w.value)
     }
 
+    /// Writes a bundle. It runs on the writer, so it is a consistent snapshot (writes wait).
+    pub async fn export_bundle(
+        &self,
+        request: ExportRequest,
+        progress: ProgressFn,
+    ) -> Result<ExportSummary, Error> {
+        self.request(|reply| Command::Export(Box::new(request), progress, reply))
+            .await
+            .map(|w| w.value)
+    }
+
+    /// Verifies and imports a bundle in one batch; its documents are announced once durable.
+    pub async fn import_bundle(
+        &self,
+        request: ImportRequest,
+        progress: ProgressFn,
+    ) -> Result<ImportSummary, Error> {
+        self.request(|reply| Command::Import(Box::new(request), progress, reply))
+            .await
+            .map(|w| w.value)
+    }
+
     async fn request<T>(
         &self,
         command: impl FnOnce(Reply<T>) -> Command,
@@ -182,6 +207,15 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, V
         Command::ApplyRemote(work, reply) => {
             let (id, kind, payload) = *work;
             after_flush(commons.apply_remote(id, kind, &payload, mirror), reply)
+        }
+        Command::Export(request, mut progress, reply) => {
+            let exported = commons
+                .export_bundle(&request, &mut progress)
+                .map(|summary| Written::new(summary, commons.store().applied_writes()));
+            after_flush(exported, reply)
+        }
+        Command::Import(request, mut progress, reply) => {
+            after_flush(commons.import_bundle(&request, &mut progress), reply)
         }
     }
 }

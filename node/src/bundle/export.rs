@@ -160,7 +160,7 @@ pub fn export(
                 }
             }
             planning.items += 1;
-            if planning.items % 256 == 0 {
+            if planning.items.is_multiple_of(256) {
                 progress(&planning);
             }
         }
@@ -401,7 +401,7 @@ fn write_sections(
             done.bytes += length;
         }
         done.items += 1;
-        if done.items % 64 == 0 || done.items == done.items_total {
+        if done.items.is_multiple_of(64) || done.items == done.items_total {
             progress(&done);
         }
     }

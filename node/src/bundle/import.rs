@@ -173,7 +173,7 @@ pub fn import(
             });
         }
         verifying.items += 1;
-        if keep && verifying.items % 64 == 0 {
+        if keep && verifying.items.is_multiple_of(64) {
             progress(&verifying);
         }
     }

@@ -152,6 +152,9 @@ impl PartReader {
         } else {
             part_path(&base, 1, 2)
         };
+        if !single && !first_path.exists() {
+            return Err(ImportError::NoBundle(base.display().to_string()));
+        }
         let mut current = open_part(&first_path, 1)?;
         let first = read_header(&mut current, 1)?;
         if single && first.count != 1 {
