@@ -215,3 +215,6 @@ fn section_id(id: &DocumentId) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod corpus;

@@ -8,7 +8,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use minga_protocol::bundle::{PART_HEADER_LEN, PartHeader};
+use minga_protocol::bundle::{BundleError, MAGIC, PART_HEADER_LEN, PartHeader};
 
 use super::ImportError;
 
@@ -158,16 +158,15 @@ impl PartReader {
         let mut current = open_part(&first_path, 1)?;
         let first = read_header(&mut current, 1)?;
         if single && first.count != 1 {
-            return Err(ImportError::Format(
-                minga_protocol::bundle::BundleError::PartCount {
-                    index: 1,
-                    count: 1,
-                    claims: first.count,
-                },
-            ));
+            return Err(BundleError::PartCount {
+                index: 1,
+                count: 1,
+                claims: first.count,
+            }
+            .into());
         }
         if first.index != 1 {
-            return Err(minga_protocol::bundle::BundleError::PartOutOfOrder {
+            return Err(BundleError::PartOutOfOrder {
                 expected: 1,
                 found: first.index,
             }
@@ -286,6 +285,10 @@ fn read_header(file: &mut BufReader<File>, index: u32) -> Result<PartHeader, Imp
             .read(&mut bytes[filled..])
             .map_err(|source| ImportError::io(Path::new("part"), source))?;
         if n == 0 {
+            let seen = filled.min(MAGIC.len());
+            if bytes[..seen] != MAGIC[..seen] {
+                return Err(BundleError::NotABundle.into());
+            }
             return Err(ImportError::Truncated {
                 part: index,
                 what: "the part header".into(),
