@@ -132,9 +132,17 @@ pub const CASES: &[Case] = &[
     },
 ];
 
+/// The file listing each case and its message, read by the end-to-end test.
+const EXPECTED: &str = "EXPECTED";
+
 /// Writes the intact bundle and every damaged one into `dir`.
 pub fn write_corpus(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
+    let expected: String = CASES
+        .iter()
+        .map(|c| format!("{}\t{}\n", c.name, c.message))
+        .collect();
+    std::fs::write(dir.join(EXPECTED), expected).unwrap();
     let temp = tempfile::tempdir().unwrap();
     let data = DataDir::new(temp.path().join("node"));
     let mut commons = Commons::open(&data, 8 << 20).unwrap();
