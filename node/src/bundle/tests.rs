@@ -232,3 +232,50 @@ fn a_full_disk_is_refused_before_anything_is_written() {
     assert_eq!(b.store().applied_writes(), writes);
     assert_eq!(b.store().entry_count().unwrap(), 0);
 }
+
+/// Export and import throughput and bundle size for `MINGA_BENCH_ENTRIES` entries (default
+/// 10,000); figures in docs/benchmarks.md. Run with
+/// `cargo test --release -p minga-node --lib bundle::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark; run by hand"]
+fn throughput() {
+    let count: usize = std::env::var("MINGA_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let temp = tempfile::tempdir().unwrap();
+    let mut a = open(&temp.path().join("a"));
+    populated(&mut a);
+    let mut carried = 0u64;
+    for i in 0..count {
+        let body = varied_text(1000);
+        carried += body.len() as u64;
+        add(
+            &mut a,
+            json!({"title": format!("Práctica {i}"), "body": body}),
+        );
+    }
+    a.flush().unwrap();
+    let file = temp.path().join("all.minga");
+    let started = std::time::Instant::now();
+    let exported = export_all(&mut a, &file, None);
+    let export_secs = started.elapsed().as_secs_f64();
+    let mut b = open(&temp.path().join("b"));
+    let started = std::time::Instant::now();
+    let imported = import(&mut b, &file).unwrap();
+    let import_secs = started.elapsed().as_secs_f64();
+    let mb = exported.bytes_written as f64 / 1e6;
+    println!(
+        "entries {} | bundle {:.1} MB, {:.0} bytes/entry, {:.2}x the body text | export {:.2} s ({:.1} MB/s, {:.0} entries/s) | import {:.2} s ({:.1} MB/s, {:.0} entries/s)",
+        imported.entries.new,
+        mb,
+        exported.bytes_written as f64 / exported.entries as f64,
+        exported.bytes_written as f64 / carried as f64,
+        export_secs,
+        mb / export_secs,
+        exported.entries as f64 / export_secs,
+        import_secs,
+        mb / import_secs,
+        imported.entries.new as f64 / import_secs,
+    );
+}
