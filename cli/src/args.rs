@@ -62,6 +62,58 @@ pub enum Command {
     /// Back up or restore the author key.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Write a verified bundle of collections, to carry on a USB stick.
+    Export(ExportArgs),
+    /// Verify a bundle and import it in one transaction.
+    Import(ImportArgs),
+    /// Look at bundles without importing them.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Debug, Args)]
+#[group(id = "scope", required = true, multiple = true)]
+pub struct ScopeArgs {
+    /// A collection to export, by id or name (repeatable).
+    #[arg(long = "collection", group = "scope")]
+    pub collections: Vec<String>,
+    /// Every collection this node holds.
+    #[arg(long, group = "scope", conflicts_with = "collections")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// The bundle to write: FILE, or FILE.001, FILE.002, … when it needs several parts.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Leave attachments' blobs out.
+    #[arg(long)]
+    pub no_blobs: bool,
+    /// A bundle (or the JSON of `minga bundle inspect --json`) the receiver already imported:
+    /// export only what it lacks.
+    #[arg(long, value_name = "BUNDLE_OR_MANIFEST")]
+    pub since: Option<PathBuf>,
+    /// Largest part file in bytes (default 2 GiB; smaller for tests).
+    #[arg(long, hide = true)]
+    pub part_size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The bundle: FILE, or the first part FILE.001.
+    pub file: PathBuf,
+    /// Pretend the disk has this many bytes free (tests of the disk-space refusal).
+    #[arg(long, hide = true)]
+    pub assume_free_bytes: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Verify a bundle's manifest and print it, without importing.
+    Inspect { file: PathBuf },
 }
 
 #[derive(Debug, Args)]

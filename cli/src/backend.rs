@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use minga_node::bundle::{ExportRequest, ImportRequest, Progress};
 use minga_node::queries::{self, ListParams};
 use minga_node::{Commons, DataDir};
 use minga_protocol::NewCollection;
@@ -25,7 +26,12 @@ pub enum Op {
     Show { id: String },
     Peers,
     Block { peer: String, block: bool },
+    Export(ExportRequest),
+    Import(ImportRequest),
 }
+
+/// A bundle of several GiB takes a while to write or verify.
+const BUNDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 pub enum Backend {
     /// A node is running: talk to its API.
@@ -53,9 +59,19 @@ impl Backend {
     }
 
     pub fn run(&mut self, op: Op) -> anyhow::Result<Value> {
+        self.run_with_progress(op, &mut |_| {})
+    }
+
+    /// [`Self::run`], reporting the progress of a long operation run here (an export or an
+    /// import without a node).
+    pub fn run_with_progress(
+        &mut self,
+        op: Op,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> anyhow::Result<Value> {
         match self {
             Backend::Remote { base, agent } => remote(agent, base, op),
-            Backend::Local(commons) => local(commons, op),
+            Backend::Local(commons) => local(commons, op, progress),
         }
     }
 }
@@ -93,6 +109,12 @@ fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
             let method = if block { "POST" } else { "DELETE" };
             request(method, path(&format!("peers/{}/block", segment(&peer)))).call()
         }
+        Op::Export(export) => request("POST", path("bundles/export"))
+            .timeout(BUNDLE_TIMEOUT)
+            .send_json(export),
+        Op::Import(import) => request("POST", path("bundles/import"))
+            .timeout(BUNDLE_TIMEOUT)
+            .send_json(import),
     };
     match response {
         Ok(response) => response.into_json().context("reading the node's answer"),
@@ -107,7 +129,11 @@ fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
     }
 }
 
-fn local(commons: &mut Commons, op: Op) -> anyhow::Result<Value> {
+fn local(
+    commons: &mut Commons,
+    op: Op,
+    progress: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<Value> {
     let store = commons.store().clone();
     let value = match op {
         Op::Status => to_json(queries::status(
@@ -136,6 +162,8 @@ fn local(commons: &mut Commons, op: Op) -> anyhow::Result<Value> {
         }
         Op::List(params) => to_json(queries::list_entries(&store, &params)?),
         Op::Show { id } => to_json(queries::entry_by_text(&store, &id)?),
+        Op::Export(request) => to_json(commons.export_bundle(&request, progress)?),
+        Op::Import(request) => to_json(commons.import_bundle(&request, progress)?.value),
     };
     // Acknowledge only what is on disk.
     commons.flush()?;

@@ -2,6 +2,7 @@
 
 mod args;
 mod backend;
+mod bundles;
 mod config_file;
 mod output;
 
@@ -18,7 +19,7 @@ use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry, PlaceInput};
 use serde_json::Value;
 
-use args::{Cli, CollectionCommand, Command, KeyCommand, NodeArgs};
+use args::{BundleCommand, Cli, CollectionCommand, Command, KeyCommand, NodeArgs};
 use backend::{Backend, Op};
 
 fn main() -> ExitCode {
@@ -72,6 +73,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             });
             Ok(())
         }
+        Command::Export(args) => {
+            let request = minga_node::bundle::ExportRequest {
+                collections: args.scope.collections,
+                all: args.scope.all,
+                out: args.out,
+                no_blobs: args.no_blobs,
+                since: args.since,
+                part_bytes: args.part_size,
+            };
+            bundles::export(&dir, request, json)
+        }
+        Command::Import(args) => {
+            let request = minga_node::bundle::ImportRequest {
+                file: args.file,
+                assume_free_bytes: args.assume_free_bytes,
+            };
+            bundles::import(&dir, request, json)
+        }
+        Command::Bundle(BundleCommand::Inspect { file }) => bundles::inspect(&file, json),
         command => {
             let (op, text) = operation(command)?;
             let answer = Backend::connect(&dir)?.run(op)?;
@@ -176,7 +196,12 @@ fn operation(command: Command) -> anyhow::Result<(Op, Render)> {
             (Op::List(params), output::entry_list)
         }
         Command::Show { id } => (Op::Show { id }, output::entry),
-        Command::Init { .. } | Command::Node(_) | Command::Key(_) => {
+        Command::Init { .. }
+        | Command::Node(_)
+        | Command::Key(_)
+        | Command::Export(_)
+        | Command::Import(_)
+        | Command::Bundle(_) => {
             unreachable!("handled before the API operations")
         }
     })

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::bundle::{ExportRequest, ImportRequest};
 use crate::network::{NetCommand, NetHandle};
 use crate::queries::{self, ListParams};
 use crate::{Error, Handle, Store};
@@ -65,6 +66,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/entries/{id}",
             get(get_entry).patch(patch_entry).delete(delete_entry),
         )
+        .route("/api/v1/bundles/export", post(export_bundle))
+        .route("/api/v1/bundles/import", post(import_bundle))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
@@ -250,6 +253,41 @@ async fn delete_entry(
     let reason = from_body.reason.or(from_query.reason).unwrap_or_default();
     let stone = state.handle.delete_entry(id, reason).await?;
     Ok(Json(json!({"deleted": stone.entry, "tombstone": stone})).into_response())
+}
+
+/// Writes a bundle to a path on this machine (the API listens on loopback only).
+async fn export_bundle(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ExportRequest>,
+) -> ApiResult<Response> {
+    absolute(&request.out)?;
+    let summary = state
+        .handle
+        .export_bundle(request, Box::new(|_| {}))
+        .await?;
+    Ok(Json(summary).into_response())
+}
+
+/// Imports a bundle from a path on this machine.
+async fn import_bundle(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ImportRequest>,
+) -> ApiResult<Response> {
+    absolute(&request.file)?;
+    let summary = state
+        .handle
+        .import_bundle(request, Box::new(|_| {}))
+        .await?;
+    Ok(Json(summary).into_response())
+}
+
+/// The node's working directory is not the client's: bundle paths must be absolute.
+fn absolute(path: &std::path::Path) -> Result<(), ApiError> {
+    if path.is_absolute() {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!("{} is not an absolute path", path.display())).into())
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {

@@ -11,11 +11,14 @@ use minga_protocol::{
     collection,
 };
 
+use crate::bundle::blobs::{BlobStore, NoBlobStore};
+use crate::bundle::{self, ExportRequest, ExportSummary, ImportRequest, ImportSummary, Progress};
 use crate::clock::Clock;
 use crate::datadir::{DataDir, DirLock};
 use crate::keys::Keys;
 use crate::queries::{parse_id, resolve_collection};
-use crate::{Error, Store, StoreError};
+use crate::store;
+use crate::{Error, Staged, Store, StoreError};
 
 /// The node's state: only this type writes the store.
 #[derive(Debug)]
@@ -25,6 +28,10 @@ pub struct Commons {
     /// This run's automerge actor: author key ‖ a nonce fresh at every start.
     actor: ActorId,
     clock: Clock,
+    /// The data dir's root, where imports check the free disk space.
+    root: std::path::PathBuf,
+    /// Where attachments' bytes live, for bundles.
+    blobs: Box<dyn BlobStore>,
     /// Held for as long as the commons is open: one process per data dir.
     _lock: DirLock,
 }
@@ -35,8 +42,8 @@ pub struct Commons {
 pub struct Written<T> {
     pub value: T,
     pub batch: u64,
-    /// The shareable document the write changed, to announce to peers once it is durable.
-    pub changed: Option<Changed>,
+    /// The shareable documents the write changed, to announce to peers once it is durable.
+    pub changed: Vec<Changed>,
 }
 
 /// A document changed: what peers are told (heads only, never content).
@@ -60,18 +67,26 @@ pub enum Spread {
 }
 
 impl<T> Written<T> {
-    fn new(value: T, batch: u64) -> Self {
+    pub(crate) fn new(value: T, batch: u64) -> Self {
         Written {
             value,
             batch,
-            changed: None,
+            changed: Vec::new(),
         }
     }
 
-    fn announcing(mut self, changed: Option<Changed>) -> Self {
-        self.changed = changed;
+    pub(crate) fn announcing(mut self, changed: impl IntoIterator<Item = Changed>) -> Self {
+        self.changed.extend(changed);
         self
     }
+}
+
+/// What staging a document from elsewhere did.
+#[derive(Debug)]
+pub(crate) enum Staging {
+    Unchanged,
+    /// Staged; announce this once durable (nothing for what must not leave the node).
+    Changed(Option<Changed>),
 }
 
 /// Setting that names this node's author when an entry names none.
@@ -93,12 +108,53 @@ impl Commons {
             keys,
             actor,
             clock,
+            root: dir.root().to_path_buf(),
+            // Issue 4's blob store plugs in here.
+            blobs: Box::new(NoBlobStore),
             _lock: lock,
         })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The data dir's root.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    /// Writes a bundle of the shareable part of the commons (see [`crate::bundle`]).
+    pub fn export_bundle(
+        &mut self,
+        request: &ExportRequest,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<ExportSummary, Error> {
+        let peer_id = self.peer_id();
+        let node = bundle::Exporting {
+            store: &self.store,
+            author: &self.keys.author,
+            peer_id: &peer_id,
+            now: self.clock.tick(),
+        };
+        Ok(bundle::export(
+            node,
+            request,
+            self.blobs.as_ref(),
+            progress,
+        )?)
+    }
+
+    /// Verifies a bundle and applies it in one batch (see [`crate::bundle`]).
+    pub fn import_bundle(
+        &mut self,
+        request: &ImportRequest,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Written<ImportSummary>, Error> {
+        let blobs = std::mem::replace(&mut self.blobs, Box::new(NoBlobStore));
+        let result = bundle::import(self, request, blobs.as_ref(), progress);
+        self.blobs = blobs;
+        result
     }
 
     pub fn peer_id(&self) -> String {
@@ -190,7 +246,7 @@ impl Commons {
         }
         let entry = crate::queries::entry(&self.store, &id)?;
         let me = self.keys.author.id();
-        if !self.may_delete(&entry, &me)? {
+        if !self.may_delete(&Staged::default(), &entry, &me)? {
             return Err(Error::Forbidden(format!(
                 "only an author of {id} or a maintainer of its collection can delete it"
             )));
@@ -202,7 +258,7 @@ impl Commons {
 
     /// Whether `key` may sign a tombstone for `entry`: one of its authors, or a maintainer of
     /// its collection.
-    fn may_delete(&self, entry: &Entry, key: &AuthorId) -> Result<bool, Error> {
+    fn may_delete(&self, staged: &Staged, entry: &Entry, key: &AuthorId) -> Result<bool, Error> {
         let hex = key.to_string();
         if entry.authors.iter().any(|a| a.key == hex) {
             return Ok(true);
@@ -210,7 +266,7 @@ impl Commons {
         Ok(match entry.collection.parse() {
             Ok(collection) => self
                 .store
-                .collection(&collection)?
+                .collection_in(staged, &collection)?
                 .is_some_and(|c| c.is_maintainer(key)),
             Err(_) => false,
         })
@@ -227,36 +283,56 @@ impl Commons {
         payload: &Payload,
         mirror: bool,
     ) -> Result<Written<bool>, Error> {
-        let unchanged = || Written::new(false, self.store.applied_writes());
-        if self.store.tombstone(&id)?.is_some() {
-            return Ok(unchanged());
+        let mut staged = Staged::default();
+        match self.stage_remote(&mut staged, id, kind, payload, mirror)? {
+            Staging::Unchanged => Ok(Written::new(false, self.store.applied_writes())),
+            Staging::Changed(changed) => {
+                let batch = self.store.apply_staged(staged)?;
+                Ok(Written::new(true, batch).announcing(changed))
+            }
+        }
+    }
+
+    /// [`Self::apply_remote`] into `staged`, reading the store as `staged` leaves it: the one
+    /// path by which documents from elsewhere (a peer, a bundle) enter the store.
+    pub(crate) fn stage_remote(
+        &mut self,
+        staged: &mut Staged,
+        id: DocumentId,
+        kind: DocKind,
+        payload: &Payload,
+        mirror: bool,
+    ) -> Result<Staging, Error> {
+        if self.store.tombstone_in(staged, &id)?.is_some() {
+            return Ok(Staging::Unchanged);
         }
         if let Payload::Tombstone(stone) = payload {
-            return self.apply_remote_tombstone(id, stone);
+            return self.stage_remote_tombstone(staged, id, stone);
         }
-        let held = match self.store.document(&id)? {
+        let held = match self.store.document_in(staged, &id)? {
             Some(bytes) => Some(load(&id, &bytes)?),
             None => None,
         };
         let Some((doc, signatures)) = sync::apply_payload(id, kind, held.as_ref(), payload)
             .map_err(|e| Error::Rejected(e.to_string()))?
         else {
-            return Ok(unchanged());
+            return Ok(Staging::Unchanged);
         };
         let now = self.clock.tick();
         match kind {
             DocKind::Entry => {
                 let view = Entry::read(id, &doc);
                 let collection: DocumentId = view.collection.parse()?;
-                if !mirror && !self.store.is_followed(&collection)? {
-                    return Ok(unchanged());
+                if !mirror && !self.store.is_followed_in(staged, &collection)? {
+                    return Ok(Staging::Unchanged);
                 }
-                let batch = self.store.put_entry(&view, &doc.save(), &signatures, now)?;
-                Ok(Written::new(true, batch).announcing(changed_entry(&view, &doc)))
+                self.store
+                    .stage_entry(staged, &view, &doc.save(), &signatures, now)?;
+                Ok(Staging::Changed(changed_entry(&view, &doc)))
             }
             DocKind::Collection => {
-                if !mirror && !self.store.is_followed(&id)? {
-                    return Ok(unchanged());
+                if !mirror && !self.store.is_followed_in(staged, &id)? {
+                    return Ok(Staging::Unchanged);
                 }
                 let view = Collection::read(id, &doc);
                 if self
@@ -267,42 +343,46 @@ impl Commons {
                     tracing::info!(%id, name = %view.name, "a held collection already has this name");
                 }
                 let heads = heads_bytes(&doc);
-                let batch = self.store.put_collection(
+                self.store.stage_collection(
+                    staged,
                     &view,
                     &heads,
                     &doc.save(),
                     &signatures,
                     now,
-                    true,
                 )?;
-                let changed = Changed {
+                store::stage_followed(staged, &id, true);
+                Ok(Staging::Changed(Some(Changed {
                     collection: id,
                     id,
                     kind,
                     heads,
                     spread: Spread::Announce,
-                };
-                Ok(Written::new(true, batch).announcing(Some(changed)))
+                })))
             }
         }
     }
 
-    fn apply_remote_tombstone(
+    fn stage_remote_tombstone(
         &mut self,
+        staged: &mut Staged,
         id: DocumentId,
         stone: &Tombstone,
-    ) -> Result<Written<bool>, Error> {
-        let (Some(signer), Some(entry)) = (stone.verified_signer(), self.store.entry(&id)?) else {
+    ) -> Result<Staging, Error> {
+        let (Some(signer), Some(entry)) =
+            (stone.verified_signer(), self.store.entry_in(staged, &id)?)
+        else {
             // Unverifiable, or about an entry we do not hold: nothing to withdraw here.
-            return Ok(Written::new(false, self.store.applied_writes()));
+            return Ok(Staging::Unchanged);
         };
-        if stone.entry != id || !self.may_delete(&entry, &signer)? {
+        if stone.entry != id || !self.may_delete(staged, &entry, &signer)? {
             return Err(Error::Rejected(format!(
                 "a tombstone for {id} signed by {signer}, who may not delete it"
             )));
         }
-        let batch = self.store.put_tombstone(stone, self.clock.tick())?;
-        Ok(Written::new(true, batch).announcing(withdrawn(&entry)))
+        self.store
+            .stage_tombstone(staged, stone, self.clock.tick())?;
+        Ok(Staging::Changed(withdrawn(&entry)))
     }
 
     /// Blocks (or unblocks) a peer, hiding the content of `author` if it vouched for one.

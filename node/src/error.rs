@@ -2,6 +2,8 @@
 
 use minga_protocol::{IdError, Refusal};
 
+use crate::bundle::{ExportError, ImportError};
+
 /// Why an operation on the commons failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -28,6 +30,10 @@ pub enum Error {
     Keys(#[from] crate::keys::KeyError),
     #[error("the node is shutting down")]
     ShuttingDown,
+    #[error(transparent)]
+    Import(#[from] crate::bundle::ImportError),
+    #[error(transparent)]
+    Export(#[from] crate::bundle::ExportError),
 }
 
 /// Why the store could not be opened, read or written.
@@ -62,6 +68,12 @@ impl Error {
             Error::Refused(_) | Error::Rejected(_) => 422,
             Error::Store(_) | Error::Keys(_) => 500,
             Error::ShuttingDown => 503,
+            Error::Import(ImportError::NoSpace { .. }) => 507,
+            Error::Import(ImportError::Store(_) | ImportError::Io { .. }) => 500,
+            Error::Import(_) => 422,
+            Error::Export(ExportError::Select(_) | ExportError::PartSize { .. }) => 400,
+            Error::Export(ExportError::Since { .. }) => 422,
+            Error::Export(_) => 500,
         }
     }
 
@@ -78,6 +90,12 @@ impl Error {
             Error::Rejected(_) => "rejected",
             Error::Store(_) | Error::Keys(_) => "internal",
             Error::ShuttingDown => "unavailable",
+            Error::Import(ImportError::NoSpace { .. }) => "insufficient_storage",
+            Error::Import(ImportError::Store(_) | ImportError::Io { .. }) => "internal",
+            Error::Import(_) => "bad_bundle",
+            Error::Export(ExportError::Select(_) | ExportError::PartSize { .. }) => "bad_request",
+            Error::Export(ExportError::Since { .. }) => "bad_bundle",
+            Error::Export(_) => "internal",
         }
     }
 }

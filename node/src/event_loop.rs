@@ -7,6 +7,7 @@ use minga_protocol::wire::Payload;
 use minga_protocol::{AuthorId, DocKind, DocumentId, Entry, NewCollection, Tombstone};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bundle::{ExportRequest, ExportSummary, ImportRequest, ImportSummary, ProgressFn};
 use crate::commons::{Changed, Spread, Written};
 use crate::{Commons, Error, StoreError};
 
@@ -28,6 +29,8 @@ enum Command {
     SetBlocked(String, bool, Option<AuthorId>, Reply<()>),
     SetPeerSeq(String, DocumentId, u64, Reply<()>),
     ApplyRemote(Box<(DocumentId, DocKind, Payload, Spread)>, Reply<bool>),
+    Export(Box<ExportRequest>, ProgressFn, Reply<ExportSummary>),
+    Import(Box<ImportRequest>, ProgressFn, Reply<ImportSummary>),
 }
 
 /// A reply that waits for the group's flush.
@@ -133,6 +136,28 @@ impl Handle {
             .map(|w| w.value)
     }
 
+    /// Writes a bundle. It runs on the writer, so it is a consistent snapshot (writes wait).
+    pub async fn export_bundle(
+        &self,
+        request: ExportRequest,
+        progress: ProgressFn,
+    ) -> Result<ExportSummary, Error> {
+        self.request(|reply| Command::Export(Box::new(request), progress, reply))
+            .await
+            .map(|w| w.value)
+    }
+
+    /// Verifies and imports a bundle in one batch; its documents are announced once durable.
+    pub async fn import_bundle(
+        &self,
+        request: ImportRequest,
+        progress: ProgressFn,
+    ) -> Result<ImportSummary, Error> {
+        self.request(|reply| Command::Import(Box::new(request), progress, reply))
+            .await
+            .map(|w| w.value)
+    }
+
     async fn request<T>(
         &self,
         command: impl FnOnce(Reply<T>) -> Command,
@@ -181,7 +206,7 @@ fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>, outlets: Out
     commons
 }
 
-fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, Option<Changed>) {
+fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, Vec<Changed>) {
     match command {
         Command::CreateCollection(new, reply) => {
             after_flush(commons.create_collection(&new), reply)
@@ -205,14 +230,19 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, O
         Command::ApplyRemote(work, reply) => {
             let (id, kind, payload, spread) = *work;
             let mut result = commons.apply_remote(id, kind, &payload, mirror);
-            if let Ok(Written {
-                changed: Some(changed),
-                ..
-            }) = &mut result
-            {
-                changed.spread = spread;
+            if let Ok(written) = &mut result {
+                written.changed.iter_mut().for_each(|c| c.spread = spread);
             }
             after_flush(result, reply)
+        }
+        Command::Export(request, mut progress, reply) => {
+            let exported = commons
+                .export_bundle(&request, &mut progress)
+                .map(|summary| Written::new(summary, commons.store().applied_writes()));
+            after_flush(exported, reply)
+        }
+        Command::Import(request, mut progress, reply) => {
+            after_flush(commons.import_bundle(&request, &mut progress), reply)
         }
     }
 }
@@ -221,8 +251,11 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, O
 fn after_flush<T: Send + 'static>(
     result: Result<Written<T>, Error>,
     reply: Reply<T>,
-) -> (Pending, Option<Changed>) {
-    let changed = result.as_ref().ok().and_then(|w| w.changed.clone());
+) -> (Pending, Vec<Changed>) {
+    let changed = result
+        .as_ref()
+        .map(|w| w.changed.clone())
+        .unwrap_or_default();
     let pending: Pending = Box::new(move |flushed: &Result<(), String>| {
         let answer = match (result, flushed) {
             (Ok(_), Err(e)) => Err(Error::Store(StoreError::Io(std::io::Error::other(

@@ -12,6 +12,7 @@
 //! The CLI, when no node runs, opens [`Commons`] itself and calls the same operations.
 
 pub mod api;
+pub mod bundle;
 pub mod clock;
 pub mod commons;
 pub mod config;
@@ -29,4 +30,4 @@ pub use config::NodeConfig;
 pub use datadir::DataDir;
 pub use error::{Error, StoreError};
 pub use event_loop::Handle;
-pub use store::{ListQuery, Store};
+pub use store::{ListQuery, Staged, Store};

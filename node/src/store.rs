@@ -21,7 +21,7 @@
 //! | `q:` peer coll | the peer's `m:seq` when it last told this node what changed since |
 //! | `b:` peer | blocked peer; the value is the author key it vouched for, whose content is hidden |
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,9 +52,6 @@ pub struct Store {
     seq: Arc<AtomicU64>,
 }
 
-/// A change to one row of a reconciliation set: `None` removes it.
-type ItemChange = (DocumentId, DocumentId, Option<[u8; 16]>);
-
 /// Filters and paging of an entry listing.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -77,6 +74,48 @@ pub struct Cursor([u8; 24]);
 pub struct EntryPage {
     pub entries: Vec<Entry>,
     pub next_cursor: Option<String>,
+}
+
+/// Writes staged for one atomic batch, readable before they are applied: an import stages
+/// hundreds of documents whose counters and views must see each other.
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Key → new value, or `None` for a removal.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The reconciliation rows the batch sets, to update the cached sets once it is applied.
+    reconciled: Vec<ItemChange>,
+}
+
+/// A change to one row of a reconciliation set: `None` removes it.
+type ItemChange = (DocumentId, DocumentId, Option<[u8; 16]>);
+
+impl Staged {
+    fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.pending.insert(key.into(), Some(value.into()));
+    }
+
+    fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.pending.insert(key.into(), None);
+    }
+
+    /// Bytes of the staged values: what the batch adds to the store, before sled's overhead.
+    pub fn bytes(&self) -> u64 {
+        self.pending
+            .iter()
+            .map(|(k, v)| (k.len() + v.as_ref().map_or(0, Vec::len)) as u64)
+            .sum()
+    }
+
+    fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.pending {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        batch
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -174,6 +213,65 @@ impl Store {
     }
 
     // ---- reads ----
+
+    /// A value as it will be once `staged` is applied.
+    fn get_in(&self, staged: &Staged, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match staged.pending.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Ok(self.db.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// [`Self::entry`], as it will be once `staged` is applied.
+    pub fn entry_in(&self, staged: &Staged, id: &DocumentId) -> Result<Option<Entry>, StoreError> {
+        let key = key(b"e:", id);
+        decode_json(&key, self.get_in(staged, &key)?)
+    }
+
+    /// [`Self::document`], as it will be once `staged` is applied.
+    pub fn document_in(
+        &self,
+        staged: &Staged,
+        id: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_in(staged, &key(b"d:", id))
+    }
+
+    /// [`Self::tombstone`], as it will be once `staged` is applied.
+    pub fn tombstone_in(
+        &self,
+        staged: &Staged,
+        id: &DocumentId,
+    ) -> Result<Option<Tombstone>, StoreError> {
+        let key = key(b"t:", id);
+        decode_json(&key, self.get_in(staged, &key)?)
+    }
+
+    /// [`Self::collection`] (without its entry count), as it will be once `staged` is applied.
+    pub fn collection_in(
+        &self,
+        staged: &Staged,
+        id: &DocumentId,
+    ) -> Result<Option<Collection>, StoreError> {
+        let key = key(b"c:", id);
+        decode_json(&key, self.get_in(staged, &key)?)
+    }
+
+    /// [`Self::is_followed`], as it will be once `staged` is applied.
+    pub fn is_followed_in(&self, staged: &Staged, id: &DocumentId) -> Result<bool, StoreError> {
+        Ok(self.get_in(staged, &key(b"f:", id))?.is_some())
+    }
+
+    fn u64_in(&self, staged: &Staged, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        let Some(bytes) = self.get_in(staged, key)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt_key(key, "not 8 bytes"))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
 
     pub fn clock(&self) -> Result<i64, StoreError> {
         Ok(self.get_u64(b"m:clock")?.map_or(0, |v| v as i64))
@@ -346,29 +444,6 @@ impl Store {
         Ok(set)
     }
 
-    /// Applies a batch, then the changes it made to reconciliation sets.
-    fn apply_reconciled(
-        &self,
-        batch: sled::Batch,
-        changes: &[ItemChange],
-    ) -> Result<u64, StoreError> {
-        let written = self.apply(batch)?;
-        let mut sets = self.reconcile_sets.lock().expect("not poisoned");
-        for (collection, id, digest) in changes {
-            if let Some(set) = sets.get_mut(collection) {
-                let set = Arc::make_mut(set);
-                match digest {
-                    Some(digest) => set.upsert(Item {
-                        id: *id.as_bytes(),
-                        digest: *digest,
-                    }),
-                    None => set.remove(id.as_bytes()),
-                }
-            }
-        }
-        Ok(written)
-    }
-
     /// The collections this node follows.
     pub fn followed(&self) -> Result<Vec<DocumentId>, StoreError> {
         self.db
@@ -491,35 +566,66 @@ impl Store {
         signatures: &[(ChangeHash, Signature)],
         clock: i64,
     ) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        let old = self.entry(&entry.id)?;
+        let mut staged = Staged::default();
+        self.stage_entry(&mut staged, entry, document, signatures, clock)?;
+        self.apply_staged(staged)
+    }
+
+    /// Applies staged writes as one atomic batch.
+    pub fn apply_staged(&self, mut staged: Staged) -> Result<u64, StoreError> {
+        let reconciled = std::mem::take(&mut staged.reconciled);
+        let written = self.apply(staged.into_batch())?;
+        let mut sets = self.reconcile_sets.lock().expect("not poisoned");
+        for (collection, id, digest) in reconciled {
+            if let Some(set) = sets.get_mut(&collection) {
+                let set = Arc::make_mut(set);
+                match digest {
+                    Some(digest) => set.upsert(Item {
+                        id: *id.as_bytes(),
+                        digest,
+                    }),
+                    None => set.remove(id.as_bytes()),
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// [`Self::put_entry`], staged.
+    pub fn stage_entry(
+        &self,
+        batch: &mut Staged,
+        entry: &Entry,
+        document: &[u8],
+        signatures: &[(ChangeHash, Signature)],
+        clock: i64,
+    ) -> Result<(), StoreError> {
+        let old = self.entry_in(batch, &entry.id)?;
         match &old {
-            Some(old) => index_keys(old)
-                .iter()
-                .for_each(|k| batch.remove(k.as_slice())),
+            Some(old) => index_keys(old).into_iter().for_each(|k| batch.remove(k)),
             None => {
-                batch.insert(b"m:entries", &(self.entry_count()? + 1).to_be_bytes());
+                let count = self.u64_in(batch, b"m:entries")?.unwrap_or(0);
+                batch.insert(b"m:entries", (count + 1).to_be_bytes());
                 if let Some(collection) = collection_of(entry) {
-                    let count = self.get_u64(&key(b"k:", &collection))?.unwrap_or(0);
-                    batch.insert(key(b"k:", &collection), &(count + 1).to_be_bytes());
+                    let count = self.u64_in(batch, &key(b"k:", &collection))?.unwrap_or(0);
+                    batch.insert(key(b"k:", &collection), (count + 1).to_be_bytes());
                 }
             }
         }
         index_keys(entry)
-            .iter()
-            .for_each(|k| batch.insert(k.as_slice(), &[]));
-        let mut reconciled = Vec::new();
+            .into_iter()
+            .for_each(|k| batch.insert(k, []));
         if let Some(collection) = collection_of(entry) {
             // Only what may leave the node is ever reconciled with peers.
             let digest = entry
                 .is_shareable()
                 .then(|| entry_digest(entry))
                 .transpose()?;
-            self.set_item(&mut batch, &mut reconciled, collection, entry.id, digest)?;
+            self.stage_item(batch, collection, entry.id, digest)?;
         }
         batch.insert(key(b"e:", &entry.id), json(entry));
-        self.put_document(&mut batch, &entry.id, document, signatures, clock);
-        self.apply_reconciled(batch, &reconciled)
+        stage_document(batch, &entry.id, document, signatures, clock);
+        Ok(())
     }
 
     /// Stores a new or changed collection, and follows it if `follow`.
@@ -532,76 +638,66 @@ impl Store {
         clock: i64,
         follow: bool,
     ) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut reconciled = Vec::new();
-        let digest = reconcile::heads_digest(heads);
-        self.set_item(
-            &mut batch,
-            &mut reconciled,
-            collection.id,
-            collection.id,
-            Some(digest),
-        )?;
+        let mut staged = Staged::default();
+        self.stage_collection(&mut staged, collection, heads, document, signatures, clock)?;
         if follow {
-            batch.insert(key(b"f:", &collection.id), &[]);
+            stage_followed(&mut staged, &collection.id, true);
         }
-        batch.insert(
-            [b"n:".as_slice(), collection.name.as_bytes()].concat(),
-            &collection.id.as_bytes()[..],
-        );
-        batch.insert(
-            key(b"c:", &collection.id),
-            json(&Collection {
-                entries: 0,
-                ..collection.clone()
-            }),
-        );
-        self.put_document(&mut batch, &collection.id, document, signatures, clock);
-        self.apply_reconciled(batch, &reconciled)
+        self.apply_staged(staged)
     }
 
     /// Records a tombstone and drops the entry, its signatures and its index rows.
     pub fn put_tombstone(&self, tombstone: &Tombstone, clock: i64) -> Result<u64, StoreError> {
+        let mut staged = Staged::default();
+        self.stage_tombstone(&mut staged, tombstone, clock)?;
+        self.apply_staged(staged)
+    }
+
+    /// [`Self::put_tombstone`], staged.
+    pub fn stage_tombstone(
+        &self,
+        batch: &mut Staged,
+        tombstone: &Tombstone,
+        clock: i64,
+    ) -> Result<(), StoreError> {
         let id = &tombstone.entry;
-        let mut batch = sled::Batch::default();
-        let mut reconciled = Vec::new();
-        if let Some(old) = self.entry(id)? {
-            index_keys(&old)
-                .iter()
-                .for_each(|k| batch.remove(k.as_slice()));
-            batch.insert(
-                b"m:entries",
-                &self.entry_count()?.saturating_sub(1).to_be_bytes(),
-            );
+        if let Some(old) = self.entry_in(batch, id)? {
+            index_keys(&old).into_iter().for_each(|k| batch.remove(k));
+            let count = self.u64_in(batch, b"m:entries")?.unwrap_or(0);
+            batch.insert(b"m:entries", count.saturating_sub(1).to_be_bytes());
             if let Some(collection) = collection_of(&old) {
                 // A private or unconsented entry never leaves the node, not even as a tombstone.
                 let digest = old.is_shareable().then_some(TOMBSTONE_DIGEST);
-                self.set_item(&mut batch, &mut reconciled, collection, *id, digest)?;
-                let count = self.get_u64(&key(b"k:", &collection))?.unwrap_or(0);
+                self.stage_item(batch, collection, *id, digest)?;
+                let count = self.u64_in(batch, &key(b"k:", &collection))?.unwrap_or(0);
                 batch.insert(
                     key(b"k:", &collection),
-                    &count.saturating_sub(1).to_be_bytes(),
+                    count.saturating_sub(1).to_be_bytes(),
                 );
             }
         }
-        for item in self.db.scan_prefix(key(b"s:", id)).keys() {
-            batch.remove(item?);
+        let prefix = key(b"s:", id);
+        let staged_signatures: Vec<Vec<u8>> = batch
+            .pending
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for item in self.db.scan_prefix(&prefix).keys() {
+            batch.remove(item?.to_vec());
         }
+        staged_signatures.into_iter().for_each(|k| batch.remove(k));
         batch.remove(key(b"e:", id));
         batch.remove(key(b"d:", id));
         batch.insert(key(b"t:", id), json(tombstone));
-        batch.insert(b"m:clock", &(clock as u64).to_be_bytes());
-        self.apply_reconciled(batch, &reconciled)
+        batch.insert(b"m:clock", (clock as u64).to_be_bytes());
+        Ok(())
     }
 
     pub fn set_followed(&self, id: &DocumentId, followed: bool) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        if followed {
-            batch.insert(key(b"f:", id), &[]);
-        } else {
-            batch.remove(key(b"f:", id));
-        }
-        self.apply(batch)
+        let mut staged = Staged::default();
+        stage_followed(&mut staged, id, followed);
+        self.apply_staged(staged)
     }
 
     pub fn set_setting(&self, name: &str, value: &str) -> Result<u64, StoreError> {
@@ -610,51 +706,59 @@ impl Store {
         self.apply(batch)
     }
 
-    fn put_document(
+    /// [`Store::put_collection`], staged.
+    pub fn stage_collection(
         &self,
-        batch: &mut sled::Batch,
-        id: &DocumentId,
+        batch: &mut Staged,
+        collection: &Collection,
+        heads: &[[u8; 32]],
         document: &[u8],
         signatures: &[(ChangeHash, Signature)],
         clock: i64,
-    ) {
-        batch.insert(key(b"d:", id), document);
-        for (hash, signature) in signatures {
-            batch.insert(
-                [key(b"s:", id).as_slice(), &hash.0].concat(),
-                &signature.0[..],
-            );
-        }
-        batch.insert(b"m:clock", &(clock as u64).to_be_bytes());
+    ) -> Result<(), StoreError> {
+        let digest = reconcile::heads_digest(heads);
+        self.stage_item(batch, collection.id, collection.id, Some(digest))?;
+        batch.insert(
+            [b"n:".as_slice(), collection.name.as_bytes()].concat(),
+            collection.id.as_bytes(),
+        );
+        batch.insert(
+            key(b"c:", &collection.id),
+            json(&Collection {
+                entries: 0,
+                ..collection.clone()
+            }),
+        );
+        stage_document(batch, &collection.id, document, signatures, clock);
+        Ok(())
     }
 
     /// Sets (or with `None` removes) the reconciliation row of `id` in `collection`, and moves
     /// the id to the end of the collection's change log.
-    fn set_item(
+    fn stage_item(
         &self,
-        batch: &mut sled::Batch,
-        reconciled: &mut Vec<ItemChange>,
+        batch: &mut Staged,
         collection: DocumentId,
         id: DocumentId,
         digest: Option<[u8; 16]>,
     ) -> Result<(), StoreError> {
         let item = item_key(&collection, &id);
         match digest {
-            Some(digest) => batch.insert(item, &digest[..]),
+            Some(digest) => batch.insert(item, digest),
             None => batch.remove(item),
         }
         let position = [key(b"o:", &collection).as_slice(), id.as_bytes()].concat();
-        if let Some(old) = self.get_u64(&position)? {
+        if let Some(old) = self.u64_in(batch, &position)? {
             batch.remove([key(b"l:", &collection).as_slice(), &old.to_be_bytes()].concat());
         }
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         batch.insert(
             [key(b"l:", &collection).as_slice(), &seq.to_be_bytes()].concat(),
-            &id.as_bytes()[..],
+            id.as_bytes(),
         );
-        batch.insert(position, &seq.to_be_bytes());
-        batch.insert(b"m:seq", &seq.to_be_bytes());
-        reconciled.push((collection, id, digest));
+        batch.insert(position, seq.to_be_bytes());
+        batch.insert(b"m:seq", seq.to_be_bytes());
+        batch.reconciled.push((collection, id, digest));
         Ok(())
     }
 
@@ -673,13 +777,43 @@ impl Store {
         &self,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        let Some(bytes) = self.db.get(key)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| corrupt_key(key, &e.to_string()))
+        decode_json(key, self.db.get(key)?)
     }
+}
+
+/// [`Store::set_followed`], staged.
+pub fn stage_followed(batch: &mut Staged, id: &DocumentId, followed: bool) {
+    if followed {
+        batch.insert(key(b"f:", id), []);
+    } else {
+        batch.remove(key(b"f:", id));
+    }
+}
+
+fn stage_document(
+    batch: &mut Staged,
+    id: &DocumentId,
+    document: &[u8],
+    signatures: &[(ChangeHash, Signature)],
+    clock: i64,
+) {
+    batch.insert(key(b"d:", id), document);
+    for (hash, signature) in signatures {
+        batch.insert([key(b"s:", id).as_slice(), &hash.0].concat(), signature.0);
+    }
+    batch.insert(b"m:clock", (clock as u64).to_be_bytes());
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    bytes: Option<impl AsRef<[u8]>>,
+) -> Result<Option<T>, StoreError> {
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    serde_json::from_slice(bytes.as_ref())
+        .map(Some)
+        .map_err(|e| corrupt_key(key, &e.to_string()))
 }
 
 fn matches(query: &ListQuery, entry: &Entry) -> bool {
@@ -715,12 +849,12 @@ fn index_keys(entry: &Entry) -> Vec<Vec<u8>> {
 /// The reconciliation digest of a withdrawn document.
 pub const TOMBSTONE_DIGEST: [u8; 16] = [0xff; 16];
 
-fn item_key(collection: &DocumentId, id: &DocumentId) -> Vec<u8> {
-    [b"r:".as_slice(), collection.as_bytes(), id.as_bytes()].concat()
-}
-
 fn peer_seq_key(peer: &str, collection: &DocumentId) -> Vec<u8> {
     [b"q:", peer.as_bytes(), collection.as_bytes()].concat()
+}
+
+fn item_key(collection: &DocumentId, id: &DocumentId) -> Vec<u8> {
+    [b"r:".as_slice(), collection.as_bytes(), id.as_bytes()].concat()
 }
 
 fn entry_digest(entry: &Entry) -> Result<[u8; 16], StoreError> {

@@ -4,6 +4,7 @@
 //! Nothing here touches a socket, a disk, a clock or a global random number generator: time and
 //! randomness come in as arguments, so the node, the tests and the simulator run the same code.
 
+pub mod bundle;
 pub mod collection;
 pub mod doc;
 pub mod entry;

@@ -2,6 +2,7 @@
 
 mod e2e {
     mod api;
+    mod bundles;
     mod cli;
     mod crash;
     mod hostile;

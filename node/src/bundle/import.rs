@@ -1,0 +1,334 @@
+//! Reading a bundle: part headers, the manifest signature and every section's hash are checked
+//! before any section is trusted; every document then goes through [`Commons::stage_remote`],
+//! the path network sync takes, into one staged batch that is written only if the whole bundle
+//! passed and the disk has room. A refused bundle changes nothing.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use minga_protocol::bundle::{self, BundleError, MAGIC, MAX_MANIFEST_BYTES, Manifest, SectionKind};
+use minga_protocol::wire::{self, Payload};
+use minga_protocol::{DocKind, DocumentId, Signature};
+use serde::{Deserialize, Serialize};
+
+use super::blobs::BlobStore;
+use super::parts::PartReader;
+use super::{ImportError, ImportRequest, ImportSummary, Phase, Progress, space};
+use crate::commons::{Staging, Written};
+use crate::store::stage_followed;
+use crate::{Commons, Error, Staged};
+
+/// A bundle's manifest, verified, as `minga bundle inspect` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inspected {
+    /// Hex id of the bundle: BLAKE3 of its manifest bytes.
+    pub bundle: String,
+    pub parts: u32,
+    /// Bytes of all sections.
+    pub data_bytes: u64,
+    pub manifest: Manifest,
+}
+
+/// Opens a bundle and verifies its manifest, leaving the reader at the first section.
+fn open(path: &Path) -> Result<(PartReader, Inspected), ImportError> {
+    let mut reader = PartReader::open(path)?;
+    let mut length = [0u8; 4];
+    reader.fill(&mut length, &|| "the manifest length".into())?;
+    let length = u32::from_le_bytes(length);
+    if length > MAX_MANIFEST_BYTES {
+        return Err(BundleError::ManifestTooLarge { size: length }.into());
+    }
+    let mut bytes = vec![0u8; length as usize];
+    reader.fill(&mut bytes, &|| "the manifest".into())?;
+    let mut signature = [0u8; bundle::SIGNATURE_LEN];
+    reader.fill(&mut signature, &|| "the manifest signature".into())?;
+    let header = *reader.header();
+    let manifest = Manifest::open(header.format, &bytes, &Signature(signature))?;
+    if bundle::bundle_id(&bytes) != header.bundle {
+        return Err(BundleError::ForeignPart { index: 1 }.into());
+    }
+    let inspected = Inspected {
+        bundle: hex::encode(header.bundle),
+        parts: header.count,
+        data_bytes: manifest.data_bytes(),
+        manifest,
+    };
+    Ok((reader, inspected))
+}
+
+/// The verified manifest of a bundle, without importing it.
+pub fn inspect(path: &Path) -> Result<Inspected, ImportError> {
+    open(path).map(|(_, inspected)| inspected)
+}
+
+/// What a receiver holds, from a bundle it imported or from the JSON of
+/// `minga bundle inspect --json` (for `--since`): the manifest and the bundle's id.
+pub fn read_manifest(path: &Path) -> Result<(Manifest, String), ImportError> {
+    let mut magic = [0u8; MAGIC.len()];
+    let is_bundle = File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == MAGIC;
+    if is_bundle || !path.exists() {
+        let (_, inspected) = open(path)?;
+        return Ok((inspected.manifest, inspected.bundle));
+    }
+    let text = std::fs::read(path).map_err(|source| ImportError::io(path, source))?;
+    let inspected: Inspected = serde_json::from_slice(&text).map_err(|e| {
+        BundleError::BadManifest(format!(
+            "neither a bundle nor the JSON of `minga bundle inspect --json`: {e}"
+        ))
+    })?;
+    Ok((inspected.manifest, inspected.bundle))
+}
+
+/// A document section, read and hash-checked, waiting to be staged.
+struct Checked {
+    index: usize,
+    kind: SectionKind,
+    id: DocumentId,
+    payload: Payload,
+}
+
+/// Imports a bundle into `commons` in one store batch; see the module doc for the order of
+/// checks.
+pub fn import(
+    commons: &mut Commons,
+    request: &ImportRequest,
+    blob_store: &dyn BlobStore,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Written<ImportSummary>, Error> {
+    let (mut reader, inspected) = open(&request.file)?;
+    let manifest = &inspected.manifest;
+    let store = commons.store().clone();
+    for who in [&manifest.node.peer_id, &manifest.node.author] {
+        if store.is_blocked(who)? {
+            return Err(ImportError::Blocked(who.clone()).into());
+        }
+    }
+
+    // Pass 1: every section against its hash; documents kept (they are small), blobs not.
+    let mut verifying = Progress {
+        phase: Phase::Verifying,
+        items_total: manifest.sections.len() as u64,
+        bytes_total: inspected.data_bytes,
+        ..Progress::default()
+    };
+    let mut documents = Vec::new();
+    let mut blobs = Vec::new();
+    for (index, section) in manifest.sections.iter().enumerate() {
+        let what = || format!("section {index} ({:?} {})", section.kind, section.id);
+        let mut hasher = blake3::Hasher::new();
+        let mut bytes = Vec::new();
+        let keep = section.kind != SectionKind::Blob;
+        reader.stream(section.size, &what, |chunk| {
+            hasher.update(chunk);
+            if keep {
+                bytes.extend_from_slice(chunk);
+            }
+            verifying.bytes += chunk.len() as u64;
+            if !keep {
+                progress(&verifying);
+            }
+            Ok(())
+        })?;
+        if hasher.finalize().to_hex().as_str() != section.hash {
+            return Err(ImportError::HashMismatch {
+                index,
+                kind: section.kind,
+                id: section.id.clone(),
+            }
+            .into());
+        }
+        let rejected = |reason: String| ImportError::Rejected {
+            index,
+            kind: section.kind,
+            id: section.id.clone(),
+            reason,
+        };
+        if section.kind == SectionKind::Blob {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(&section.id, &mut hash)
+                .ok()
+                .filter(|_| section.id == section.hash)
+                .ok_or_else(|| rejected("a blob's id must be its hash".into()))?;
+            blobs.push((index, hash, section.size));
+        } else {
+            let id: DocumentId = section
+                .id
+                .parse()
+                .map_err(|e: minga_protocol::IdError| rejected(e.to_string()))?;
+            let payload: Payload = wire::decode(&bytes, wire::MAX_MESSAGE_BYTES)
+                .map_err(|e| rejected(e.to_string()))?;
+            if matches!(payload, Payload::Tombstone(_)) != (section.kind == SectionKind::Tombstone)
+            {
+                return Err(rejected("its content is not of its kind".into()).into());
+            }
+            documents.push(Checked {
+                index,
+                kind: section.kind,
+                id,
+                payload,
+            });
+        }
+        verifying.items += 1;
+        if keep && verifying.items.is_multiple_of(64) {
+            progress(&verifying);
+        }
+    }
+    let bytes_read = reader.position;
+    reader.finish()?;
+    progress(&verifying);
+
+    // Stage every document through the verification network sync uses.
+    let mut summary = ImportSummary {
+        bundle: inspected.bundle.clone(),
+        exporter: manifest.node.peer_id.clone(),
+        bytes_read,
+        ..ImportSummary::default()
+    };
+    let mut staged = Staged::default();
+    for collection in &manifest.collections {
+        if !store.is_followed(collection)? {
+            stage_followed(&mut staged, collection, true);
+        }
+    }
+    let mut changed = Vec::new();
+    for document in &documents {
+        let kind = match document.kind {
+            SectionKind::Collection => DocKind::Collection,
+            _ => DocKind::Entry,
+        };
+        let held = store.document_in(&staged, &document.id)?.is_some();
+        let staging = commons
+            .stage_remote(&mut staged, document.id, kind, &document.payload, false)
+            .map_err(|e| match e {
+                Error::Rejected(reason) | Error::Forbidden(reason) => ImportError::Rejected {
+                    index: document.index,
+                    kind: document.kind,
+                    id: document.id.to_string(),
+                    reason,
+                }
+                .into(),
+                other => other,
+            })?;
+        let counts = match document.kind {
+            SectionKind::Collection => &mut summary.collections,
+            _ => &mut summary.entries,
+        };
+        match (staging, document.kind) {
+            (Staging::Unchanged, SectionKind::Tombstone) => {}
+            (Staging::Changed(announce), SectionKind::Tombstone) => {
+                summary.tombstones_applied += 1;
+                changed.extend(announce);
+            }
+            (Staging::Unchanged, _) => counts.unchanged += 1,
+            (Staging::Changed(announce), _) => {
+                if held {
+                    counts.updated += 1;
+                } else {
+                    counts.new += 1;
+                }
+                changed.extend(announce);
+            }
+        }
+    }
+    let mut blob_bytes = 0;
+    let mut wanted = Vec::new();
+    for (index, hash, size) in blobs {
+        if !blob_store.keeps_blobs() {
+            summary.blobs_skipped += 1;
+        } else if blob_store
+            .size(&hash)
+            .map_err(|e| ImportError::io(&request.file, e))?
+            .is_none()
+        {
+            blob_bytes += size;
+            wanted.push((index, hash, size));
+        }
+    }
+
+    // Room on disk, before the first byte is written.
+    let required = space::required(staged.bytes(), blob_bytes);
+    let available = match request.assume_free_bytes {
+        Some(free) => free,
+        None => space::available(commons.root()).map_err(|e| ImportError::io(commons.root(), e))?,
+    };
+    if !space::fits(required, available) {
+        return Err(ImportError::NoSpace {
+            required,
+            available,
+        }
+        .into());
+    }
+
+    let mut applying = Progress {
+        phase: Phase::Applying,
+        items_total: wanted.len() as u64 + 1,
+        bytes_total: blob_bytes,
+        ..Progress::default()
+    };
+    if !wanted.is_empty() {
+        summary.blobs_added = copy_blobs(&request.file, &inspected, &wanted, blob_store)?;
+        applying.items = wanted.len() as u64;
+        applying.bytes = blob_bytes;
+        progress(&applying);
+    }
+    let nothing_staged = staged.bytes() == 0;
+    let batch = if nothing_staged {
+        // Importing a bundle twice writes nothing.
+        store.applied_writes()
+    } else {
+        store.apply_staged(staged)?
+    };
+    applying.items = applying.items_total;
+    progress(&applying);
+    Ok(Written::new(summary, batch).announcing(changed))
+}
+
+/// Pass 2: the wanted blobs, re-read from the bundle and handed to the blob store, which checks
+/// each against its hash as it keeps it.
+fn copy_blobs(
+    path: &Path,
+    inspected: &Inspected,
+    wanted: &[(usize, [u8; 32], u64)],
+    blob_store: &dyn BlobStore,
+) -> Result<u64, ImportError> {
+    let (mut reader, _) = open(path)?;
+    let mut next = wanted.iter().peekable();
+    for (index, section) in inspected.manifest.sections.iter().enumerate() {
+        let what = || format!("section {index}");
+        match next.peek() {
+            Some((wanted_index, hash, size)) if *wanted_index == index => {
+                let mut blob = SectionRead {
+                    reader: &mut reader,
+                    left: *size,
+                };
+                blob_store
+                    .put(hash, *size, &mut blob)
+                    .map_err(|e| ImportError::io(path, e))?;
+                next.next();
+            }
+            _ => reader.stream(section.size, &what, |_| Ok(()))?,
+        }
+    }
+    Ok(wanted.len() as u64)
+}
+
+/// One section of a bundle as a reader.
+struct SectionRead<'a> {
+    reader: &'a mut PartReader,
+    left: u64,
+}
+
+impl Read for SectionRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        self.reader
+            .fill(&mut buf[..n], &|| "a blob".into())
+            .map_err(std::io::Error::other)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
