@@ -14,12 +14,14 @@ use crate::clock::Clock;
 use crate::datadir::{DataDir, DirLock};
 use crate::keys::Keys;
 use crate::queries::{parse_id, resolve_collection};
-use crate::{Error, Store, StoreError};
+use crate::{BlobStore, Error, Store, StoreError};
 
 /// The node's state: only this type writes the store.
 #[derive(Debug)]
 pub struct Commons {
     store: Store,
+    /// Attachments; their index lives in `store`.
+    blobs: BlobStore,
     keys: Keys,
     /// This run's automerge actor: author key ‖ a nonce fresh at every start.
     actor: ActorId,
@@ -76,8 +78,10 @@ impl Commons {
             .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
         let actor = keys.author.actor(nonce);
         let clock = Clock::resume(store.clock()?);
+        let blobs = BlobStore::open(&dir.blobs_dir(), store.clone())?;
         Ok(Commons {
             store,
+            blobs,
             keys,
             actor,
             clock,
@@ -98,9 +102,18 @@ impl Commons {
         self.keys.network
     }
 
-    /// Makes every write so far durable.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Makes every write so far durable, then removes the blobs that durably lost their last
+    /// reference (a withdrawn or edited entry).
     pub fn flush(&self) -> Result<(), Error> {
-        Ok(self.store.flush()?)
+        self.store.flush()?;
+        if let Err(e) = self.blobs.collect_garbage() {
+            tracing::error!("removing unreferenced blobs: {e}");
+        }
+        Ok(())
     }
 
     pub fn set_name(&mut self, name: &str) -> Result<Written<()>, Error> {

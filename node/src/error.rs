@@ -30,6 +30,27 @@ pub enum Error {
     ShuttingDown,
 }
 
+impl From<crate::BlobError> for Error {
+    fn from(error: crate::BlobError) -> Self {
+        use crate::BlobError;
+        match error {
+            BlobError::TooLarge { .. } => Error::TooLarge(error.to_string()),
+            BlobError::NotFound(_) => Error::NotFound(error.to_string()),
+            BlobError::Store(e) => Error::Store(e),
+            BlobError::Io(e) => Error::Store(StoreError::Io(e)),
+            BlobError::Mismatch(_) => {
+                Error::Store(StoreError::Io(std::io::Error::other(error.to_string())))
+            }
+        }
+    }
+}
+
+impl From<minga_protocol::BlobHashError> for Error {
+    fn from(error: minga_protocol::BlobHashError) -> Self {
+        Error::BadRequest(error.to_string())
+    }
+}
+
 /// Why the store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -18,6 +18,9 @@
 //! | `t:` id | tombstone |
 //! | `r:` coll id | reconciliation digest of a shareable document of the collection |
 //! | `b:` peer | blocked peer |
+//! | `h:` hash | a blob's record: size, verified prefix, complete, MIME type (`store/blobs`) |
+//! | `u:` hash id | entry `id` references blob `hash`; the value is the size it declares |
+//! | `g:` hash | a blob that lost its last reference, to be removed after the next flush |
 
 use std::ops::Bound;
 use std::path::Path;
@@ -30,6 +33,9 @@ use minga_protocol::{Collection, DocumentId, Entry, Signature, Tombstone};
 use serde::Serialize;
 
 use crate::StoreError;
+
+mod blobs;
+pub use blobs::{BlobRecord, BlobRef};
 
 /// The store format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -379,6 +385,7 @@ impl Store {
                 batch.remove(item);
             }
         }
+        self.reference_blobs(&mut batch, &entry.id, old.as_ref(), Some(entry))?;
         batch.insert(key(b"e:", &entry.id), json(entry));
         self.put_document(&mut batch, &entry.id, document, signatures, clock);
         self.apply(batch)
@@ -440,6 +447,7 @@ impl Store {
                     &count.saturating_sub(1).to_be_bytes(),
                 );
             }
+            self.reference_blobs(&mut batch, id, Some(&old), None)?;
         }
         for item in self.db.scan_prefix(key(b"s:", id)).keys() {
             batch.remove(item?);
