@@ -114,6 +114,7 @@ fn local(commons: &mut Commons, op: Op) -> anyhow::Result<Value> {
             &store,
             &commons.peer_id(),
             Default::default(),
+            commons.blobs(),
         )?),
         Op::Peers => json!({"peers": []}),
         Op::Block { peer, block } => {

@@ -9,6 +9,8 @@ pub enum Error {
     BadRequest(String),
     #[error(transparent)]
     MalformedId(#[from] IdError),
+    #[error(transparent)]
+    MalformedHash(#[from] minga_protocol::BlobHashError),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -45,12 +47,6 @@ impl From<crate::BlobError> for Error {
     }
 }
 
-impl From<minga_protocol::BlobHashError> for Error {
-    fn from(error: minga_protocol::BlobHashError) -> Self {
-        Error::BadRequest(error.to_string())
-    }
-}
-
 /// Why the store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -74,7 +70,7 @@ impl Error {
     /// The HTTP status of the error.
     pub fn status(&self) -> u16 {
         match self {
-            Error::BadRequest(_) | Error::MalformedId(_) => 400,
+            Error::BadRequest(_) | Error::MalformedId(_) | Error::MalformedHash(_) => 400,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
@@ -90,7 +86,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::BadRequest(_) => "bad_request",
-            Error::MalformedId(_) => "malformed_id",
+            Error::MalformedId(_) | Error::MalformedHash(_) => "malformed_id",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too_large",

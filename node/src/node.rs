@@ -28,6 +28,8 @@ pub async fn run(
     let api_addr = listener.local_addr().map_err(StoreError::Io)?;
     let peer_id = commons.peer_id();
     let store = commons.store().clone();
+    let blobs = commons.blobs().clone();
+    let limits = network.blobs;
     let keypair = identity::Keypair::ed25519_from_bytes(commons.network_secret())
         .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_QUEUE);
@@ -36,10 +38,15 @@ pub async fn run(
         mirror: network.mirror,
     };
     let (handle, event_loop) = event_loop::spawn(commons, outlets);
-    let (swarm_task, net) =
-        network::start(keypair, network, store.clone(), handle.clone(), changes_rx).map_err(
-            |e| StoreError::Io(std::io::Error::other(format!("starting the network: {e}"))),
-        )?;
+    let (swarm_task, net) = network::start(
+        keypair,
+        network,
+        store.clone(),
+        blobs.clone(),
+        handle.clone(),
+        changes_rx,
+    )
+    .map_err(|e| StoreError::Io(std::io::Error::other(format!("starting the network: {e}"))))?;
     let (stop_network, network_stopped) = watch::channel(false);
     let network_task = tokio::spawn(swarm_task.run(network_stopped));
 
@@ -56,6 +63,8 @@ pub async fn run(
         store,
         peer_id,
         net,
+        blobs,
+        limits,
     });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

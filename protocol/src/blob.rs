@@ -7,9 +7,30 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The BLAKE3 hash of a blob's bytes; lowercase hex in the API and on disk.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The BLAKE3 hash of a blob's bytes: lowercase hex in JSON and on disk, 32 bytes on the wire.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BlobHash(pub [u8; 32]);
+
+impl Serialize for BlobHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.to_hex())
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlobHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(deserializer).map(BlobHash)
+        }
+    }
+}
 
 /// Why a text is not a blob hash.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +141,17 @@ mod tests {
         ] {
             assert!(bad.parse::<BlobHash>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn hashes_are_hex_in_json_and_bytes_on_the_wire() {
+        let hash = BlobHash::of(b"minga");
+        let json = serde_json::to_string(&hash).unwrap();
+        assert_eq!(json, format!("\"{hash}\""));
+        assert_eq!(serde_json::from_str::<BlobHash>(&json).unwrap(), hash);
+        let wire = crate::wire::encode(&hash);
+        assert_eq!(wire.len(), 32);
+        assert_eq!(crate::wire::decode::<BlobHash>(&wire, 64).unwrap(), hash);
     }
 
     #[test]
