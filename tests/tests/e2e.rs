@@ -2,6 +2,7 @@
 
 mod e2e {
     mod api;
+    mod blobs;
     mod cli;
     mod crash;
     mod hostile;
