@@ -62,6 +62,9 @@ pub enum Command {
     /// Back up or restore the author key.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Add and fetch attachments' files (blobs).
+    #[command(subcommand)]
+    Blob(BlobCommand),
     /// Write a verified bundle of collections, to carry on a USB stick.
     Export(ExportArgs),
     /// Verify a bundle and import it in one transaction.
@@ -116,6 +119,18 @@ pub enum BundleCommand {
     Inspect { file: PathBuf },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum BlobCommand {
+    /// Add a file; prints its hash.
+    Add { file: PathBuf },
+    /// Write a blob to a file.
+    Get {
+        hash: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// Address of the HTTP API (port 0 picks a free one; see api.addr in the data dir).
@@ -141,6 +156,18 @@ pub struct NodeArgs {
     /// [default: 64, or `cache_mb` in config.toml]
     #[arg(long)]
     pub cache_mb: Option<u64>,
+    /// Largest attachment accepted or fetched, in MiB.
+    /// [default: 2048, or `max_blob_mb` in config.toml]
+    #[arg(long)]
+    pub max_blob_mb: Option<u64>,
+    /// Total MiB of attachments fetched for held entries, smallest first (a mirror fetches all).
+    /// [default: 4096, or `blob_budget_mb` in config.toml]
+    #[arg(long)]
+    pub blob_budget_mb: Option<u64>,
+    /// Most KiB per second of attachments fetched from peers; 0 for no limit.
+    /// [default: 0, or `blob_rate_kib` in config.toml]
+    #[arg(long)]
+    pub blob_rate_kib: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +218,9 @@ pub struct AddArgs {
     /// Keep the entry on this node only.
     #[arg(long)]
     pub private: bool,
+    /// Attach a file (repeatable): added as a blob, listed in the entry's attachments.
+    #[arg(long = "attach")]
+    pub attach: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

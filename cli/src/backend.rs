@@ -140,6 +140,7 @@ fn local(
             &store,
             &commons.peer_id(),
             Default::default(),
+            commons.blobs(),
         )?),
         Op::Peers => json!({"peers": []}),
         Op::Block { peer, block } => {

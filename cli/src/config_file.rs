@@ -9,6 +9,9 @@
 //! mirror = false
 //! relay = false
 //! cache_mb = 64
+//! max_blob_mb = 2048
+//! blob_budget_mb = 4096
+//! blob_rate_kib = 0
 //! ```
 
 use std::net::SocketAddr;
@@ -38,6 +41,12 @@ pub struct ConfigFile {
     pub relay: Option<bool>,
     /// sled's cache in MiB.
     pub cache_mb: Option<u64>,
+    /// Largest attachment in MiB.
+    pub max_blob_mb: Option<u64>,
+    /// MiB of attachments fetched for held entries.
+    pub blob_budget_mb: Option<u64>,
+    /// KiB per second of attachments fetched; 0 for no limit.
+    pub blob_rate_kib: Option<u64>,
 }
 
 /// Parses the file's addresses.

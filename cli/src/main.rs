@@ -2,6 +2,7 @@
 
 mod args;
 mod backend;
+mod blob;
 mod bundles;
 mod config_file;
 mod output;
@@ -14,12 +15,12 @@ use clap::Parser;
 use minga_node::config::{DEFAULT_API, DEFAULT_CACHE_BYTES, DEFAULT_LISTEN};
 use minga_node::network::NetworkConfig;
 use minga_node::queries::ListParams;
-use minga_node::{Commons, DataDir, keys};
+use minga_node::{BlobLimits, Commons, DataDir, keys};
 use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry, PlaceInput};
 use serde_json::Value;
 
-use args::{BundleCommand, Cli, CollectionCommand, Command, KeyCommand, NodeArgs};
+use args::{BlobCommand, BundleCommand, Cli, CollectionCommand, Command, KeyCommand, NodeArgs};
 use backend::{Backend, Op};
 
 fn main() -> ExitCode {
@@ -92,9 +93,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bundles::import(&dir, request, json)
         }
         Command::Bundle(BundleCommand::Inspect { file }) => bundles::inspect(&file, json),
+        Command::Blob(BlobCommand::Add { file }) => {
+            let answer = blob::add(&mut Backend::connect(&dir)?, &file)?;
+            output::print(&answer, json, |v| {
+                v["hash"].as_str().unwrap_or_default().to_owned()
+            });
+            Ok(())
+        }
+        Command::Blob(BlobCommand::Get { hash, out }) => {
+            let answer = blob::get(&mut Backend::connect(&dir)?, &hash, &out)?;
+            output::print(&answer, json, |_| String::new());
+            Ok(())
+        }
         command => {
-            let (op, text) = operation(command)?;
-            let answer = Backend::connect(&dir)?.run(op)?;
+            let mut backend = Backend::connect(&dir)?;
+            let (op, text) = operation(command, &mut backend)?;
+            let answer = backend.run(op)?;
             output::print(&answer, json, text);
             Ok(())
         }
@@ -105,7 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 type Render = fn(&Value) -> String;
 
 /// The API operation of a command, and how its answer reads as text.
-fn operation(command: Command) -> anyhow::Result<(Op, Render)> {
+fn operation(command: Command, backend: &mut Backend) -> anyhow::Result<(Op, Render)> {
     Ok(match command {
         Command::Status => (Op::Status, output::status),
         Command::Peers => (Op::Peers, output::peers),
@@ -144,6 +158,7 @@ fn operation(command: Command) -> anyhow::Result<(Op, Render)> {
         ),
         Command::Add(add) => {
             let body = read_body(add.body.body, add.body.body_file.as_deref())?.unwrap_or_default();
+            let attachments = blob::attach(backend, &add.attach)?;
             let new = NewEntry {
                 collection: add.collection,
                 kind: add.kind,
@@ -161,7 +176,7 @@ fn operation(command: Command) -> anyhow::Result<(Op, Render)> {
                     .collect(),
                 consent: Vec::new(),
                 private: add.private,
-                attachments: Vec::new(),
+                attachments,
             };
             (Op::Add(Box::new(new)), output::id)
         }
@@ -201,7 +216,8 @@ fn operation(command: Command) -> anyhow::Result<(Op, Render)> {
         | Command::Key(_)
         | Command::Export(_)
         | Command::Import(_)
-        | Command::Bundle(_) => {
+        | Command::Bundle(_)
+        | Command::Blob(_) => {
             unreachable!("handled before the API operations")
         }
     })
@@ -247,6 +263,7 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
             "--api {api}: serving the API beyond loopback needs contributor codes for writes, which this release does not have yet"
         );
     }
+    let blobs = blob_limits(&args, &file);
     let listen = match (args.listen.is_empty(), file.listen.is_empty()) {
         (false, _) => args.listen,
         (true, false) => config_file::addresses(&file.listen)?,
@@ -263,6 +280,7 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         mdns: !args.no_mdns && file.mdns.unwrap_or(true),
         relay: args.relay || file.relay.unwrap_or(false),
         mirror: args.mirror || file.mirror.unwrap_or(false),
+        blobs,
     };
     let cache_bytes = args
         .cache_mb
@@ -280,6 +298,25 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped cleanly");
         Ok(())
     })
+}
+
+/// The blob options: command line, then config.toml, then the defaults.
+fn blob_limits(args: &NodeArgs, file: &config_file::ConfigFile) -> BlobLimits {
+    let defaults = BlobLimits::default();
+    BlobLimits {
+        max_blob_bytes: args
+            .max_blob_mb
+            .or(file.max_blob_mb)
+            .map_or(defaults.max_blob_bytes, |mb| mb << 20),
+        fetch_budget: args
+            .blob_budget_mb
+            .or(file.blob_budget_mb)
+            .map_or(defaults.fetch_budget, |mb| mb << 20),
+        fetch_rate: args
+            .blob_rate_kib
+            .or(file.blob_rate_kib)
+            .map_or(defaults.fetch_rate, |kib| kib << 10),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -18,7 +18,9 @@ use serde_json::json;
 use crate::bundle::{ExportRequest, ImportRequest};
 use crate::network::{NetCommand, NetHandle};
 use crate::queries::{self, ListParams};
-use crate::{Error, Handle, Store};
+use crate::{BlobLimits, BlobStore, Error, Handle, Store};
+
+mod blobs;
 
 /// Largest request body: an entry's document is at most 1 MiB, and JSON escaping adds to it.
 pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
@@ -31,6 +33,9 @@ pub struct AppState {
     pub store: Store,
     pub peer_id: String,
     pub net: NetHandle,
+    /// Attachments: uploads are written here, downloads read from here.
+    pub blobs: BlobStore,
+    pub limits: BlobLimits,
 }
 
 impl AppState {
@@ -43,7 +48,7 @@ impl AppState {
             bytes_sent,
             bytes_received,
         };
-        queries::status(&self.store, &self.peer_id, figures)
+        queries::status(&self.store, &self.peer_id, figures, &self.blobs)
     }
 }
 
@@ -68,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/bundles/export", post(export_bundle))
         .route("/api/v1/bundles/import", post(import_bundle))
+        .route("/api/v1/blobs", get(blobs::list).post(blobs::add))
+        .route("/api/v1/blobs/{hash}", get(blobs::get))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
@@ -308,6 +315,13 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
          # HELP minga_peers_dropped_total Peers dropped for forged changes or malformed messages.\n# TYPE minga_peers_dropped_total counter\nminga_peers_dropped_total {dropped}\n",
         status.peers
     ));
+    let transfers = state.blobs.progress();
+    text.push_str(&format!(
+        "# HELP minga_blob_bytes_fetched_total Blob bytes verified and written since start.\n# TYPE minga_blob_bytes_fetched_total counter\nminga_blob_bytes_fetched_total {}\n\
+         # HELP minga_blob_ranges_rejected_total Blob ranges from peers that failed verification.\n# TYPE minga_blob_ranges_rejected_total counter\nminga_blob_ranges_rejected_total {}\n",
+        transfers.bytes_fetched, transfers.rejected_ranges
+    ));
+    drop(transfers);
     text.push_str(&state.net.metrics_text());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

@@ -11,27 +11,26 @@ use minga_protocol::{
     collection,
 };
 
-use crate::bundle::blobs::{BlobStore, NoBlobStore};
 use crate::bundle::{self, ExportRequest, ExportSummary, ImportRequest, ImportSummary, Progress};
 use crate::clock::Clock;
 use crate::datadir::{DataDir, DirLock};
 use crate::keys::Keys;
 use crate::queries::{parse_id, resolve_collection};
 use crate::store;
-use crate::{Error, Staged, Store, StoreError};
+use crate::{BlobStore, Error, Staged, Store, StoreError};
 
 /// The node's state: only this type writes the store.
 #[derive(Debug)]
 pub struct Commons {
     store: Store,
+    /// Attachments; their index lives in `store`.
+    blobs: BlobStore,
     keys: Keys,
     /// This run's automerge actor: author key ‖ a nonce fresh at every start.
     actor: ActorId,
     clock: Clock,
     /// The data dir's root, where imports check the free disk space.
     root: std::path::PathBuf,
-    /// Where attachments' bytes live, for bundles.
-    blobs: Box<dyn BlobStore>,
     /// Held for as long as the commons is open: one process per data dir.
     _lock: DirLock,
 }
@@ -103,14 +102,14 @@ impl Commons {
             .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
         let actor = keys.author.actor(nonce);
         let clock = Clock::resume(store.clock()?);
+        let blobs = BlobStore::open(&dir.blobs_dir(), store.clone())?;
         Ok(Commons {
             store,
+            blobs,
             keys,
             actor,
             clock,
             root: dir.root().to_path_buf(),
-            // Issue 4's blob store plugs in here.
-            blobs: Box::new(NoBlobStore),
             _lock: lock,
         })
     }
@@ -137,12 +136,7 @@ impl Commons {
             peer_id: &peer_id,
             now: self.clock.tick(),
         };
-        Ok(bundle::export(
-            node,
-            request,
-            self.blobs.as_ref(),
-            progress,
-        )?)
+        Ok(bundle::export(node, request, &self.blobs, progress)?)
     }
 
     /// Verifies a bundle and applies it in one batch (see [`crate::bundle`]).
@@ -151,10 +145,8 @@ impl Commons {
         request: &ImportRequest,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<Written<ImportSummary>, Error> {
-        let blobs = std::mem::replace(&mut self.blobs, Box::new(NoBlobStore));
-        let result = bundle::import(self, request, blobs.as_ref(), progress);
-        self.blobs = blobs;
-        result
+        let blobs = self.blobs.clone();
+        bundle::import(self, request, &blobs, progress)
     }
 
     pub fn peer_id(&self) -> String {
@@ -171,9 +163,18 @@ impl Commons {
         self.keys.network
     }
 
-    /// Makes every write so far durable.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Makes every write so far durable, then removes the blobs that durably lost their last
+    /// reference (a withdrawn or edited entry).
     pub fn flush(&self) -> Result<(), Error> {
-        Ok(self.store.flush()?)
+        self.store.flush()?;
+        if let Err(e) = self.blobs.collect_garbage() {
+            tracing::error!("removing unreferenced blobs: {e}");
+        }
+        Ok(())
     }
 
     pub fn set_name(&mut self, name: &str) -> Result<Written<()>, Error> {

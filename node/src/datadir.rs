@@ -66,6 +66,11 @@ impl DataDir {
         self.root.join("store")
     }
 
+    /// Attachments' files (see `crate::blobs`).
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
     pub fn api_addr_file(&self) -> PathBuf {
         self.root.join("api.addr")
     }

@@ -11,6 +11,8 @@ pub enum Error {
     BadRequest(String),
     #[error(transparent)]
     MalformedId(#[from] IdError),
+    #[error(transparent)]
+    MalformedHash(#[from] minga_protocol::BlobHashError),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -36,6 +38,21 @@ pub enum Error {
     Export(#[from] crate::bundle::ExportError),
 }
 
+impl From<crate::BlobError> for Error {
+    fn from(error: crate::BlobError) -> Self {
+        use crate::BlobError;
+        match error {
+            BlobError::TooLarge { .. } => Error::TooLarge(error.to_string()),
+            BlobError::NotFound(_) => Error::NotFound(error.to_string()),
+            BlobError::Store(e) => Error::Store(e),
+            BlobError::Io(e) => Error::Store(StoreError::Io(e)),
+            BlobError::Mismatch(_) => {
+                Error::Store(StoreError::Io(std::io::Error::other(error.to_string())))
+            }
+        }
+    }
+}
+
 /// Why the store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,7 +76,7 @@ impl Error {
     /// The HTTP status of the error.
     pub fn status(&self) -> u16 {
         match self {
-            Error::BadRequest(_) | Error::MalformedId(_) => 400,
+            Error::BadRequest(_) | Error::MalformedId(_) | Error::MalformedHash(_) => 400,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
@@ -81,7 +98,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::BadRequest(_) => "bad_request",
-            Error::MalformedId(_) => "malformed_id",
+            Error::MalformedId(_) | Error::MalformedHash(_) => "malformed_id",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too_large",

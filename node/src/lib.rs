@@ -12,6 +12,7 @@
 //! The CLI, when no node runs, opens [`Commons`] itself and calls the same operations.
 
 pub mod api;
+pub mod blobs;
 pub mod bundle;
 pub mod clock;
 pub mod commons;
@@ -25,6 +26,7 @@ pub mod node;
 pub mod queries;
 pub mod store;
 
+pub use blobs::{BlobError, BlobLimits, BlobStore};
 pub use commons::Commons;
 pub use config::NodeConfig;
 pub use datadir::DataDir;

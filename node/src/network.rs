@@ -14,6 +14,8 @@
 //! - A peer that sends a forged change or a malformed message is disconnected and counted.
 
 mod behaviour;
+pub mod blob_codec;
+pub mod blobs;
 pub mod codec;
 mod exchange;
 
@@ -38,6 +40,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use self::behaviour::{Behaviour, BehaviourEvent};
+use self::blobs::Fetcher;
 use self::codec::Inbound;
 use self::exchange::{Exchange, Misbehaved, ToSync};
 use crate::commons::{Changed, Spread};
@@ -75,6 +78,8 @@ pub struct NetworkConfig {
     pub relay: bool,
     /// Follow every collection heard of.
     pub mirror: bool,
+    /// Blob size limit, fetch budget (ignored by a mirror, which fetches every blob) and rate.
+    pub blobs: crate::BlobLimits,
 }
 
 /// What the API shows about the network.
@@ -214,6 +219,8 @@ pub struct Network {
     /// Collections a catch-up brought changes to, and when the burst is over: then every
     /// neighbour is offered a reconciliation of them.
     quiet: HashMap<DocumentId, Instant>,
+    /// Blob downloads and uploads (`/minga/blob/1`).
+    fetcher: Fetcher,
 }
 
 /// Builds the swarm and starts listening; returns the task to run and its handle.
@@ -221,6 +228,7 @@ pub fn start(
     keypair: identity::Keypair,
     config: NetworkConfig,
     store: Store,
+    blobs: crate::BlobStore,
     handle: Handle,
     changes: mpsc::Receiver<Changed>,
     operator: (AuthorId, Signature),
@@ -237,6 +245,7 @@ pub fn start(
     let (commands_tx, commands) = mpsc::channel(64);
     let (work_tx, work_rx) = mpsc::channel(256);
     let now = Instant::now();
+    let fetcher = Fetcher::new(blobs, config.blobs, config.mirror);
     let network = Network {
         swarm,
         exchange: Exchange {
@@ -262,6 +271,7 @@ pub fn start(
         in_flight: HashMap::new(),
         topics: BTreeSet::new(),
         quiet: HashMap::new(),
+        fetcher,
     };
     let net = NetHandle {
         status,
@@ -285,8 +295,15 @@ impl Network {
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
         let mut catalogue = tokio::time::interval(CATALOGUE_EVERY);
         let mut redial = tokio::time::interval(Duration::from_secs(1));
+        let mut plan_blobs = tokio::time::interval(blobs::PLAN_EVERY);
         loop {
             tokio::select! {
+                Some(done) = self.fetcher.next_done() => {
+                    for (peer, reason) in self.fetcher.on_done(done, &mut self.swarm) {
+                        self.drop_peer(peer, reason);
+                    }
+                }
+                _ = plan_blobs.tick() => self.fetcher.plan(&mut self.swarm),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(change) = self.changes.recv() => self.announce(&change),
                 Some(command) = self.commands.recv() => self.on_command(command),
@@ -452,6 +469,11 @@ impl Network {
                 if matches!(error, request_response::OutboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
                 {
                     self.drop_peer(peer, format!("malformed response: {error}"));
+                }
+            }
+            BehaviourEvent::Blob(event) => {
+                for (peer, reason) in self.fetcher.on_event(event, &mut self.swarm) {
+                    self.drop_peer(peer, reason);
                 }
             }
             BehaviourEvent::Sync(request_response::Event::InboundFailure {

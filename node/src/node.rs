@@ -28,6 +28,8 @@ pub async fn run(
     let api_addr = listener.local_addr().map_err(StoreError::Io)?;
     let peer_id = commons.peer_id();
     let store = commons.store().clone();
+    let blobs = commons.blobs().clone();
+    let limits = network.blobs;
     let keypair = identity::Keypair::ed25519_from_bytes(commons.network_secret())
         .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
     let operator = commons.vouch_for_peer(&keypair.public().to_peer_id().to_bytes());
@@ -41,6 +43,7 @@ pub async fn run(
         keypair,
         network,
         store.clone(),
+        blobs.clone(),
         handle.clone(),
         changes_rx,
         operator,
@@ -62,6 +65,8 @@ pub async fn run(
         store,
         peer_id,
         net,
+        blobs,
+        limits,
     });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

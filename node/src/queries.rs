@@ -7,7 +7,7 @@ use minga_protocol::{Collection, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Cursor, EntryPage, ListQuery};
-use crate::{Error, Store};
+use crate::{BlobStore, Error, Store};
 
 /// Largest page of a listing.
 pub const MAX_LIMIT: usize = 500;
@@ -41,6 +41,22 @@ pub struct Status {
     /// Bytes sent and received on the peer-to-peer wire since start, counted at the transport.
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Attachments held and being fetched.
+    pub blobs: BlobFigures,
+}
+
+/// The blob part of the status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BlobFigures {
+    /// Complete blobs and their bytes.
+    pub complete: u64,
+    pub bytes: u64,
+    /// Blobs partly fetched, their total size and the verified bytes of them on disk.
+    pub partial: u64,
+    pub partial_size: u64,
+    pub partial_have: u64,
+    /// Ranges from peers refused for failing verification since start.
+    pub rejected_ranges: u64,
 }
 
 /// What the network contributes to the status (nothing when no node runs).
@@ -154,7 +170,33 @@ pub fn list_collections(store: &Store) -> Result<CollectionList, Error> {
     })
 }
 
-pub fn status(store: &Store, peer_id: &str, network: NetworkFigures) -> Result<Status, Error> {
+pub fn status(
+    store: &Store,
+    peer_id: &str,
+    network: NetworkFigures,
+    blobs: &BlobStore,
+) -> Result<Status, Error> {
+    let (rejected_ranges, live_have) = {
+        let progress = blobs.progress();
+        let live: u64 = progress.downloads.values().map(|d| d.have).sum();
+        (progress.rejected_ranges, live)
+    };
+    let mut figures = BlobFigures {
+        rejected_ranges,
+        ..BlobFigures::default()
+    };
+    for (_, record) in store.blobs()? {
+        if record.complete {
+            figures.complete += 1;
+            figures.bytes += record.size;
+        } else {
+            figures.partial += 1;
+            figures.partial_size += record.size;
+            figures.partial_have += record.have;
+        }
+    }
+    // The store records a download's prefix every few MiB; the fetcher knows it to the range.
+    figures.partial_have = figures.partial_have.max(live_have);
     Ok(Status {
         peer_id: peer_id.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -164,5 +206,6 @@ pub fn status(store: &Store, peer_id: &str, network: NetworkFigures) -> Result<S
         listen: network.listen,
         bytes_sent: network.bytes_sent,
         bytes_received: network.bytes_received,
+        blobs: figures,
     })
 }

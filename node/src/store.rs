@@ -20,6 +20,9 @@
 //! | `l:` coll seq, `o:` coll id | the change log: `seq` (8 bytes, from `m:seq`) → id of the row last set then, and back |
 //! | `q:` peer coll | the peer's `m:seq` when it last told this node what changed since |
 //! | `b:` peer | blocked peer; the value is the author key it vouched for, whose content is hidden |
+//! | `h:` hash | a blob's record: size, verified prefix, complete, MIME type (`store/blobs`) |
+//! | `u:` hash id | entry `id` references blob `hash`; the value is the size it declares |
+//! | `g:` hash | a blob that lost its last reference, to be removed after the next flush |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -33,6 +36,9 @@ use minga_protocol::{AuthorId, Collection, DocumentId, Entry, Signature, Tombsto
 use serde::Serialize;
 
 use crate::StoreError;
+
+mod blobs;
+pub use blobs::{BlobRecord, BlobRef};
 
 /// The store format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -623,6 +629,7 @@ impl Store {
                 .transpose()?;
             self.stage_item(batch, collection, entry.id, digest)?;
         }
+        self.reference_blobs(batch, &entry.id, old.as_ref(), Some(entry))?;
         batch.insert(key(b"e:", &entry.id), json(entry));
         stage_document(batch, &entry.id, document, signatures, clock);
         Ok(())
@@ -675,6 +682,7 @@ impl Store {
                     count.saturating_sub(1).to_be_bytes(),
                 );
             }
+            self.reference_blobs(batch, id, Some(&old), None)?;
         }
         let prefix = key(b"s:", id);
         let staged_signatures: Vec<Vec<u8>> = batch

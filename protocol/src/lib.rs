@@ -4,6 +4,7 @@
 //! Nothing here touches a socket, a disk, a clock or a global random number generator: time and
 //! randomness come in as arguments, so the node, the tests and the simulator run the same code.
 
+pub mod blob;
 pub mod bundle;
 pub mod collection;
 pub mod doc;
@@ -22,6 +23,7 @@ pub mod verify;
 pub mod wire;
 
 pub use automerge;
+pub use blob::{BlobHash, BlobHashError};
 pub use collection::{Collection, NewCollection};
 pub use entry::{Entry, EntryPatch, Kind, NewEntry};
 pub use id::{DocumentId, IdError};

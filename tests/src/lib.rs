@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod blob_peer;
 pub mod demo;
 pub mod hostile;
 

@@ -2,6 +2,7 @@
 
 mod e2e {
     mod api;
+    mod blobs;
     mod bundles;
     mod cli;
     mod crash;

@@ -17,7 +17,7 @@ use minga_protocol::wire::{self, Payload};
 use minga_protocol::{AuthorKey, NewCollection};
 use serde_json::json;
 
-use super::blobs::{BlobHash, BlobStore};
+use super::blobs::{BlobHash, BundleBlobs};
 use super::{ExportRequest, Exporting, ImportError, ImportRequest};
 use crate::keys::Keys;
 use crate::{Commons, DataDir, Error};
@@ -26,7 +26,7 @@ use crate::{Commons, DataDir, Error};
 #[derive(Debug, Default)]
 struct MemoryBlobs(Mutex<BTreeMap<BlobHash, Vec<u8>>>);
 
-impl BlobStore for MemoryBlobs {
+impl BundleBlobs for MemoryBlobs {
     fn size(&self, hash: &BlobHash) -> io::Result<Option<u64>> {
         Ok(self.0.lock().unwrap().get(hash).map(|b| b.len() as u64))
     }

@@ -16,7 +16,7 @@ use minga_protocol::sync::{self, SignedDoc};
 use minga_protocol::wire::{self, HashSignature, Payload};
 use minga_protocol::{AuthorKey, DocumentId};
 
-use super::blobs::{self, BlobHash, BlobStore};
+use super::blobs::{self, BlobHash, BundleBlobs};
 use super::parts::{self, PartWriter};
 use super::{ExportError, ExportRequest, ExportSummary, Phase, Progress, section_id};
 use crate::Store;
@@ -52,7 +52,7 @@ pub struct Exporting<'a> {
 pub fn export(
     node: Exporting<'_>,
     request: &ExportRequest,
-    blob_store: &dyn BlobStore,
+    blob_store: &dyn BundleBlobs,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ExportSummary, ExportError> {
     let part_bytes = request.part_bytes.unwrap_or(MAX_PART_BYTES);
@@ -345,7 +345,7 @@ fn hashed(kind: SectionKind, id: &DocumentId, payload: &Payload) -> Section {
 fn write_sections(
     writer: &mut PartWriter,
     store: &Store,
-    blob_store: &dyn BlobStore,
+    blob_store: &dyn BundleBlobs,
     manifest: &[u8],
     signature: &[u8; 64],
     planned: &[(Section, Source)],

@@ -12,7 +12,7 @@ use minga_protocol::wire::{self, Payload};
 use minga_protocol::{DocKind, DocumentId, Signature};
 use serde::{Deserialize, Serialize};
 
-use super::blobs::BlobStore;
+use super::blobs::BundleBlobs;
 use super::parts::PartReader;
 use super::{ImportError, ImportRequest, ImportSummary, Phase, Progress, space};
 use crate::commons::{Staging, Written};
@@ -96,7 +96,7 @@ struct Checked {
 pub fn import(
     commons: &mut Commons,
     request: &ImportRequest,
-    blob_store: &dyn BlobStore,
+    blob_store: &dyn BundleBlobs,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Written<ImportSummary>, Error> {
     let (mut reader, inspected) = open(&request.file)?;
@@ -293,7 +293,7 @@ fn copy_blobs(
     path: &Path,
     inspected: &Inspected,
     wanted: &[(usize, [u8; 32], u64)],
-    blob_store: &dyn BlobStore,
+    blob_store: &dyn BundleBlobs,
 ) -> Result<u64, ImportError> {
     let (mut reader, _) = open(path)?;
     let mut next = wanted.iter().peekable();

@@ -12,6 +12,7 @@ use minga_protocol::wire::MAX_GOSSIP_BYTES;
 use prometheus_client::registry::Registry;
 
 use super::NetworkConfig;
+use super::blob_codec::{BLOB_PROTOCOL, BlobCodec};
 use super::codec::{SYNC_PROTOCOL, SyncCodec};
 
 /// Kademlia under Minga's own protocol name, so the commons forms its own DHT.
@@ -43,7 +44,11 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub sync: request_response::Behaviour<SyncCodec>,
+    pub blob: request_response::Behaviour<BlobCodec>,
 }
+
+/// A blob range takes seconds on a slow link; a stalled peer is given up on sooner than a sync.
+const BLOB_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Builds the swarm: TCP and QUIC (with DNS), Noise, Yamux, the relay client, and the behaviours
 /// above; bytes on the wire are counted into `registry`.
@@ -129,6 +134,13 @@ pub fn build(
                     [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(REQUEST_TIMEOUT)
+                        .with_max_concurrent_streams(16),
+                ),
+                blob: request_response::Behaviour::with_codec(
+                    BlobCodec,
+                    [(BLOB_PROTOCOL, request_response::ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(BLOB_REQUEST_TIMEOUT)
                         .with_max_concurrent_streams(16),
                 ),
             })
