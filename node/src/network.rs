@@ -35,6 +35,7 @@ use minga_protocol::wire::{
     SINCE_UNKNOWN,
 };
 use minga_protocol::{AuthorId, Collection, DocumentId, Signature};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -235,6 +236,12 @@ pub fn start(
 ) -> Result<(Network, NetHandle), Box<dyn std::error::Error + Send + Sync>> {
     let mut registry = Registry::default();
     let mut swarm = behaviour::build(keypair, &config, &mut registry)?;
+    let received = Counter::default();
+    registry.register(
+        "minga_documents_received",
+        "Documents changed by a peer's sync payload",
+        received.clone(),
+    );
     for addr in &config.listen {
         swarm.listen_on(addr.clone())?;
     }
@@ -253,6 +260,7 @@ pub fn start(
             handle,
             mirror: config.mirror,
             operator,
+            received,
         },
         bootstrap: config
             .bootstrap

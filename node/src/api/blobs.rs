@@ -24,6 +24,9 @@ const READ_BYTES: u64 = 256 * 1024;
 /// Sent with every blob: no sniffing, no script, no plugins, no same-origin access.
 const CSP: &str = "sandbox; default-src 'none'";
 
+/// Bytes read and dropped past the limit before answering 413.
+const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+
 /// `POST /api/v1/blobs`: the raw body becomes a blob -> 201 `{hash, size, mime}`.
 pub async fn add(
     State(state): State<AppState>,
@@ -35,14 +38,33 @@ pub async fn add(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
+    if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_BYTES)) {
         return Err(Error::from(BlobError::TooLarge { limit }).into());
     }
     let mut upload = state.blobs.upload(limit).map_err(Error::from)?;
     let mut stream = body.into_data_stream();
+    let mut refused = None;
+    let mut drained = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
-        tokio::task::block_in_place(|| upload.write(&chunk)).map_err(Error::from)?;
+        match refused {
+            None => {
+                if let Err(e) = tokio::task::block_in_place(|| upload.write(&chunk)) {
+                    refused = Some(e);
+                }
+            }
+            // Past the limit the rest is read and dropped, so that a client that sends the
+            // whole body before reading the answer sees the 413 rather than a reset.
+            Some(_) => {
+                drained += chunk.len() as u64;
+                if drained > DRAIN_BYTES {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(e) = refused {
+        return Err(Error::from(e).into());
     }
     let blobs = state.blobs.clone();
     let added = tokio::task::spawn_blocking(move || blobs.finish_upload(upload))

@@ -10,6 +10,7 @@ use minga_protocol::wire::{
     MAX_SINCE_ITEMS, Offer, Payload, Request, Response, SINCE_UNKNOWN, WireKind,
 };
 use minga_protocol::{AuthorId, DocKind, DocumentId, Signature, VerifyError};
+use prometheus_client::metrics::counter::Counter;
 
 use crate::commons::{Spread, load};
 use crate::{Error, Handle, Store};
@@ -29,6 +30,8 @@ pub struct Exchange {
     pub mirror: bool,
     /// This node's author and its signature vouching for the node's peer id.
     pub operator: (AuthorId, Signature),
+    /// Documents a peer's payload changed here.
+    pub received: Counter,
 }
 
 /// A peer broke the protocol (a forged change, a malformed range): drop it.
@@ -253,7 +256,12 @@ impl Exchange {
             .apply_remote(id, DocKind::from(kind), payload, spread)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(changed) => {
+                if changed {
+                    self.received.inc();
+                }
+                Ok(())
+            }
             Err(Error::Rejected(reason)) => Err(Misbehaved(format!("{id}: {reason}"))),
             Err(e) => {
                 tracing::warn!(%id, "could not apply a peer's change: {e}");
