@@ -189,6 +189,21 @@ impl SyncDocument for SignedDoc {
     }
 }
 
+/// The whole saved document and the signatures of all its changes, for a peer holding nothing.
+pub fn whole(document: Vec<u8>, signatures: &BTreeMap<ChangeHash, Signature>) -> Payload {
+    let signatures = signatures
+        .iter()
+        .map(|(hash, sig)| HashSignature {
+            hash: hash.0,
+            signature: sig.0.to_vec(),
+        })
+        .collect();
+    Payload::Whole {
+        document,
+        signatures,
+    }
+}
+
 /// [`SyncDocument::payload_for`] of a signed document whose saved bytes `saved` gives, so a
 /// caller that keeps them (the node's store) need not save the document again.
 pub fn payload_for(
@@ -197,18 +212,7 @@ pub fn payload_for(
     saved: impl FnOnce() -> Vec<u8>,
 ) -> Payload {
     if theirs.is_empty() {
-        let signatures = held
-            .signatures
-            .iter()
-            .map(|(hash, sig)| HashSignature {
-                hash: hash.0,
-                signature: sig.0.to_vec(),
-            })
-            .collect();
-        return Payload::Whole {
-            document: saved(),
-            signatures,
-        };
+        return whole(saved(), &held.signatures);
     }
     let known: Vec<ChangeHash> = theirs
         .iter()

@@ -2,7 +2,9 @@
 //! Reads go to the store; anything received is verified and written by the event loop.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
+use minga_protocol::automerge::ChangeHash;
 use minga_protocol::reconcile::Item;
 use minga_protocol::reconcile::{self, RangePart};
 use minga_protocol::sync::{self, Held, SignedDoc, SyncDocument};
@@ -275,49 +277,117 @@ impl Exchange {
         if let Some(stone) = self.store.tombstone(id)? {
             return Ok(Held::Withdrawn(stone));
         }
-        let carried = match kind {
+        let (carried, heads) = match kind {
             WireKind::Entry => match self.store.entry(id)? {
-                Some(entry) if entry.is_shareable() => entry
-                    .collection
-                    .parse()
-                    .ok()
-                    .map(|c| self.carries(&c))
-                    .transpose()?
-                    .unwrap_or(false),
-                _ => false,
+                Some(entry) if entry.is_shareable() => {
+                    let carried = entry
+                        .collection
+                        .parse()
+                        .ok()
+                        .map(|c| self.carries(&c))
+                        .transpose()?
+                        .unwrap_or(false);
+                    (carried, Some(entry.heads))
+                }
+                _ => (false, None),
             },
-            WireKind::Collection => self.store.collection(id)?.is_some(),
+            WireKind::Collection => (self.store.collection(id)?.is_some(), None),
         };
         let Some(saved) = self.store.document(id)?.filter(|_| carried) else {
             return Ok(Held::Nothing);
         };
-        let doc = load(id, &saved)?;
         let signatures: BTreeMap<_, _> = self.store.signatures(id)?.into_iter().collect();
-        Ok(Held::Doc(Stored {
-            signed: SignedDoc { doc, signatures },
-            saved,
-        }))
+        let stored = match heads.map(|h| decode_heads(&h)) {
+            Some(Some(heads)) => Stored {
+                id: *id,
+                saved,
+                heads,
+                signatures,
+                loaded: OnceLock::new(),
+            },
+            // A collection's view does not keep its heads: load it.
+            _ => Stored::loaded(
+                *id,
+                SignedDoc {
+                    doc: load(id, &saved)?,
+                    signatures,
+                },
+            ),
+        };
+        Ok(Held::Doc(stored))
     }
 }
 
-/// A document as the store keeps it: loaded, and its saved bytes, which a peer holding nothing
-/// receives as they are.
+/// Heads as the entry view keeps them (hex), sorted; `None` if one does not decode.
+fn decode_heads(heads: &[String]) -> Option<Vec<[u8; 32]>> {
+    let mut bytes: Vec<[u8; 32]> = heads
+        .iter()
+        .map(|h| {
+            let mut head = [0u8; 32];
+            hex::decode_to_slice(h, &mut head).ok().map(|()| head)
+        })
+        .collect::<Option<_>>()?;
+    bytes.sort();
+    Some(bytes)
+}
+
+/// A document as the store keeps it: its saved bytes (which a peer holding nothing receives as
+/// they are), heads and signatures, and the automerge document loaded only when changes must be
+/// picked out of it.
 struct Stored {
-    signed: SignedDoc,
+    id: DocumentId,
     saved: Vec<u8>,
+    /// Sorted.
+    heads: Vec<[u8; 32]>,
+    /// Of every change held, so they also say which changes are held.
+    signatures: BTreeMap<ChangeHash, Signature>,
+    loaded: OnceLock<Option<SignedDoc>>,
+}
+
+impl Stored {
+    fn loaded(id: DocumentId, signed: SignedDoc) -> Self {
+        Stored {
+            id,
+            saved: signed.doc.save(),
+            heads: signed.heads(),
+            signatures: signed.signatures.clone(),
+            loaded: OnceLock::from(Some(signed)),
+        }
+    }
+
+    fn signed(&self) -> Option<&SignedDoc> {
+        self.loaded
+            .get_or_init(|| match load(&self.id, &self.saved) {
+                Ok(doc) => Some(SignedDoc {
+                    doc,
+                    signatures: self.signatures.clone(),
+                }),
+                Err(e) => {
+                    tracing::error!(id = %self.id, "a stored document does not load: {e}");
+                    None
+                }
+            })
+            .as_ref()
+    }
 }
 
 impl SyncDocument for Stored {
     fn heads(&self) -> Vec<[u8; 32]> {
-        self.signed.heads()
+        self.heads.clone()
     }
 
     fn has_change(&self, hash: &[u8; 32]) -> bool {
-        self.signed.has_change(hash)
+        self.signatures.contains_key(&ChangeHash(*hash))
     }
 
     fn payload_for(&self, theirs: &[[u8; 32]]) -> Payload {
-        sync::payload_for(&self.signed, theirs, || self.saved.clone())
+        if theirs.is_empty() {
+            return sync::whole(self.saved.clone(), &self.signatures);
+        }
+        match self.signed() {
+            Some(signed) => sync::payload_for(signed, theirs, || self.saved.clone()),
+            None => Payload::Nothing,
+        }
     }
 
     fn apply(
@@ -326,11 +396,9 @@ impl SyncDocument for Stored {
         held: Option<&Self>,
         payload: &Payload,
     ) -> Result<Option<Self>, VerifyError> {
-        let applied = SignedDoc::apply(id, kind, held.map(|h| &h.signed), payload)?;
-        Ok(applied.map(|signed| {
-            let saved = signed.doc.save();
-            Stored { signed, saved }
-        }))
+        let held = held.and_then(Stored::signed);
+        let applied = SignedDoc::apply(id, kind, held, payload)?;
+        Ok(applied.map(|signed| Stored::loaded(id, signed)))
     }
 }
 
