@@ -7,10 +7,13 @@
 //!  timers ───────┘
 //! ```
 //!
-//! - A durable local or received change is announced on its collection's gossip topic (heads
-//!   only); peers that lack those heads pull through `/minga/sync/1`.
-//! - On connect and every [`RECONCILE_EVERY`], the peer with the smaller id reconciles every
-//!   collection both carry; differences are synced document by document, batched.
+//! - A durable local change, or one pulled on an announcement, is announced on its
+//!   collection's gossip topic (heads only); peers that lack those heads pull through
+//!   `/minga/sync/1`. A catch-up's changes are offered to neighbours by one reconciliation.
+//! - On connect and every [`RECONCILE_EVERY`], each side asks the other what changed since its
+//!   last answer (`Request::Since`, from the peer's change log) and syncs exactly that; on first
+//!   contact and every [`FULL_CHECK_EVERY`]th time, the peer with the smaller id reconciles each
+//!   collection in full. Differences are synced document by document, batched.
 //! - A peer that sends a forged change or a malformed message is disconnected and counted.
 
 mod behaviour;
@@ -50,6 +53,9 @@ use crate::{Handle, Store};
 /// How often peers reconcile every collection they share.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 /// How often a node tells the catalogue topic what it carries.
+/// Every how many periodic checks one is a full reconciliation (so every 5 minutes).
+const FULL_CHECK_EVERY: u64 = 10;
+
 /// Quiet time after the last change of a catch-up before neighbours are offered it.
 const QUIET_AFTER: Duration = Duration::from_secs(2);
 
@@ -217,6 +223,8 @@ pub struct Network {
     bootstrap: Vec<(Multiaddr, Instant, Duration)>,
     /// Topics subscribed to.
     topics: BTreeSet<u8>,
+    /// Periodic checks so far, to make every [`FULL_CHECK_EVERY`]th a full reconciliation.
+    checks: u64,
     /// Collections a catch-up brought changes to, and when the burst is over: then every
     /// neighbour is offered a reconciliation of them.
     quiet: HashMap<DocumentId, Instant>,
@@ -279,6 +287,7 @@ pub fn start(
         in_flight: HashMap::new(),
         topics: BTreeSet::new(),
         quiet: HashMap::new(),
+        checks: 0,
         fetcher,
     };
     let net = NetHandle {
@@ -316,7 +325,7 @@ impl Network {
                 Some(change) = self.changes.recv() => self.announce(&change),
                 Some(command) = self.commands.recv() => self.on_command(command),
                 Some(work) = self.work_rx.recv() => self.on_work(work),
-                _ = reconcile.tick() => self.reconcile_all(),
+                _ = reconcile.tick() => self.check_peers(),
                 _ = catalogue.tick() => self.publish_catalogue(),
                 _ = redial.tick() => {
                     self.redial();
@@ -654,15 +663,46 @@ impl Network {
         }
     }
 
-    fn reconcile_all(&mut self) {
+    /// Every [`RECONCILE_EVERY`]: asks each idle peer what changed since (cheap, and it keeps
+    /// the peer's position fresh for the next reconnection), and every [`FULL_CHECK_EVERY`]th
+    /// time reconciles in full, the check that nothing was missed (the side with the smaller
+    /// peer id starts it). A peer still busy with syncs is left alone: a second reconciliation
+    /// would offer again what is already on its way.
+    fn check_peers(&mut self) {
+        self.checks += 1;
+        let full = self.checks.is_multiple_of(FULL_CHECK_EVERY);
         let peers: Vec<PeerId> = self
             .swarm
             .connected_peers()
             .copied()
-            .filter(|p| self.swarm.local_peer_id() < p)
+            .filter(|p| {
+                self.in_flight.get(p).is_none_or(|n| *n == 0)
+                    && self.queued.get(p).is_none_or(VecDeque::is_empty)
+            })
             .collect();
         for peer in peers {
-            self.reconcile_peer(peer);
+            if full && self.swarm.local_peer_id() < &peer {
+                self.reconcile_peer(peer);
+            } else {
+                self.ask_since(peer);
+            }
+        }
+    }
+
+    /// Asks the peer what changed since its last answer, for every followed collection it
+    /// answered before.
+    fn ask_since(&mut self, peer: PeerId) {
+        let Ok(collections) = self.exchange.store.followed() else {
+            return;
+        };
+        for collection in collections {
+            if let Ok(Some(since)) = self.exchange.store.peer_seq(&peer.to_string(), &collection) {
+                let request = Request::Since {
+                    collection: *collection.as_bytes(),
+                    since,
+                };
+                self.send(peer, request, Purpose::Since(collection));
+            }
         }
     }
 
@@ -771,22 +811,7 @@ impl Network {
             match outcome {
                 Ok((response, to_sync)) => {
                     let _ = work.send(Work::Respond(channel, response)).await;
-                    if !to_sync.ids.is_empty() {
-                        match exchange.offers(&to_sync) {
-                            Ok(requests) => {
-                                for request in requests {
-                                    let _ = work
-                                        .send(Work::Send(
-                                            peer,
-                                            request,
-                                            Purpose::Sync(0, Spread::Quietly),
-                                        ))
-                                        .await;
-                                }
-                            }
-                            Err(e) => tracing::error!("preparing sync offers: {e}"),
-                        }
-                    }
+                    send_offers(&exchange, &work, peer, &to_sync).await;
                 }
                 Err(Misbehaved(reason)) => {
                     let _ = work.send(Work::Misbehaved(peer, reason)).await;
@@ -817,20 +842,17 @@ impl Network {
         let permits = Arc::clone(&self.permits);
         tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let outcome: Result<Vec<(Request, Purpose)>, Misbehaved> = match (purpose, response) {
+            // Requests to send, and documents to offer after them.
+            type Outcome = Result<(Vec<(Request, Purpose)>, ToSync), Misbehaved>;
+            let outcome: Outcome = match (purpose, response) {
                 (Purpose::Reconcile(collection), Response::Reconcile { parts }) => {
                     if parts.is_empty() {
-                        Ok(Vec::new())
+                        Ok((Vec::new(), ToSync::default()))
                     } else {
                         exchange
                             .reconcile_step(collection, &parts)
-                            .and_then(|(reply, to_sync)| {
-                                let mut requests: Vec<(Request, Purpose)> = exchange
-                                    .offers(&to_sync)
-                                    .map_err(|e| Misbehaved(e.to_string()))?
-                                    .into_iter()
-                                    .map(|r| (r, Purpose::Sync(0, Spread::Quietly)))
-                                    .collect();
+                            .map(|(reply, to_sync)| {
+                                let mut requests = Vec::new();
                                 if !reply.is_empty() {
                                     let request = Request::Reconcile {
                                         collection: *collection.as_bytes(),
@@ -838,7 +860,7 @@ impl Network {
                                     };
                                     requests.push((request, Purpose::Reconcile(collection)));
                                 }
-                                Ok(requests)
+                                (requests, to_sync)
                             })
                     }
                 }
@@ -852,44 +874,41 @@ impl Network {
                 ) => {
                     let handle = exchange.handle.clone();
                     let _ = handle.set_peer_seq(peer.to_string(), collection, seq).await;
-                    let requests = if complete {
+                    let next = if complete {
                         exchange
                             .since_differences(collection, &items)
-                            .and_then(|to_sync| exchange.offers(&to_sync))
-                            .map(|requests| {
-                                requests
-                                    .into_iter()
-                                    .map(|r| (r, Purpose::Sync(0, Spread::Quietly)))
-                                    .collect()
-                            })
+                            .map(|to_sync| (Vec::new(), to_sync))
                     } else {
                         exchange
                             .initiate(&collection)
-                            .map(|r| vec![(r, Purpose::Reconcile(collection))])
+                            .map(|r| (vec![(r, Purpose::Reconcile(collection))], ToSync::default()))
                     };
-                    requests.map_err(|e| Misbehaved(e.to_string()))
+                    next.map_err(|e| Misbehaved(e.to_string()))
                 }
                 (Purpose::Sync(round, spread), Response::Sync { answers }) => {
                     exchange.on_answers(answers, spread).await.map(|next| {
-                        next.filter(|_| round < 2)
+                        let requests = next
+                            .filter(|_| round < 2)
                             .map(|r| (r, Purpose::Sync(round + 1, spread)))
                             .into_iter()
-                            .collect()
+                            .collect();
+                        (requests, ToSync::default())
                     })
                 }
                 (_, Response::Refused { reason }) => {
                     tracing::debug!(%peer, "request refused: {reason}");
-                    Ok(Vec::new())
+                    Ok((Vec::new(), ToSync::default()))
                 }
                 _ => Err(Misbehaved(
                     "a response that does not answer the request".into(),
                 )),
             };
             match outcome {
-                Ok(requests) => {
+                Ok((requests, to_sync)) => {
                     for (request, purpose) in requests {
                         let _ = work.send(Work::Send(peer, request, purpose)).await;
                     }
+                    send_offers(&exchange, &work, peer, &to_sync).await;
                 }
                 Err(Misbehaved(reason)) => {
                     let _ = work.send(Work::Misbehaved(peer, reason)).await;
@@ -987,4 +1006,25 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Offers the documents reconciliation found differing, batch by batch: each is read from the
+/// store only once the network took the previous one.
+async fn send_offers(
+    exchange: &Exchange,
+    work: &mpsc::Sender<Work>,
+    peer: PeerId,
+    to_sync: &ToSync,
+) {
+    for request in exchange.offer_batches(to_sync) {
+        match request {
+            Ok(request) => {
+                let purpose = Purpose::Sync(0, Spread::Quietly);
+                if work.send(Work::Send(peer, request, purpose)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => return tracing::error!("preparing sync offers: {e}"),
+        }
+    }
 }

@@ -131,10 +131,16 @@ impl Exchange {
             self.store.changed_since(collection, since, MAX_SINCE_ITEMS)
         };
         match listed {
-            Ok((items, complete)) => Response::Since {
+            // Too many to list: the asker reconciles instead, so it gets none of them.
+            Ok((_, false)) => Response::Since {
+                seq,
+                items: Vec::new(),
+                complete: false,
+            },
+            Ok((items, true)) => Response::Since {
                 seq,
                 items,
-                complete,
+                complete: true,
             },
             Err(e) => refused(&e.to_string()),
         }
@@ -173,31 +179,37 @@ impl Exchange {
 
     /// Offers for documents found differing, batched into requests.
     pub fn offers(&self, to_sync: &ToSync) -> Result<Vec<Request>, Error> {
-        let mut requests = Vec::new();
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        for id in &to_sync.ids {
-            let id = DocumentId::from_bytes(*id);
-            let kind = if Some(id) == to_sync.collection {
-                WireKind::Collection
-            } else {
-                WireKind::Entry
-            };
-            let whole = to_sync.they_lack.contains(id.as_bytes());
-            let offer = self.offer(id, kind, whole)?;
-            bytes += payload_size(&offer.payload);
-            batch.push(offer);
-            if batch.len() == MAX_OFFERS || bytes >= BATCH_BYTES {
-                requests.push(Request::Sync {
-                    offers: std::mem::take(&mut batch),
-                });
-                bytes = 0;
+        self.offer_batches(to_sync).collect()
+    }
+
+    /// [`Self::offers`], each batch read from the store only when the previous one is taken:
+    /// the first leaves at once, and thousands of documents are never all in memory.
+    pub fn offer_batches<'a>(
+        &'a self,
+        to_sync: &'a ToSync,
+    ) -> impl Iterator<Item = Result<Request, Error>> + 'a {
+        let mut ids = to_sync.ids.iter().peekable();
+        std::iter::from_fn(move || {
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            while let Some(id) = ids.next_if(|_| batch.len() < MAX_OFFERS && bytes < BATCH_BYTES) {
+                let id = DocumentId::from_bytes(*id);
+                let kind = if Some(id) == to_sync.collection {
+                    WireKind::Collection
+                } else {
+                    WireKind::Entry
+                };
+                let whole = to_sync.they_lack.contains(id.as_bytes());
+                match self.offer(id, kind, whole) {
+                    Ok(offer) => {
+                        bytes += payload_size(&offer.payload);
+                        batch.push(offer);
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
             }
-        }
-        if !batch.is_empty() {
-            requests.push(Request::Sync { offers: batch });
-        }
-        Ok(requests)
+            (!batch.is_empty()).then_some(Ok(Request::Sync { offers: batch }))
+        })
     }
 
     /// Our side of a document: its heads, and the whole of it when the peer holds none.

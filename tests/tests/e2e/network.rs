@@ -278,7 +278,13 @@ fn blocking_a_peer_hides_its_authors_content() {
     let (status, _) = b.post(&format!("/api/v1/collections/{collection}/follow"), "");
     assert_eq!(status, 200);
     let theirs = create(&a, &collection, "Trampas de roya", "De A.");
-    wait_until(60, "A's entry on B", || entry(&b, &theirs).is_some());
+    wait_until(60, "A's entry and collection on B", || {
+        entry(&b, &theirs).is_some()
+            && b.get("/api/v1/collections")
+                .1
+                .to_string()
+                .contains(&collection)
+    });
     let ours = create(&b, &collection, "Abono de B", "De B.");
 
     let (_, status) = a.get("/api/v1/status");
