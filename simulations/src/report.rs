@@ -49,7 +49,7 @@ pub struct Report {
     pub reconcile_s: f64,
     pub updates: Vec<UpdateRow>,
     pub skipped_updates: u64,
-    /// Pairs (online node at the end, update) not held at the end.
+    /// Pairs (honest node online at the end, update) not held at the end.
     pub missed: u64,
     pub identical_heads: bool,
     pub mean_update_bytes: f64,
@@ -82,8 +82,14 @@ pub struct Report {
 }
 
 /// The time after `made` by which `fraction` of `n` nodes held the update.
-fn time_to(held: &[u32], made_ms: u64, n: usize, fraction: f64) -> Option<f64> {
-    let mut times: Vec<u32> = held.iter().copied().filter(|t| *t != NEVER).collect();
+fn time_to(held: &[u32], honest: &[bool], made_ms: u64, fraction: f64) -> Option<f64> {
+    let n = honest.iter().filter(|h| **h).count();
+    let mut times: Vec<u32> = held
+        .iter()
+        .zip(honest)
+        .filter(|(t, h)| **h && **t != NEVER)
+        .map(|(t, _)| *t)
+        .collect();
     let need = ((n as f64) * fraction).ceil().max(1.0) as usize;
     if times.len() < need {
         return None;
@@ -92,7 +98,7 @@ fn time_to(held: &[u32], made_ms: u64, n: usize, fraction: f64) -> Option<f64> {
     Some((u64::from(times[need - 1]).saturating_sub(made_ms)) as f64 / 1000.0)
 }
 
-fn row(u: &UpdateStats, n: usize) -> UpdateRow {
+fn row(u: &UpdateStats, honest: &[bool]) -> UpdateRow {
     let made_ms = u.made_at / 1000;
     UpdateRow {
         doc: u.doc,
@@ -100,9 +106,9 @@ fn row(u: &UpdateStats, n: usize) -> UpdateRow {
         size: u.size,
         origin: u.origin,
         made_s: u.made_at as f64 / 1e6,
-        t50: time_to(&u.held_ms, made_ms, n, 0.5),
-        t99: time_to(&u.held_ms, made_ms, n, 0.99),
-        t100: time_to(&u.held_ms, made_ms, n, 1.0),
+        t50: time_to(&u.held_ms, honest, made_ms, 0.5),
+        t99: time_to(&u.held_ms, honest, made_ms, 0.99),
+        t100: time_to(&u.held_ms, honest, made_ms, 1.0),
         holders: u.held_ms.iter().filter(|t| **t != NEVER).count() as u32,
         max_hops: u
             .hops
@@ -119,7 +125,9 @@ impl Report {
     pub fn of<D: SimDoc>(sim: &Sim<D>) -> Self {
         let m = &sim.metrics;
         let n = sim.scenario.nodes as usize;
-        let updates: Vec<UpdateRow> = m.updates.iter().map(|u| row(u, n)).collect();
+        // Hostile nodes are dropped by their peers and miss updates: figures count honest ones.
+        let honest: Vec<bool> = (0..n as u32).map(|i| !sim.is_hostile(i)).collect();
+        let updates: Vec<UpdateRow> = m.updates.iter().map(|u| row(u, &honest)).collect();
         let count = updates.len().max(1) as f64;
         let per = (n as f64) * count;
         let received: u64 = m.received.iter().sum();
@@ -149,7 +157,7 @@ impl Report {
             .iter()
             .map(|u| {
                 (0..n)
-                    .filter(|i| sim.net.online[*i] && u.held_ms[*i] == NEVER)
+                    .filter(|i| honest[*i] && sim.net.online[*i] && u.held_ms[*i] == NEVER)
                     .count() as u64
             })
             .sum();
@@ -157,7 +165,7 @@ impl Report {
             let healed_ms = healed / 1000;
             let mut last = healed_ms;
             for u in &m.updates {
-                for &t in &u.held_ms {
+                for (&t, _) in u.held_ms.iter().zip(&honest).filter(|(_, h)| **h) {
                     if t == NEVER {
                         return None;
                     }
