@@ -60,6 +60,8 @@ pub struct Metrics {
     pub missing_dependencies: u64,
     pub dropped_peers: u64,
     pub bundle_bytes: u64,
+    /// When the bundle was imported, and the updates it brought to its importer.
+    pub bundle: Option<(Micros, Vec<u32>)>,
     /// Updates the workload could not make (no online node held the entry to edit).
     pub skipped_updates: u64,
     pub events: u64,

@@ -55,18 +55,30 @@ impl Net {
                 peers[b as usize].push(a);
             }
         }
-        for list in &mut peers {
-            list.sort_unstable();
-            list.dedup();
-        }
         let mut groups = vec![0u8; n];
         for (i, partition) in scenario.partitions.iter().enumerate().take(8) {
             let mut order: Vec<u32> = (0..n as u32).collect();
             rng.shuffle(&mut order);
             let cut = ((n as f64) * partition.fraction).round() as usize;
-            for node in &order[..cut] {
+            let members = &order[..cut];
+            for node in members {
                 groups[*node as usize] |= 1 << i;
             }
+            if members.len() > 1 {
+                for &a in members {
+                    for _ in 0..partition.local_links {
+                        let b = members[rng.below(members.len() as u64) as usize];
+                        if b != a {
+                            peers[a as usize].push(b);
+                            peers[b as usize].push(a);
+                        }
+                    }
+                }
+            }
+        }
+        for list in &mut peers {
+            list.sort_unstable();
+            list.dedup();
         }
         Self {
             peers,

@@ -70,6 +70,10 @@ pub struct Report {
     pub dropped_peers: u64,
     pub missing_dependencies: u64,
     pub bundle_bytes: u64,
+    /// Updates the bundle brought into the cut-off region, and the seconds from its import
+    /// until every node of the region held them (`None`: not before the run ended).
+    pub bundle_updates: usize,
+    pub bundle_spread_s: Option<f64>,
     pub messages: u64,
     pub lost: u64,
     pub events: u64,
@@ -210,6 +214,21 @@ impl Report {
             dropped_peers: m.dropped_peers,
             missing_dependencies: m.missing_dependencies,
             bundle_bytes: m.bundle_bytes,
+            bundle_updates: m.bundle.as_ref().map_or(0, |(_, u)| u.len()),
+            bundle_spread_s: m.bundle.as_ref().and_then(|(at, carried)| {
+                let at_ms = at / 1000;
+                let mut last = at_ms;
+                for &u in carried {
+                    let held = &m.updates[u as usize].held_ms;
+                    for i in (0..n).filter(|i| sim.net.in_group(*i as u32, 0) && honest[*i]) {
+                        if held[i] == NEVER {
+                            return None;
+                        }
+                        last = last.max(u64::from(held[i]));
+                    }
+                }
+                Some((last - at_ms) as f64 / 1000.0)
+            }),
             messages: m.messages,
             lost: m.lost,
             events: m.events,
@@ -295,7 +314,13 @@ impl Report {
             );
         }
         if self.bundle_bytes > 0 {
-            let _ = writeln!(s, "bundle imported: {} B", self.bundle_bytes);
+            let _ = writeln!(
+                s,
+                "bundle imported: {} B, {} updates new to the region, all its nodes held them {} after the import",
+                self.bundle_bytes,
+                self.bundle_updates,
+                opt(self.bundle_spread_s)
+            );
         }
         let _ = writeln!(
             s,

@@ -195,6 +195,10 @@ pub struct Partition {
     pub fraction: f64,
     pub start_s: f64,
     pub end_s: f64,
+    /// Extra connections each member dials inside its group: a region is connected within
+    /// itself more than across (default none).
+    #[serde(default)]
+    pub local_links: u32,
 }
 
 /// A sneakernet bundle: a snapshot of a node outside the first partition's group, imported in

@@ -864,6 +864,9 @@ impl<D: SimDoc> Sim<D> {
         let Some(dest) = (0..n).find(|a| inside(self, *a)) else {
             return;
         };
+        let lacking: Vec<u32> = (0..self.metrics.updates.len() as u32)
+            .filter(|u| self.metrics.updates[*u as usize].held_ms[dest as usize] == NEVER)
+            .collect();
         for doc in 0..self.registry.ids.len() as u32 {
             let Some(theirs) = self.nodes[source as usize].doc(doc).cloned() else {
                 continue;
@@ -879,6 +882,11 @@ impl<D: SimDoc> Sim<D> {
                 Err(e) => self.metrics.reject(refusal(&e)),
             }
         }
+        let carried = lacking
+            .into_iter()
+            .filter(|u| self.metrics.updates[*u as usize].held_ms[dest as usize] != NEVER)
+            .collect();
+        self.metrics.bundle = Some((self.now, carried));
         self.after(micros(QUIET_AFTER_S), Event::ReconcileAll(dest));
     }
 
