@@ -204,3 +204,37 @@ impl Gossip {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    #[test]
+    fn heartbeats_keep_every_mesh_within_its_bounds() {
+        let scenario = Scenario::parse(
+            "name = \"t\"\nnodes = 200\ndoc = \"model\"\nduration_s = 1.0\n[overlay]\nconnections = 16\n",
+            "inline",
+        )
+        .expect("a valid scenario");
+        let mut rng = SimRng::new(9);
+        let net = Net::new(&scenario, &mut rng);
+        let mut gossip = Gossip::new(scenario.overlay.clone(), 200);
+        for _ in 0..5 {
+            for node in 0..200 {
+                for (peer, message) in gossip.heartbeat(node, &net, &mut rng) {
+                    gossip.receive(peer, node, message);
+                }
+            }
+        }
+        let o = &scenario.overlay;
+        for (node, mesh) in gossip.mesh.iter().enumerate() {
+            let reachable = net.reachable_peers(node as u32).len();
+            assert!(mesh.len() <= o.d_hi as usize, "node {node}: {}", mesh.len());
+            assert!(
+                mesh.len() >= (o.d_lo as usize).min(reachable),
+                "node {node}"
+            );
+        }
+    }
+}

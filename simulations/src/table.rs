@@ -24,7 +24,7 @@ fn mean(
 
 pub fn table(reports: &[Report]) -> String {
     let mut s = String::from(
-        "| scenario | seed | nodes | docs | updates | missed | identical heads | t99 mean (s) | t100 mean (s) | hops p99 | ≤ 10 hops | B recv / node / update | goal B | dup ann. / node / update | heal → converged (s) | invalid stored | refused |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | seed | nodes | docs | updates | missed | identical heads | t99 mean (s) | t100 mean (s) | hops p99 | ≤ 10 hops | B recv / node / update | goal B | dup ann. / node / update | heal → converged (s) | bundle → region (s) | invalid stored | refused |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         let refused: u64 = r.rejected.iter().map(|(_, c)| c).sum();
@@ -36,9 +36,14 @@ pub fn table(reports: &[Report]) -> String {
         } else {
             "—".into()
         };
+        let bundle = if r.bundle_bytes > 0 {
+            format!("{} ({} updates)", secs(r.bundle_spread_s), r.bundle_updates)
+        } else {
+            "—".into()
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {:.0} | {:.0} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} |",
             r.scenario,
             r.seed,
             r.nodes,
@@ -54,6 +59,7 @@ pub fn table(reports: &[Report]) -> String {
             1.2 * r.mean_update_bytes + 1024.0,
             r.duplicate_announcements_per_node_update,
             heal,
+            bundle,
             r.invalid_stored,
             refused
         );
