@@ -75,6 +75,10 @@ pub trait SimDoc: SyncDocument + Clone + std::fmt::Debug + 'static {
     /// Every change held: its hash and its size in bytes.
     fn changes(&self) -> Vec<([u8; 32], u64)>;
 
+    /// The hashes of every change held (cheaper than [`SimDoc::changes`] for automerge, which
+    /// encodes a change to know its size).
+    fn change_hashes(&self) -> Vec<[u8; 32]>;
+
     /// The hashes of the changes a payload carries, and the bytes it stands for beyond its
     /// encoding (a model change's `size`; nothing for real changes, whose bytes are encoded).
     fn carried(payload: &Payload) -> (Vec<[u8; 32]>, u64);
@@ -206,6 +210,14 @@ impl SimDoc for SignedDoc {
             .collect()
     }
 
+    fn change_hashes(&self) -> Vec<[u8; 32]> {
+        self.doc
+            .get_changes_meta(&[])
+            .iter()
+            .map(|m| m.hash.0)
+            .collect()
+    }
+
     fn carried(payload: &Payload) -> (Vec<[u8; 32]>, u64) {
         let hashes = match payload {
             Payload::Whole { signatures, .. } => signatures.iter().map(|s| s.hash).collect(),
@@ -295,6 +307,10 @@ impl SimDoc for ModelDoc {
         ModelDoc::changes(self)
             .map(|(hash, size)| (hash.0, u64::from(size)))
             .collect()
+    }
+
+    fn change_hashes(&self) -> Vec<[u8; 32]> {
+        ModelDoc::changes(self).map(|(hash, _)| hash.0).collect()
     }
 
     fn carried(payload: &Payload) -> (Vec<[u8; 32]>, u64) {

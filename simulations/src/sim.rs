@@ -209,9 +209,7 @@ impl<D: SimDoc> Sim<D> {
             let [lo, hi] = self.scenario.workload.entry_bytes;
             let (id, doc) = D::create(&author, u64::from(i), rng.between(lo, hi), &mut rng);
             let index = self.registry.add(id);
-            self.metrics
-                .preloaded
-                .extend(doc.changes().into_iter().map(|(h, _)| h));
+            self.metrics.preloaded.extend(doc.change_hashes());
             let digest = reconcile::heads_digest(&doc.heads());
             items.push(Item {
                 id: *id.as_bytes(),
@@ -742,7 +740,7 @@ impl<D: SimDoc> Sim<D> {
     /// Keeps a verified version of `doc` at `node`, sharing it with nodes that hold the same.
     fn hold(&mut self, node: u32, doc: u32, new: D, from: Option<u32>) {
         let old = self.nodes[node as usize].doc(doc).cloned();
-        for (hash, _) in new.changes() {
+        for hash in new.change_hashes() {
             if old.as_ref().is_none_or(|o| !o.has_change(&hash)) {
                 self.metrics.gained(node, &hash, from, self.now);
             }
