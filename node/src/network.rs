@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, watch};
 use self::behaviour::{Behaviour, BehaviourEvent};
 use self::blobs::Fetcher;
 use self::codec::Inbound;
-use self::exchange::{Exchange, Misbehaved, ToSync};
+use self::exchange::{Exchange, Misbehaved, Offered, ToSync};
 use crate::commons::{Changed, Spread};
 use crate::{Handle, Store};
 
@@ -269,6 +269,7 @@ pub fn start(
             mirror: config.mirror,
             operator,
             received,
+            offered: Offered::default(),
         },
         bootstrap: config
             .bootstrap
@@ -886,6 +887,7 @@ impl Network {
                     next.map_err(|e| Misbehaved(e.to_string()))
                 }
                 (Purpose::Sync(round, spread), Response::Sync { answers }) => {
+                    exchange.offered.settle(peer, &answers);
                     exchange.on_answers(answers, spread).await.map(|next| {
                         let requests = next
                             .filter(|_| round < 2)
@@ -1016,7 +1018,12 @@ async fn send_offers(
     peer: PeerId,
     to_sync: &ToSync,
 ) {
-    for request in exchange.offer_batches(to_sync) {
+    let to_sync = ToSync {
+        ids: exchange.offered.claim(peer, &to_sync.ids),
+        collection: to_sync.collection,
+        they_lack: to_sync.they_lack.clone(),
+    };
+    for request in exchange.offer_batches(&to_sync) {
         match request {
             Ok(request) => {
                 let purpose = Purpose::Sync(0, Spread::Quietly);

@@ -1,8 +1,12 @@
 //! What a node says in `/minga/sync/1`: serving a peer's requests and acting on its responses.
 //! Reads go to the store; anything received is verified and written by the event loop.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
 
 use minga_protocol::automerge::ChangeHash;
 use minga_protocol::reconcile::Item;
@@ -34,6 +38,47 @@ pub struct Exchange {
     pub operator: (AuthorId, Signature),
     /// Documents a peer's payload changed here.
     pub received: Counter,
+    /// Documents offered to each peer by reconciliation and not answered yet.
+    pub offered: Offered,
+}
+
+/// How long an unanswered offer keeps a document from being offered to the same peer again.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Documents on their way to a peer, and since when: a reconciliation or change listing that
+/// overlaps one still being synced (a periodic check, a repeated identify) skips them rather
+/// than sending the same documents twice.
+#[derive(Debug, Clone, Default)]
+pub struct Offered(Arc<Mutex<HashMap<OfferedTo, Instant>>>);
+
+/// A document (by id) offered to a peer.
+type OfferedTo = (PeerId, [u8; 16]);
+
+impl Offered {
+    /// Of `ids`, those not already on their way to `peer`; they count as on their way now.
+    pub fn claim(&self, peer: PeerId, ids: &[[u8; 16]]) -> Vec<[u8; 16]> {
+        let now = Instant::now();
+        let mut offered = self.0.lock().expect("not poisoned");
+        offered.retain(|_, since| now.duration_since(*since) < OFFER_TIMEOUT);
+        ids.iter()
+            .filter(|id| match offered.entry((peer, **id)) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(slot) => {
+                    slot.insert(now);
+                    true
+                }
+            })
+            .copied()
+            .collect()
+    }
+
+    /// The peer answered for these documents.
+    pub fn settle(&self, peer: PeerId, answers: &[Offer]) {
+        let mut offered = self.0.lock().expect("not poisoned");
+        for answer in answers {
+            offered.remove(&(peer, answer.id));
+        }
+    }
 }
 
 /// A peer broke the protocol (a forged change, a malformed range): drop it.
@@ -422,5 +467,27 @@ fn payload_size(payload: &Payload) -> usize {
             document,
             signatures,
         } => document.len() + 96 * signatures.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_on_its_way_is_not_offered_twice() {
+        let offered = Offered::default();
+        let (peer, other) = (PeerId::random(), PeerId::random());
+        assert_eq!(offered.claim(peer, &[[1; 16], [2; 16]]).len(), 2);
+        assert_eq!(offered.claim(peer, &[[1; 16], [3; 16]]), vec![[3; 16]]);
+        assert_eq!(offered.claim(other, &[[1; 16]]), vec![[1; 16]]);
+        let answer = Offer {
+            id: [1; 16],
+            kind: WireKind::Entry,
+            heads: Vec::new(),
+            payload: Payload::Nothing,
+        };
+        offered.settle(peer, &[answer]);
+        assert_eq!(offered.claim(peer, &[[1; 16]]), vec![[1; 16]]);
     }
 }
