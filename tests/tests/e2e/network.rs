@@ -220,8 +220,11 @@ fn two_thousand_entries_reach_a_fresh_node_and_a_second_look_is_cheap() {
         let s = n.get("/api/v1/status").1;
         s["bytes_sent"].as_u64().unwrap() + s["bytes_received"].as_u64().unwrap()
     };
-    // Let the first sync settle (the last batches, and the reconciliation B offers its peers
-    // 2 to 3 s after a catch-up burst), then measure one reconciliation of the unchanged set.
+    // Let the first sync settle: the last batches, the reconciliation B offers its peers 2 to
+    // 3 s after a catch-up burst, and the first periodic "what changed since" (every 30 s),
+    // where B lists back the 2,000 entries it received to A, once. Then measure one
+    // reconciliation of the unchanged set.
+    std::thread::sleep(std::time::Duration::from_secs(32));
     let mut last = bytes(&b);
     wait_until(120, "the first sync to settle", || {
         std::thread::sleep(std::time::Duration::from_secs(4));
