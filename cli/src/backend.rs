@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use minga_node::bundle::{ExportRequest, ImportRequest, Progress};
 use minga_node::queries::{self, ListParams};
-use minga_node::{Commons, DataDir};
+use minga_node::{Commons, DataDir, SearchIndex};
 use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry};
 use serde::Serialize;
@@ -161,7 +161,14 @@ fn local(
             let stone = commons.delete_entry(&id, &reason)?.value;
             json!({"deleted": stone.entry, "tombstone": stone})
         }
-        Op::List(params) => to_json(queries::list_entries(&store, &params)?),
+        Op::List(params) => {
+            // The index is only opened (and brought up to date) for a search.
+            let search = match params.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+                true => Some(open_search(commons)?),
+                false => None,
+            };
+            to_json(queries::list_entries(&store, search.as_ref(), &params)?)
+        }
         Op::Show { id } => to_json(queries::entry_by_text(&store, &id)?),
         Op::Export(request) => to_json(commons.export_bundle(&request, progress)?),
         Op::Import(request) => to_json(commons.import_bundle(&request, progress)?.value),
@@ -169,6 +176,19 @@ fn local(
     // Acknowledge only what is on disk.
     commons.flush()?;
     Ok(value)
+}
+
+/// The data dir's search index, caught up with the store (writes made while no node ran).
+fn open_search(commons: &Commons) -> anyhow::Result<SearchIndex> {
+    let dir = DataDir::new(commons.root());
+    let store = commons.store();
+    let index = SearchIndex::open(
+        &dir.search_dir(),
+        minga_node::search::DEFAULT_WRITER_BYTES,
+        store,
+    )?;
+    index.catch_up(store, store.logged_seq()?)?;
+    Ok(index)
 }
 
 fn to_json(value: impl Serialize) -> Value {

@@ -36,6 +36,8 @@ pub struct AppState {
     /// Attachments: uploads are written here, downloads read from here.
     pub blobs: BlobStore,
     pub limits: BlobLimits,
+    /// The full-text index, kept current by the indexer thread.
+    pub search: std::sync::Arc<crate::SearchIndex>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/blobs", get(blobs::list).post(blobs::add))
         .route("/api/v1/blobs/{hash}", get(blobs::get))
         .route("/metrics", get(metrics))
+        .merge(crate::web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
@@ -216,7 +219,12 @@ async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
 
 async fn list_entries(State(state): State<AppState>, raw: RawQuery) -> ApiResult<Response> {
     let params: ListParams = query(raw.0.as_deref())?;
-    Ok(Json(queries::list_entries(&state.store, &params)?).into_response())
+    Ok(Json(queries::list_entries(
+        &state.store,
+        Some(&state.search),
+        &params,
+    )?)
+    .into_response())
 }
 
 async fn create_entry(

@@ -23,3 +23,18 @@ pub const DEFAULT_API: &str = "127.0.0.1:7878";
 
 /// Default sled cache: 64 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What the HTTP side serves beyond the store's reads and writes.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The search index writer's memory budget in bytes (at least tantivy's 15 MB).
+    pub search_writer_bytes: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            search_writer_bytes: crate::search::DEFAULT_WRITER_BYTES,
+        }
+    }
+}

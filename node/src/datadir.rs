@@ -71,6 +71,11 @@ impl DataDir {
         self.root.join("blobs")
     }
 
+    /// The full-text index, derived from the store (deleting it is safe: it is rebuilt).
+    pub fn search_dir(&self) -> PathBuf {
+        self.root.join("search")
+    }
+
     pub fn api_addr_file(&self) -> PathBuf {
         self.root.join("api.addr")
     }

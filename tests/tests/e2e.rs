@@ -9,4 +9,5 @@ mod e2e {
     mod hostile;
     mod mdns;
     mod network;
+    mod search;
 }
