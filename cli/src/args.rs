@@ -159,6 +159,10 @@ pub struct NodeArgs {
     /// [default: 64, or `cache_mb` in config.toml]
     #[arg(long)]
     pub cache_mb: Option<u64>,
+    /// The code contributors on the LAN give to write (with `--api` beyond loopback).
+    /// [default: `contributor_code` in config.toml; none: only this machine writes]
+    #[arg(long, env = "MINGA_CONTRIBUTOR_CODE", hide_env_values = true)]
+    pub contributor_code: Option<String>,
     /// Memory of the search index's writer in MiB (at least 15).
     /// [default: 16, or `search_writer_mb` in config.toml]
     #[arg(long)]

@@ -35,7 +35,12 @@ const BUNDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 pub enum Backend {
     /// A node is running: talk to its API.
-    Remote { base: String, agent: ureq::Agent },
+    Remote {
+        base: String,
+        agent: ureq::Agent,
+        /// The data dir's API token, sent with every request (writes need it on a LAN).
+        token: Option<String>,
+    },
     /// No node: the commons, opened (and locked) by this process.
     Local(Box<Commons>),
 }
@@ -50,7 +55,8 @@ impl Backend {
                 .build();
             let base = format!("http://{addr}");
             if agent.get(&format!("{base}/api/v1/status")).call().is_ok() {
-                return Ok(Backend::Remote { base, agent });
+                let token = dir.read_api_token();
+                return Ok(Backend::Remote { base, agent, token });
             }
             tracing::debug!("no node answers at {addr}; opening the store directly");
         }
@@ -70,15 +76,15 @@ impl Backend {
         progress: &mut dyn FnMut(&Progress),
     ) -> anyhow::Result<Value> {
         match self {
-            Backend::Remote { base, agent } => remote(agent, base, op),
+            Backend::Remote { base, agent, token } => remote(agent, base, token.as_deref(), op),
             Backend::Local(commons) => local(commons, op, progress),
         }
     }
 }
 
-fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
+fn remote(agent: &ureq::Agent, base: &str, token: Option<&str>, op: Op) -> anyhow::Result<Value> {
     let path = |p: &str| format!("{base}/api/v1/{p}");
-    let request = |method: &str, url: String| agent.request(method, &url);
+    let request = |method: &str, url: String| authorized(agent.request(method, &url), token);
     let response = match op {
         Op::Status => request("GET", path("status")).call(),
         Op::ListCollections { available } => {
@@ -126,6 +132,14 @@ fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
             Err(anyhow!("{message}"))
         }
         Err(error) => Err(anyhow!("the node did not answer: {error}")),
+    }
+}
+
+/// A request carrying the data dir's token, when there is one.
+pub fn authorized(request: ureq::Request, token: Option<&str>) -> ureq::Request {
+    match token {
+        Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+        None => request,
     }
 }
 

@@ -268,9 +268,13 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         .api
         .or(file.api)
         .unwrap_or_else(|| DEFAULT_API.parse().expect("default API"));
-    if !api.ip().is_loopback() {
-        anyhow::bail!(
-            "--api {api}: serving the API beyond loopback needs contributor codes for writes, which this release does not have yet"
+    let contributor_code = args
+        .contributor_code
+        .clone()
+        .or(file.contributor_code.clone());
+    if !api.ip().is_loopback() && contributor_code.is_none() {
+        tracing::warn!(
+            "--api {api} without --contributor-code: the LAN can read, only this machine (with api.token) can write"
         );
     }
     let blobs = blob_limits(&args, &file);
@@ -297,6 +301,7 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
             .search_writer_mb
             .or(file.search_writer_mb)
             .map_or(WebConfig::default().search_writer_bytes, |mb| mb << 20),
+        contributor_code,
     };
     if web.search_writer_bytes < minga_node::search::MIN_WRITER_BYTES {
         anyhow::bail!("--search-writer-mb must be at least 15");

@@ -20,6 +20,7 @@ use crate::network::{NetCommand, NetHandle};
 use crate::queries::{self, ListParams};
 use crate::{BlobLimits, BlobStore, Error, Handle, Store};
 
+pub mod access;
 mod blobs;
 
 /// Largest request body: an entry's document is at most 1 MiB, and JSON escaping adds to it.
@@ -38,6 +39,8 @@ pub struct AppState {
     pub limits: BlobLimits,
     /// The full-text index, kept current by the indexer thread.
     pub search: std::sync::Arc<crate::SearchIndex>,
+    /// Who may write.
+    pub access: std::sync::Arc<access::Access>,
 }
 
 impl AppState {
@@ -78,6 +81,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/blobs", get(blobs::list).post(blobs::add))
         .route("/api/v1/blobs/{hash}", get(blobs::get))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .merge(crate::web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

@@ -29,12 +29,16 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub struct WebConfig {
     /// The search index writer's memory budget in bytes (at least tantivy's 15 MB).
     pub search_writer_bytes: usize,
+    /// The code LAN contributors give to write (`--contributor-code`); with none, only this
+    /// machine writes.
+    pub contributor_code: Option<String>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             search_writer_bytes: crate::search::DEFAULT_WRITER_BYTES,
+            contributor_code: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use std::sync::Arc;
 
 use crate::SearchIndex;
+use crate::api::access::Access;
 use crate::api::{self, AppState};
 use crate::config::WebConfig;
 use crate::datadir::write_atomic;
@@ -73,6 +74,11 @@ pub async fn run(
     .map_err(StoreError::Io)?;
     tracing::info!(%peer_id, "minga node serving http://{api_addr}");
 
+    let access = Access::new(
+        api_addr.ip().is_loopback(),
+        dir.api_token().map_err(StoreError::Io)?,
+        web.contributor_code.clone(),
+    );
     let router = api::router(AppState {
         handle,
         store,
@@ -81,6 +87,7 @@ pub async fn run(
         blobs,
         limits,
         search,
+        access: Arc::new(access),
     });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

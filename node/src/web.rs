@@ -18,6 +18,7 @@ use crate::Error;
 use crate::api::AppState;
 use crate::queries::{self, ListParams, Listing};
 
+mod forms;
 mod i18n;
 mod markdown;
 mod pages;
@@ -44,6 +45,11 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{id}", get(collection))
         .route("/entries/{id}", get(entry))
         .route("/search", get(search))
+        .route("/login", get(forms::login_page).post(forms::login))
+        .route(
+            "/entries/new",
+            get(forms::new_entry_page).post(forms::create_entry),
+        )
         .route("/style.css", get(style))
 }
 
@@ -63,7 +69,8 @@ struct PageParams {
 struct Page {
     status: StatusCode,
     markup: Markup,
-    remember: Option<Ui>,
+    /// `Set-Cookie` values: the language chosen with the switch, a form's CSRF token.
+    cookies: Vec<String>,
 }
 
 impl IntoResponse for Page {
@@ -86,13 +93,9 @@ impl IntoResponse for Page {
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         );
-        if let Some(ui) = self.remember {
-            let cookie = format!(
-                "{UI_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
-                ui.code()
-            );
+        for cookie in self.cookies {
             if let Ok(value) = HeaderValue::from_str(&cookie) {
-                headers.insert(header::SET_COOKIE, value);
+                headers.append(header::SET_COOKIE, value);
             }
         }
         response
@@ -134,16 +137,15 @@ fn frame(headers: &HeaderMap, raw: Option<&str>, path: &str) -> (Frame, PagePara
 }
 
 fn cookie_ui(headers: &HeaderMap) -> Option<Ui> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            pair.trim()
-                .strip_prefix(&format!("{UI_COOKIE}="))
-                .and_then(Ui::parse)
-        })
+    crate::api::access::cookie(headers, UI_COOKIE).and_then(Ui::parse)
+}
+
+/// The cookie that remembers the language chosen with the switch.
+fn ui_cookie(ui: Ui) -> String {
+    format!(
+        "{UI_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        ui.code()
+    )
 }
 
 fn page(frame: &Frame, remember: Option<Ui>, result: Result<Markup, Error>) -> Page {
@@ -151,7 +153,7 @@ fn page(frame: &Frame, remember: Option<Ui>, result: Result<Markup, Error>) -> P
         Ok(markup) => Page {
             status: StatusCode::OK,
             markup,
-            remember,
+            cookies: remember.map(ui_cookie).into_iter().collect(),
         },
         Err(error) => {
             if error.status() >= 500 {
@@ -161,7 +163,7 @@ fn page(frame: &Frame, remember: Option<Ui>, result: Result<Markup, Error>) -> P
                 status: StatusCode::from_u16(error.status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 markup: pages::error(frame, &error.to_string()),
-                remember,
+                cookies: remember.map(ui_cookie).into_iter().collect(),
             }
         }
     }

@@ -10,4 +10,5 @@ mod e2e {
     mod mdns;
     mod network;
     mod search;
+    mod web;
 }

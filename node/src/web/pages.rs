@@ -21,7 +21,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    fn t(&self, key: &str) -> &'static str {
+    pub fn t(&self, key: &str) -> &'static str {
         self.ui.t(key)
     }
 
@@ -53,6 +53,7 @@ pub fn layout(frame: &Frame, title: &str, content: Markup) -> Markup {
                             aria-label=(frame.t("search_label"));
                         button type="submit" { (frame.t("search")) }
                     }
+                    p { a href="/entries/new" { (frame.t("add")) } }
                     nav.ui aria-label=(frame.t("interface")) {
                         @for (i, ui) in Ui::ALL.into_iter().enumerate() {
                             @if i > 0 { " · " }
