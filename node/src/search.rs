@@ -129,7 +129,6 @@ impl std::fmt::Debug for Results {
 
 /// The search index of one data dir.
 pub struct SearchIndex {
-    index: Index,
     reader: IndexReader,
     fields: Fields,
     /// The one writer; only the indexer (or the CLI holding the data dir) takes it.
@@ -208,7 +207,6 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(SearchIndex {
-            index,
             reader,
             fields,
             writer: Mutex::new(writer),
@@ -359,11 +357,6 @@ impl SearchIndex {
     /// How many entries the index holds.
     pub fn documents(&self) -> u64 {
         self.reader.searcher().num_docs()
-    }
-
-    #[doc(hidden)]
-    pub fn index(&self) -> &Index {
-        &self.index
     }
 }
 

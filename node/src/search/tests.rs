@@ -264,3 +264,63 @@ fn a_damaged_or_missing_index_is_rebuilt() {
     let index = open(&commons, temp.path());
     assert_eq!(index.documents(), 20);
 }
+
+/// Search latency over the sample plus generated entries, and the index's size. Run with
+/// `MINGA_BENCH_ENTRIES=10000 cargo test --release -p minga-node --lib search_latency -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark; prints figures"]
+fn search_latency() {
+    let extra: usize = std::env::var("MINGA_BENCH_ENTRIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000);
+    let (temp, mut commons, index) = sample();
+    drop(index);
+    let words = [
+        "papa", "maíz", "riego", "abono", "semilla", "suelo", "helada", "plaga", "cosecha",
+        "mercado", "agua", "chakra", "ganado", "leche", "queso", "árbol", "sombra", "lluvia",
+    ];
+    let started = std::time::Instant::now();
+    for i in 0..extra {
+        let pick = |k: usize| words[(i * 7 + k * 13) % words.len()];
+        let body: String = (0..120).map(&pick).collect::<Vec<_>>().join(" ");
+        let new: NewEntry = serde_json::from_value(serde_json::json!({
+            "collection": "practicas-andinas", "kind": "practice", "lang": "es",
+            "title": format!("Práctica {i}: {} y {}", pick(1), pick(2)), "body": body,
+            "license": "CC0-1.0", "tags": [pick(3)]
+        }))
+        .unwrap();
+        commons.create_entry(&new).unwrap();
+    }
+    commons.flush().unwrap();
+    let created = started.elapsed();
+    let started = std::time::Instant::now();
+    let index = open(&commons, temp.path());
+    let indexed = started.elapsed();
+    let queries = demo("search-queries.json");
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        for case in queries["queries"].as_array().unwrap() {
+            let params = ListParams {
+                q: Some(case["q"].as_str().unwrap().into()),
+                limit: Some("20".into()),
+                ..ListParams::default()
+            };
+            let started = std::time::Instant::now();
+            queries::list_entries(commons.store(), Some(&index), &params).unwrap();
+            times.push(started.elapsed());
+        }
+    }
+    times.sort();
+    let at = |p: usize| times[(times.len() * p / 100).min(times.len() - 1)];
+    println!(
+        "entries {} | created in {created:?} | indexed from scratch in {indexed:?} | index {} KiB | \
+         search (20 hits, entries and snippets) p50 {:?} p95 {:?} max {:?} over {} queries",
+        extra + 20,
+        index.disk_bytes() / 1024,
+        at(50),
+        at(95),
+        times[times.len() - 1],
+        times.len()
+    );
+}
