@@ -22,6 +22,7 @@ use crate::{BlobLimits, BlobStore, Error, Handle, Store};
 
 pub mod access;
 mod blobs;
+mod export;
 
 /// Largest request body: an entry's document is at most 1 MiB, and JSON escaping adds to it.
 pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/collections",
             get(list_collections).post(create_collection),
         )
+        .route("/api/v1/collections/{id}/export", get(export::collection))
         .route(
             "/api/v1/collections/{id}/follow",
             post(follow).delete(unfollow),

@@ -100,7 +100,9 @@ pub fn collection(
     let content = html! {
         h1 { (display_title(collection)) }
         @if !collection.description.is_empty() { p { (collection.description) } }
-        p.meta { (frame.t("license")) ": " (license_link(&collection.license)) }
+        p.meta { (frame.t("license")) ": " (license_link(&collection.license))
+            " · " a href={ "/api/v1/collections/" (collection.id) "/export?format=csv" } { "CSV" }
+            " · " a href={ "/api/v1/collections/" (collection.id) "/export?format=json" } { "JSON" } }
         (entry_list(frame, entries))
         @if let Some(cursor) = more {
             p { a href={ "/collections/" (collection.id) "?cursor=" (cursor) } { (frame.t("more")) } }

@@ -89,6 +89,27 @@ fn pages_render_in_the_asked_language_and_escape_user_text() {
     let (status, missing) = page(&node, "/entries/2NEpo7TZRRrLZSi2U", "es");
     assert_eq!(status, 400, "{missing}");
 
+    // Open data: the collection as CSV and JSON.
+    let (status, _, _, csv) = answer(
+        browser()
+            .get(&format!(
+                "{}/api/v1/collections/practicas/export?format=csv",
+                node.base
+            ))
+            .call(),
+    );
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("id,kind,title,"), "{csv}");
+    assert!(csv.contains("Cacao <script>alert(1)</script>"), "{csv}");
+    let (status, json) = node.get("/api/v1/collections/practicas/export?format=json");
+    assert_eq!(status, 200);
+    assert_eq!(json["entries"][0]["id"], id.as_str());
+    assert_eq!(
+        node.get("/api/v1/collections/practicas/export?format=xml")
+            .0,
+        400
+    );
+
     // The language switch is remembered in a cookie.
     let (_, cookies, _, body) = answer(browser().get(&format!("{}/?ui=en", node.base)).call());
     assert!(body.contains(r#"<html lang="en">"#));
