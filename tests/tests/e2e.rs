@@ -3,6 +3,7 @@
 mod e2e {
     mod api;
     mod blobs;
+    mod browser;
     mod bundles;
     mod cli;
     mod crash;
