@@ -51,6 +51,9 @@ pub enum Command {
     List(ListArgs),
     /// Show one entry.
     Show { id: String },
+    /// Search entries by words (Spanish, Kichwa or English; accents and case ignored), best
+    /// first, with the passage that matched.
+    Search(SearchArgs),
     /// The node's status.
     Status,
     /// Connected peers.
@@ -156,6 +159,14 @@ pub struct NodeArgs {
     /// [default: 64, or `cache_mb` in config.toml]
     #[arg(long)]
     pub cache_mb: Option<u64>,
+    /// The code contributors on the LAN give to write (with `--api` beyond loopback).
+    /// [default: `contributor_code` in config.toml; none: only this machine writes]
+    #[arg(long, env = "MINGA_CONTRIBUTOR_CODE", hide_env_values = true)]
+    pub contributor_code: Option<String>,
+    /// Memory of the search index's writer in MiB (at least 15).
+    /// [default: 16, or `search_writer_mb` in config.toml]
+    #[arg(long)]
+    pub search_writer_mb: Option<usize>,
     /// Largest attachment accepted or fetched, in MiB.
     /// [default: 2048, or `max_blob_mb` in config.toml]
     #[arg(long)]
@@ -267,6 +278,18 @@ pub struct ListArgs {
     /// Continue a listing from its next_cursor.
     #[arg(long)]
     pub cursor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The words to look for.
+    #[arg(required = true, num_args = 1..)]
+    pub query: Vec<String>,
+    #[command(flatten)]
+    pub filters: ListArgs,
+    /// Only entries from this place (accents and case ignored).
+    #[arg(long)]
+    pub place: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use minga_node::bundle::{ExportRequest, ImportRequest, Progress};
 use minga_node::queries::{self, ListParams};
-use minga_node::{Commons, DataDir};
+use minga_node::{Commons, DataDir, SearchIndex};
 use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry};
 use serde::Serialize;
@@ -35,7 +35,12 @@ const BUNDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 pub enum Backend {
     /// A node is running: talk to its API.
-    Remote { base: String, agent: ureq::Agent },
+    Remote {
+        base: String,
+        agent: ureq::Agent,
+        /// The data dir's API token, sent with every request (writes need it on a LAN).
+        token: Option<String>,
+    },
     /// No node: the commons, opened (and locked) by this process.
     Local(Box<Commons>),
 }
@@ -50,7 +55,8 @@ impl Backend {
                 .build();
             let base = format!("http://{addr}");
             if agent.get(&format!("{base}/api/v1/status")).call().is_ok() {
-                return Ok(Backend::Remote { base, agent });
+                let token = dir.read_api_token();
+                return Ok(Backend::Remote { base, agent, token });
             }
             tracing::debug!("no node answers at {addr}; opening the store directly");
         }
@@ -70,15 +76,15 @@ impl Backend {
         progress: &mut dyn FnMut(&Progress),
     ) -> anyhow::Result<Value> {
         match self {
-            Backend::Remote { base, agent } => remote(agent, base, op),
+            Backend::Remote { base, agent, token } => remote(agent, base, token.as_deref(), op),
             Backend::Local(commons) => local(commons, op, progress),
         }
     }
 }
 
-fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
+fn remote(agent: &ureq::Agent, base: &str, token: Option<&str>, op: Op) -> anyhow::Result<Value> {
     let path = |p: &str| format!("{base}/api/v1/{p}");
-    let request = |method: &str, url: String| agent.request(method, &url);
+    let request = |method: &str, url: String| authorized(agent.request(method, &url), token);
     let response = match op {
         Op::Status => request("GET", path("status")).call(),
         Op::ListCollections { available } => {
@@ -129,6 +135,14 @@ fn remote(agent: &ureq::Agent, base: &str, op: Op) -> anyhow::Result<Value> {
     }
 }
 
+/// A request carrying the data dir's token, when there is one.
+pub fn authorized(request: ureq::Request, token: Option<&str>) -> ureq::Request {
+    match token {
+        Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+        None => request,
+    }
+}
+
 fn local(
     commons: &mut Commons,
     op: Op,
@@ -161,7 +175,14 @@ fn local(
             let stone = commons.delete_entry(&id, &reason)?.value;
             json!({"deleted": stone.entry, "tombstone": stone})
         }
-        Op::List(params) => to_json(queries::list_entries(&store, &params)?),
+        Op::List(params) => {
+            // The index is only opened (and brought up to date) for a search.
+            let search = match params.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+                true => Some(open_search(commons)?),
+                false => None,
+            };
+            to_json(queries::list_entries(&store, search.as_ref(), &params)?)
+        }
         Op::Show { id } => to_json(queries::entry_by_text(&store, &id)?),
         Op::Export(request) => to_json(commons.export_bundle(&request, progress)?),
         Op::Import(request) => to_json(commons.import_bundle(&request, progress)?.value),
@@ -169,6 +190,19 @@ fn local(
     // Acknowledge only what is on disk.
     commons.flush()?;
     Ok(value)
+}
+
+/// The data dir's search index, caught up with the store (writes made while no node ran).
+fn open_search(commons: &Commons) -> anyhow::Result<SearchIndex> {
+    let dir = DataDir::new(commons.root());
+    let store = commons.store();
+    let index = SearchIndex::open(
+        &dir.search_dir(),
+        minga_node::search::DEFAULT_WRITER_BYTES,
+        store,
+    )?;
+    index.catch_up(store, store.logged_seq()?)?;
+    Ok(index)
 }
 
 fn to_json(value: impl Serialize) -> Value {

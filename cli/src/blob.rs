@@ -13,7 +13,7 @@ use minga_protocol::BlobHash;
 use minga_protocol::entry::Attachment;
 use serde_json::{Value, json};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, authorized};
 
 /// Adds the file as a blob; answers `{hash, size, mime}` like `POST /api/v1/blobs`.
 pub fn add(backend: &mut Backend, path: &Path) -> anyhow::Result<Value> {
@@ -21,16 +21,18 @@ pub fn add(backend: &mut Backend, path: &Path) -> anyhow::Result<Value> {
     let size = file.metadata()?.len();
     let bar = bar(size, "adding");
     let answer = match backend {
-        Backend::Remote { base, .. } => {
+        Backend::Remote { base, token, .. } => {
             let reader = Counted {
                 inner: file,
                 bar: bar.clone(),
             };
-            let response = agent()
-                .post(&format!("{base}/api/v1/blobs"))
-                .set("Content-Length", &size.to_string())
-                .set("Content-Type", "application/octet-stream")
-                .send(reader);
+            let response = authorized(
+                agent().post(&format!("{base}/api/v1/blobs")),
+                token.as_deref(),
+            )
+            .set("Content-Length", &size.to_string())
+            .set("Content-Type", "application/octet-stream")
+            .send(reader);
             read_answer(response)?
         }
         Backend::Local(commons) => {

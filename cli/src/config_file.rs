@@ -9,6 +9,8 @@
 //! mirror = false
 //! relay = false
 //! cache_mb = 64
+//! search_writer_mb = 16
+//! contributor_code = "a phrase the operator tells contributors"
 //! max_blob_mb = 2048
 //! blob_budget_mb = 4096
 //! blob_rate_kib = 0
@@ -41,6 +43,10 @@ pub struct ConfigFile {
     pub relay: Option<bool>,
     /// sled's cache in MiB.
     pub cache_mb: Option<u64>,
+    /// The code LAN contributors write with.
+    pub contributor_code: Option<String>,
+    /// The search index writer's memory in MiB.
+    pub search_writer_mb: Option<usize>,
     /// Largest attachment in MiB.
     pub max_blob_mb: Option<u64>,
     /// MiB of attachments fetched for held entries.

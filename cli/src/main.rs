@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use minga_node::config::{DEFAULT_API, DEFAULT_CACHE_BYTES, DEFAULT_LISTEN};
+use minga_node::config::{DEFAULT_API, DEFAULT_CACHE_BYTES, DEFAULT_LISTEN, WebConfig};
 use minga_node::network::NetworkConfig;
 use minga_node::queries::ListParams;
 use minga_node::{BlobLimits, Commons, DataDir, keys};
@@ -198,17 +198,14 @@ fn operation(command: Command, backend: &mut Backend) -> anyhow::Result<(Op, Ren
             )
         }
         Command::Delete { id, reason } => (Op::Delete { id, reason }, nothing),
-        Command::List(list) => {
+        Command::List(list) => (Op::List(list_params(list)), output::entry_list),
+        Command::Search(search) => {
             let params = ListParams {
-                collection: list.collection,
-                kind: list.kind,
-                tag: list.tag,
-                lang: list.lang,
-                limit: list.limit.map(|l| l.to_string()),
-                cursor: list.cursor,
-                q: None,
+                q: Some(search.query.join(" ")),
+                place: search.place,
+                ..list_params(search.filters)
             };
-            (Op::List(params), output::entry_list)
+            (Op::List(params), output::hits)
         }
         Command::Show { id } => (Op::Show { id }, output::entry),
         Command::Init { .. }
@@ -221,6 +218,19 @@ fn operation(command: Command, backend: &mut Backend) -> anyhow::Result<(Op, Ren
             unreachable!("handled before the API operations")
         }
     })
+}
+
+fn list_params(list: args::ListArgs) -> ListParams {
+    ListParams {
+        collection: list.collection,
+        kind: list.kind,
+        tag: list.tag,
+        lang: list.lang,
+        limit: list.limit.map(|l| l.to_string()),
+        cursor: list.cursor,
+        q: None,
+        place: None,
+    }
 }
 
 fn nothing(_: &Value) -> String {
@@ -258,9 +268,13 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         .api
         .or(file.api)
         .unwrap_or_else(|| DEFAULT_API.parse().expect("default API"));
-    if !api.ip().is_loopback() {
-        anyhow::bail!(
-            "--api {api}: serving the API beyond loopback needs contributor codes for writes, which this release does not have yet"
+    let contributor_code = args
+        .contributor_code
+        .clone()
+        .or(file.contributor_code.clone());
+    if !api.ip().is_loopback() && contributor_code.is_none() {
+        tracing::warn!(
+            "--api {api} without --contributor-code: the LAN can read, only this machine (with api.token) can write"
         );
     }
     let blobs = blob_limits(&args, &file);
@@ -282,6 +296,16 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         mirror: args.mirror || file.mirror.unwrap_or(false),
         blobs,
     };
+    let web = WebConfig {
+        search_writer_bytes: args
+            .search_writer_mb
+            .or(file.search_writer_mb)
+            .map_or(WebConfig::default().search_writer_bytes, |mb| mb << 20),
+        contributor_code,
+    };
+    if web.search_writer_bytes < minga_node::search::MIN_WRITER_BYTES {
+        anyhow::bail!("--search-writer-mb must be at least 15");
+    }
     let cache_bytes = args
         .cache_mb
         .or(file.cache_mb)
@@ -294,7 +318,7 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(api)
             .await
             .with_context(|| format!("listening for the API on {api}"))?;
-        minga_node::node::run(commons, &dir, listener, network, shutdown_signal()).await?;
+        minga_node::node::run(commons, &dir, listener, network, web, shutdown_signal()).await?;
         tracing::info!("stopped cleanly");
         Ok(())
     })

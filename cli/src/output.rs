@@ -37,6 +37,35 @@ pub fn entry_list(page: &Value) -> String {
     lines.join("\n")
 }
 
+/// Search hits: each entry's line, then its snippet with the matched words in «».
+pub fn hits(page: &Value) -> String {
+    let mut lines = Vec::new();
+    for hit in array(&page["entries"]) {
+        lines.push(entry_line(hit));
+        let text: Vec<char> = str(&hit["snippet"]["text"]).chars().collect();
+        let mut marked = String::new();
+        let mut at = 0;
+        for range in array(&hit["snippet"]["highlights"]) {
+            let start = range[0].as_u64().unwrap_or(0) as usize;
+            let end = range[1].as_u64().unwrap_or(0) as usize;
+            if start < at || end > text.len() || start > end {
+                continue;
+            }
+            marked.extend(&text[at..start]);
+            marked.push('«');
+            marked.extend(&text[start..end]);
+            marked.push('»');
+            at = end;
+        }
+        marked.extend(&text[at..]);
+        lines.push(format!("    {}", marked.replace('\n', " ")));
+    }
+    if let Some(cursor) = page["next_cursor"].as_str() {
+        lines.push(format!("(more: --cursor {cursor})"));
+    }
+    lines.join("\n")
+}
+
 pub fn entry(entry: &Value) -> String {
     let authors: Vec<String> = array(&entry["authors"])
         .iter()

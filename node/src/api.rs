@@ -20,7 +20,9 @@ use crate::network::{NetCommand, NetHandle};
 use crate::queries::{self, ListParams};
 use crate::{BlobLimits, BlobStore, Error, Handle, Store};
 
+pub mod access;
 mod blobs;
+mod export;
 
 /// Largest request body: an entry's document is at most 1 MiB, and JSON escaping adds to it.
 pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
@@ -36,6 +38,10 @@ pub struct AppState {
     /// Attachments: uploads are written here, downloads read from here.
     pub blobs: BlobStore,
     pub limits: BlobLimits,
+    /// The full-text index, kept current by the indexer thread.
+    pub search: std::sync::Arc<crate::SearchIndex>,
+    /// Who may write.
+    pub access: std::sync::Arc<access::Access>,
 }
 
 impl AppState {
@@ -62,6 +68,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/collections",
             get(list_collections).post(create_collection),
         )
+        .route("/api/v1/collections/{id}/export", get(export::collection))
         .route(
             "/api/v1/collections/{id}/follow",
             post(follow).delete(unfollow),
@@ -76,6 +83,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/blobs", get(blobs::list).post(blobs::add))
         .route("/api/v1/blobs/{hash}", get(blobs::get))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
+        .merge(crate::web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
@@ -216,7 +228,12 @@ async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
 
 async fn list_entries(State(state): State<AppState>, raw: RawQuery) -> ApiResult<Response> {
     let params: ListParams = query(raw.0.as_deref())?;
-    Ok(Json(queries::list_entries(&state.store, &params)?).into_response())
+    Ok(Json(queries::list_entries(
+        &state.store,
+        Some(&state.search),
+        &params,
+    )?)
+    .into_response())
 }
 
 async fn create_entry(

@@ -23,3 +23,22 @@ pub const DEFAULT_API: &str = "127.0.0.1:7878";
 
 /// Default sled cache: 64 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What the HTTP side serves beyond the store's reads and writes.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The search index writer's memory budget in bytes (at least tantivy's 15 MB).
+    pub search_writer_bytes: usize,
+    /// The code LAN contributors give to write (`--contributor-code`); with none, only this
+    /// machine writes.
+    pub contributor_code: Option<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            search_writer_bytes: crate::search::DEFAULT_WRITER_BYTES,
+            contributor_code: None,
+        }
+    }
+}

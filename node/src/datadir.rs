@@ -71,6 +71,11 @@ impl DataDir {
         self.root.join("blobs")
     }
 
+    /// The full-text index, derived from the store (deleting it is safe: it is rebuilt).
+    pub fn search_dir(&self) -> PathBuf {
+        self.root.join("search")
+    }
+
     pub fn api_addr_file(&self) -> PathBuf {
         self.root.join("api.addr")
     }
@@ -81,6 +86,29 @@ impl DataDir {
 
     pub fn network_key_file(&self) -> PathBuf {
         self.root.join("network.key")
+    }
+
+    /// The token local clients (the CLI) write with when the API is open to the LAN.
+    pub fn api_token_file(&self) -> PathBuf {
+        self.root.join("api.token")
+    }
+
+    /// The API token, created (mode 0600) on first use.
+    pub fn api_token(&self) -> io::Result<String> {
+        if let Some(token) = self.read_api_token() {
+            return Ok(token);
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+        let token = hex::encode(bytes);
+        write_atomic(&self.api_token_file(), token.as_bytes(), 0o600)?;
+        Ok(token)
+    }
+
+    /// The API token, if a node has made one.
+    pub fn read_api_token(&self) -> Option<String> {
+        let text = fs::read_to_string(self.api_token_file()).ok()?;
+        Some(text.trim().to_owned()).filter(|t| !t.is_empty())
     }
 
     /// The API address a running node wrote, if any (it may be stale after `kill -9`).

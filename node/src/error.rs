@@ -36,6 +36,8 @@ pub enum Error {
     Import(#[from] crate::bundle::ImportError),
     #[error(transparent)]
     Export(#[from] crate::bundle::ExportError),
+    #[error(transparent)]
+    Search(#[from] crate::SearchError),
 }
 
 impl From<crate::BlobError> for Error {
@@ -83,7 +85,7 @@ impl Error {
             Error::TooLarge(_) => 413,
             Error::Refused(r) if r.is_size() => 413,
             Error::Refused(_) | Error::Rejected(_) => 422,
-            Error::Store(_) | Error::Keys(_) => 500,
+            Error::Store(_) | Error::Keys(_) | Error::Search(_) => 500,
             Error::ShuttingDown => 503,
             Error::Import(ImportError::NoSpace { .. }) => 507,
             Error::Import(ImportError::Store(_) | ImportError::Io { .. }) => 500,
@@ -105,7 +107,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Refused(r) => r.code(),
             Error::Rejected(_) => "rejected",
-            Error::Store(_) | Error::Keys(_) => "internal",
+            Error::Store(_) | Error::Keys(_) | Error::Search(_) => "internal",
             Error::ShuttingDown => "unavailable",
             Error::Import(ImportError::NoSpace { .. }) => "insufficient_storage",
             Error::Import(ImportError::Store(_) | ImportError::Io { .. }) => "internal",

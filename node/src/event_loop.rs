@@ -50,6 +50,8 @@ pub struct Outlets {
     pub changes: Option<mpsc::Sender<Changed>>,
     /// Keep entries of every collection, followed or not (`--mirror`).
     pub mirror: bool,
+    /// Told the durable change-log position after every flush, so search follows the store.
+    pub indexer: Option<crate::search::indexer::Wake>,
 }
 
 /// Starts the event loop on its own thread. It ends, flushing, when every handle is dropped,
@@ -190,6 +192,13 @@ fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>, outlets: Out
         });
         for reply in pending.drain(..) {
             reply(&flushed);
+        }
+        if let (Ok(()), Some(indexer)) = (&flushed, &outlets.indexer) {
+            // On the writer, right after its flush, the logged position is durable.
+            match commons.store().logged_seq() {
+                Ok(durable) => indexer.durable(durable),
+                Err(e) => tracing::error!("reading the change-log position: {e}"),
+            }
         }
         if let (Ok(()), Some(outlet)) = (&flushed, &outlets.changes) {
             for change in changed.drain(..) {

@@ -24,7 +24,9 @@ pub mod keys;
 pub mod network;
 pub mod node;
 pub mod queries;
+pub mod search;
 pub mod store;
+pub mod web;
 
 pub use blobs::{BlobError, BlobLimits, BlobStore};
 pub use commons::Commons;
@@ -32,4 +34,5 @@ pub use config::NodeConfig;
 pub use datadir::DataDir;
 pub use error::{Error, StoreError};
 pub use event_loop::Handle;
+pub use search::{SearchError, SearchIndex};
 pub use store::{ListQuery, Staged, Store};

@@ -7,10 +7,16 @@ use libp2p::identity;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use std::sync::Arc;
+
+use crate::SearchIndex;
+use crate::api::access::Access;
 use crate::api::{self, AppState};
+use crate::config::WebConfig;
 use crate::datadir::write_atomic;
 use crate::event_loop::Outlets;
 use crate::network::{self, NetworkConfig};
+use crate::search::indexer::Indexer;
 use crate::{Commons, DataDir, Error, StoreError, event_loop};
 
 /// Announcements waiting for the network task.
@@ -23,6 +29,7 @@ pub async fn run(
     dir: &DataDir,
     listener: TcpListener,
     network: NetworkConfig,
+    web: WebConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let api_addr = listener.local_addr().map_err(StoreError::Io)?;
@@ -33,10 +40,17 @@ pub async fn run(
     let keypair = identity::Keypair::ed25519_from_bytes(commons.network_secret())
         .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
     let operator = commons.vouch_for_peer(&keypair.public().to_peer_id().to_bytes());
+    let search = Arc::new(SearchIndex::open(
+        &dir.search_dir(),
+        web.search_writer_bytes,
+        &store,
+    )?);
+    let indexer = Indexer::spawn(search.clone(), store.clone()).map_err(StoreError::Io)?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_QUEUE);
     let outlets = Outlets {
         changes: Some(changes_tx),
         mirror: network.mirror,
+        indexer: Some(indexer.wake()),
     };
     let (handle, event_loop) = event_loop::spawn(commons, outlets);
     let (swarm_task, net) = network::start(
@@ -60,6 +74,11 @@ pub async fn run(
     .map_err(StoreError::Io)?;
     tracing::info!(%peer_id, "minga node serving http://{api_addr}");
 
+    let access = Access::new(
+        api_addr.ip().is_loopback(),
+        dir.api_token().map_err(StoreError::Io)?,
+        web.contributor_code.clone(),
+    );
     let router = api::router(AppState {
         handle,
         store,
@@ -67,6 +86,8 @@ pub async fn run(
         net,
         blobs,
         limits,
+        search,
+        access: Arc::new(access),
     });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
@@ -76,7 +97,12 @@ pub async fn run(
     // flushes and ends.
     let _ = stop_network.send(true);
     let _ = network_task.await;
-    let joined = tokio::task::spawn_blocking(move || event_loop.join()).await;
+    let joined = tokio::task::spawn_blocking(move || {
+        let joined = event_loop.join();
+        indexer.stop();
+        joined
+    })
+    .await;
     let _ = std::fs::remove_file(dir.api_addr_file());
     served.map_err(StoreError::Io)?;
     match joined {

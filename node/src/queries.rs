@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use minga_protocol::{Collection, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
+use crate::search::{SearchQuery, Snippet};
 use crate::store::{Cursor, EntryPage, ListQuery};
-use crate::{BlobStore, Error, Store};
+use crate::{BlobStore, Error, SearchIndex, Store};
 
 /// Largest page of a listing.
 pub const MAX_LIMIT: usize = 500;
@@ -23,9 +24,36 @@ pub struct ListParams {
     pub lang: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
-    /// Full-text search; refused until the search index exists, rather than silently ignored.
+    /// Full-text search: hits ordered by relevance instead of entries by time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
+    /// The place's name (accents and case ignored); a filter of searches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+}
+
+/// An answer of `GET /api/v1/entries`: a page of entries, or of search hits.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Listing {
+    Entries(EntryPage),
+    Hits(HitPage),
+}
+
+/// A page of search hits, best first.
+#[derive(Debug, Clone, Serialize)]
+pub struct HitPage {
+    pub entries: Vec<Hit>,
+    pub next_cursor: Option<String>,
+}
+
+/// An entry found by a search: the entry's fields, its score and a snippet of its body.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    #[serde(flatten)]
+    pub entry: Entry,
+    pub score: f32,
+    pub snippet: Snippet,
 }
 
 /// `GET /api/v1/status`.
@@ -118,26 +146,14 @@ pub fn entry_by_text(store: &Store, id: &str) -> Result<Entry, Error> {
     entry(store, &parse_id(id)?)
 }
 
-pub fn list_entries(store: &Store, params: &ListParams) -> Result<EntryPage, Error> {
-    if params.q.as_deref().is_some_and(|q| !q.is_empty()) {
-        return Err(Error::BadRequest(
-            "full-text search (q=) is not in this release yet".into(),
-        ));
-    }
-    let limit = match params.limit.as_deref() {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| Error::BadRequest(format!("limit must be 1 to {MAX_LIMIT}")))?,
-    };
-    let cursor = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
-            Error::BadRequest(format!("{text:?} is not a cursor from next_cursor"))
-        })?),
-    };
+/// Entries newest first, or, with `q`, the search hits for it by relevance. `search` is needed
+/// only for `q` (the CLI opens the index only then).
+pub fn list_entries(
+    store: &Store,
+    search: Option<&SearchIndex>,
+    params: &ListParams,
+) -> Result<Listing, Error> {
+    let limit = limit(params)?;
     let collection = match params.collection.as_deref() {
         None | Some("") => None,
         Some(text) => Some(match text.parse::<DocumentId>() {
@@ -148,7 +164,19 @@ pub fn list_entries(store: &Store, params: &ListParams) -> Result<EntryPage, Err
             },
         }),
     };
-    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    if let Some(text) = non_empty(&params.q) {
+        let search = search.ok_or_else(|| Error::BadRequest("search is not available".into()))?;
+        return search_entries(store, search, params, text, collection, limit).map(Listing::Hits);
+    }
+    if non_empty(&params.place).is_some() {
+        return Err(Error::BadRequest(
+            "place= filters a search: give q= with it".into(),
+        ));
+    }
+    let cursor = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(Cursor::parse(text).ok_or_else(|| bad_cursor(text))?),
+    };
     let query = ListQuery {
         collection,
         kind: non_empty(&params.kind),
@@ -161,7 +189,84 @@ pub fn list_entries(store: &Store, params: &ListParams) -> Result<EntryPage, Err
     let hidden = store.hidden_authors()?;
     page.entries
         .retain(|entry| !by_hidden_author(entry, &hidden));
-    Ok(page)
+    Ok(Listing::Entries(page))
+}
+
+fn search_entries(
+    store: &Store,
+    search: &SearchIndex,
+    params: &ListParams,
+    text: String,
+    collection: Option<DocumentId>,
+    limit: usize,
+) -> Result<HitPage, Error> {
+    if !SearchIndex::has_words(&text) {
+        return Err(Error::BadRequest(format!(
+            "the query {text:?} has no words to search for"
+        )));
+    }
+    // A search's cursor is how many hits came before the next page.
+    let offset = match params.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(text) => text.parse::<usize>().map_err(|_| bad_cursor(text))?,
+    };
+    let query = SearchQuery {
+        text,
+        kind: non_empty(&params.kind),
+        tag: non_empty(&params.tag),
+        lang: non_empty(&params.lang),
+        place: non_empty(&params.place),
+        collection: collection.map(|id| id.to_string()),
+        offset,
+        limit,
+    };
+    let results = search.search(&query)?;
+    let hidden = store.hidden_authors()?;
+    let mut entries = Vec::with_capacity(results.hits.len());
+    for found in &results.hits {
+        // The store is the truth: an id the index still holds but the store no longer shows
+        // (deleted a moment ago, by a blocked author) is left out.
+        if store.tombstone(&found.id)?.is_some() {
+            continue;
+        }
+        let Some(entry) = store.entry(&found.id)? else {
+            continue;
+        };
+        if by_hidden_author(&entry, &hidden) {
+            continue;
+        }
+        let snippet = results.snippet(&entry);
+        entries.push(Hit {
+            entry,
+            score: found.score,
+            snippet,
+        });
+    }
+    Ok(HitPage {
+        entries,
+        next_cursor: results
+            .more
+            .then(|| (offset + results.hits.len()).to_string()),
+    })
+}
+
+fn limit(params: &ListParams) -> Result<usize, Error> {
+    match params.limit.as_deref() {
+        None | Some("") => Ok(DEFAULT_LIMIT),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| Error::BadRequest(format!("limit must be 1 to {MAX_LIMIT}"))),
+    }
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value.clone().filter(|s| !s.trim().is_empty())
+}
+
+fn bad_cursor(text: &str) -> Error {
+    Error::BadRequest(format!("{text:?} is not a cursor from next_cursor"))
 }
 
 pub fn list_collections(store: &Store) -> Result<CollectionList, Error> {

@@ -421,6 +421,46 @@ impl Store {
         Ok((items, true))
     }
 
+    /// The change-log position last written to disk's tree (`m:seq`): unlike [`Self::seq`], it
+    /// counts no position handed to a batch that was then refused. Read on the writer right
+    /// after a flush, it is durable.
+    pub fn logged_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.get_u64(b"m:seq")?.unwrap_or(0))
+    }
+
+    /// Every document whose change-log row is after `since`, with that row's position, across
+    /// all collections (entries, tombstones and collections alike); one seek per collection.
+    pub fn log_since(&self, since: u64) -> Result<Vec<(u64, DocumentId)>, StoreError> {
+        let mut found = Vec::new();
+        let mut next = b"l:".to_vec();
+        while let Some(row) = self.db.range(next.clone()..).next() {
+            let (k, _) = row?;
+            if !k.starts_with(b"l:") {
+                break;
+            }
+            let collection = id_from(
+                k.get(2..2 + DocumentId::LEN)
+                    .ok_or_else(|| corrupt("l:", "short key"))?,
+            )?;
+            let prefix = key(b"l:", &collection);
+            let start = [prefix.as_slice(), &since.saturating_add(1).to_be_bytes()].concat();
+            for row in self.db.range(start..) {
+                let (k, id) = row?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let seq: [u8; 8] = k[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("l:", "bad position"))?;
+                found.push((u64::from_be_bytes(seq), id_from(&id)?));
+            }
+            // The next collection's rows start after every position of this one.
+            next = [prefix.as_slice(), &[0xff; 9]].concat();
+        }
+        found.sort_unstable_by_key(|(seq, _)| *seq);
+        Ok(found)
+    }
+
     /// The peer's change-log position for a collection, when it last told us what changed.
     pub fn peer_seq(&self, peer: &str, collection: &DocumentId) -> Result<Option<u64>, StoreError> {
         self.get_u64(&peer_seq_key(peer, collection))

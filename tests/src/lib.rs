@@ -161,7 +161,10 @@ impl Node {
             .append(true)
             .open(dir.join("node.log"))
             .expect("opening node.log");
-        let mut args = vec!["node", "--api", "127.0.0.1:0"];
+        let mut args = vec!["node"];
+        if !extra.contains(&"--api") {
+            args.extend(["--api", "127.0.0.1:0"]);
+        }
         if !extra.contains(&"--listen") {
             args.extend(["--listen", "/ip4/127.0.0.1/tcp/0"]);
         }

@@ -3,10 +3,13 @@
 mod e2e {
     mod api;
     mod blobs;
+    mod browser;
     mod bundles;
     mod cli;
     mod crash;
     mod hostile;
     mod mdns;
     mod network;
+    mod search;
+    mod web;
 }

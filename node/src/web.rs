@@ -1,0 +1,285 @@
+//! The web pages people open on their phones over the info-centre's Wi-Fi: server-rendered
+//! HTML (no JavaScript), one small stylesheet compiled into the binary, in Spanish, Kichwa or
+//! English. Pages read through the same [`queries`] as the API, so they show exactly what the
+//! API would.
+//!
+//! Every page carries a Content-Security-Policy that allows no script at all and loads images
+//! and audio only from this node, so even a sanitiser bug could not run code.
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::Markup;
+use serde::Deserialize;
+
+use crate::Error;
+use crate::api::AppState;
+use crate::queries::{self, ListParams, Listing};
+
+mod forms;
+mod i18n;
+mod markdown;
+mod pages;
+
+pub use i18n::Ui;
+use pages::Frame;
+
+/// The policy of every page: nothing but this node's own styles, images and audio.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; \
+                        form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The cookie that keeps the language chosen with the switch.
+const UI_COOKIE: &str = "minga_ui";
+
+/// Entries on the home page.
+const RECENT: usize = 20;
+
+const STYLE: &str = include_str!("web/style.css");
+
+/// The pages' routes, merged into the API's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/collections/{id}", get(collection))
+        .route("/entries/{id}", get(entry))
+        .route("/search", get(search))
+        .route("/login", get(forms::login_page).post(forms::login))
+        .route(
+            "/entries/new",
+            get(forms::new_entry_page).post(forms::create_entry),
+        )
+        .route("/style.css", get(style))
+}
+
+/// The query parameters any page understands.
+#[derive(Debug, Default, Deserialize)]
+struct PageParams {
+    /// The language switch.
+    ui: Option<String>,
+    cursor: Option<String>,
+    q: Option<String>,
+    kind: Option<String>,
+    lang: Option<String>,
+    place: Option<String>,
+}
+
+/// A rendered page with its status, and the language cookie when the switch was used.
+struct Page {
+    status: StatusCode,
+    markup: Markup,
+    /// `Set-Cookie` values: the language chosen with the switch, a form's CSRF token.
+    cookies: Vec<String>,
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.markup.into_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_CSP),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+        for cookie in self.cookies {
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
+        response
+    }
+}
+
+/// Parses the query, picks the language and builds the frame of a page at `path`.
+fn frame(headers: &HeaderMap, raw: Option<&str>, path: &str) -> (Frame, PageParams, Option<Ui>) {
+    let params: PageParams = serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default();
+    let switched = params.ui.as_deref().and_then(Ui::parse);
+    let ui = switched.or_else(|| cookie_ui(headers)).unwrap_or_else(|| {
+        let accept = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        Ui::from_accept_language(accept)
+    });
+    // The switch links back here, with every parameter but `ui`.
+    let kept: Vec<(String, String)> =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or(""))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k != "ui")
+            .collect();
+    let here = if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!(
+            "{path}?{}",
+            serde_urlencoded::to_string(&kept).unwrap_or_default()
+        )
+    };
+    let frame = Frame {
+        ui,
+        here,
+        q: params.q.clone().unwrap_or_default(),
+    };
+    (frame, params, switched)
+}
+
+fn cookie_ui(headers: &HeaderMap) -> Option<Ui> {
+    crate::api::access::cookie(headers, UI_COOKIE).and_then(Ui::parse)
+}
+
+/// The cookie that remembers the language chosen with the switch.
+fn ui_cookie(ui: Ui) -> String {
+    format!(
+        "{UI_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        ui.code()
+    )
+}
+
+fn page(frame: &Frame, remember: Option<Ui>, result: Result<Markup, Error>) -> Page {
+    match result {
+        Ok(markup) => Page {
+            status: StatusCode::OK,
+            markup,
+            cookies: remember.map(ui_cookie).into_iter().collect(),
+        },
+        Err(error) => {
+            if error.status() >= 500 {
+                tracing::error!("rendering a page failed: {error}");
+            }
+            Page {
+                status: StatusCode::from_u16(error.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                markup: pages::error(frame, &error.to_string()),
+                cookies: remember.map(ui_cookie).into_iter().collect(),
+            }
+        }
+    }
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery) -> Page {
+    let (frame, _, remember) = frame(&headers, raw.0.as_deref(), "/");
+    let result = (|| {
+        let collections = queries::list_collections(&state.store)?.collections;
+        let params = ListParams {
+            limit: Some(RECENT.to_string()),
+            ..ListParams::default()
+        };
+        let recent = entries_of(queries::list_entries(&state.store, None, &params)?).0;
+        Ok(pages::home(&frame, &collections, &recent))
+    })();
+    page(&frame, remember, result)
+}
+
+async fn collection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: RawQuery,
+) -> Page {
+    let (frame, params, remember) =
+        frame(&headers, raw.0.as_deref(), &format!("/collections/{id}"));
+    let result = (|| {
+        let id = queries::resolve_collection(&state.store, &id)?;
+        let collection = state
+            .store
+            .collection(&id)?
+            .ok_or_else(|| Error::NotFound(format!("no collection {id}")))?;
+        let list = ListParams {
+            collection: Some(id.to_string()),
+            cursor: params.cursor.clone(),
+            ..ListParams::default()
+        };
+        let (entries, more) = entries_of(queries::list_entries(&state.store, None, &list)?);
+        Ok(pages::collection(&frame, &collection, &entries, more))
+    })();
+    page(&frame, remember, result)
+}
+
+async fn entry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: RawQuery,
+) -> Page {
+    let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &format!("/entries/{id}"));
+    let result = queries::entry_by_text(&state.store, &id).map(|e| pages::entry(&frame, &e));
+    page(&frame, remember, result)
+}
+
+async fn search(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery) -> Page {
+    let (frame, params, remember) = frame(&headers, raw.0.as_deref(), "/search");
+    let filters: Vec<(&str, String)> = [
+        ("kind", &params.kind),
+        ("lang", &params.lang),
+        ("place", &params.place),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.clone().filter(|v| !v.is_empty()).map(|v| (name, v)))
+    .collect();
+    if frame.q.trim().is_empty() {
+        let markup = pages::search(&frame, &filters, None, None, None);
+        return page(&frame, remember, Ok(markup));
+    }
+    let list = ListParams {
+        q: params.q.clone(),
+        kind: params.kind.clone(),
+        lang: params.lang.clone(),
+        place: params.place.clone(),
+        cursor: params.cursor.clone(),
+        ..ListParams::default()
+    };
+    let markup = match queries::list_entries(&state.store, Some(&state.search), &list) {
+        Ok(Listing::Hits(found)) => pages::search(
+            &frame,
+            &filters,
+            Some(&found.entries),
+            found.next_cursor,
+            None,
+        ),
+        Ok(Listing::Entries(_)) => unreachable!("a query with q answers hits"),
+        // Refused input is shown on the page, with the form to try again.
+        Err(error) if error.status() == 400 => {
+            pages::search(&frame, &filters, None, None, Some(error.to_string()))
+        }
+        Err(error) => return page(&frame, remember, Err(error)),
+    };
+    page(&frame, remember, Ok(markup))
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// The entries of a plain listing and its next cursor.
+fn entries_of(listing: Listing) -> (Vec<minga_protocol::Entry>, Option<String>) {
+    match listing {
+        Listing::Entries(page) => (page.entries, page.next_cursor),
+        Listing::Hits(page) => (
+            page.entries.into_iter().map(|hit| hit.entry).collect(),
+            page.next_cursor,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

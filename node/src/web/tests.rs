@@ -1,0 +1,133 @@
+//! Rendering with hostile input: whatever users write stays text, and no page can run script.
+
+use minga_protocol::{Collection, Entry};
+use serde_json::json;
+
+use super::i18n::Ui;
+use super::pages::{self, Frame};
+use crate::queries::Hit;
+use crate::search::Snippet;
+
+const SCRIPT: &str = "<script>alert('x')</script>";
+
+fn hostile_entry() -> Entry {
+    serde_json::from_value(json!({
+        "id": minga_protocol::DocumentId::from_bytes([7; 16]).to_string(), "heads": [], "schema": "minga/entry/1",
+        "kind": "practice", "collection": "c", "license": "CC-BY-4.0",
+        "title": format!("Cacao {SCRIPT}"),
+        "body": "Texto <b onclick=\"x()\">crudo</b> <iframe src=\"https://evil.example\"></iframe>\n\n[clic](javascript:alert(1)) <a href=\"javascript:alert(2)\">a</a>",
+        "lang": "es", "tags": ["<img src=x onerror=alert(1)>"], "subjects": [],
+        "place": {"name": "\"><script>p()</script>", "lat": null, "lon": null},
+        "authors": [{"name": "<b>Ana</b>", "key": "00"}], "created": 1, "updated": 2,
+        "attachments": [
+            {"hash": "ab", "name": "foto\".jpg", "mime": "image/jpeg", "size": 10},
+            {"hash": "cd", "name": "canto.ogg", "mime": "audio/ogg", "size": 10},
+            {"hash": "ef", "name": "dibujo.svg", "mime": "image/svg+xml", "size": 10}
+        ],
+        "consent": [], "private": false
+    }))
+    .expect("a hostile entry")
+}
+
+fn frame() -> Frame {
+    Frame {
+        ui: Ui::Es,
+        here: "/entries/x?ui=\"><script>".into(),
+        q: format!("q {SCRIPT}"),
+    }
+}
+
+/// No executable markup anywhere in a page: user text may still *read* `javascript:` or
+/// `onerror=`, escaped, but no real tag carries a script, an event attribute or such a link.
+fn assert_inert(html: &str) {
+    for tag in html
+        .split('<')
+        .skip(1)
+        .map(|rest| rest.split('>').next().unwrap_or(""))
+    {
+        let lower = tag.to_lowercase();
+        let name = lower.split_whitespace().next().unwrap_or("");
+        assert!(
+            !["script", "iframe", "object", "embed", "svg"].contains(&name),
+            "a <{name}> tag in:\n{html}"
+        );
+        for attribute in lower.split_whitespace().skip(1) {
+            assert!(!attribute.starts_with("on"), "<{tag}> in:\n{html}");
+            assert!(!attribute.contains("javascript:"), "<{tag}> in:\n{html}");
+        }
+    }
+    assert!(html.len() < 100 * 1024, "page of {} bytes", html.len());
+}
+
+#[test]
+fn an_entry_page_keeps_hostile_text_as_text() {
+    let html = pages::entry(&frame(), &hostile_entry()).into_string();
+    assert_inert(&html);
+    assert!(html.contains("Cacao &lt;script&gt;"), "{html}");
+    assert!(html.contains("&lt;b&gt;Ana&lt;/b&gt;"), "{html}");
+    // Images inline, audio with a player, SVG only as a download.
+    assert!(html.contains(r#"<img src="/api/v1/blobs/ab""#), "{html}");
+    assert!(
+        html.contains(r#"<audio controls preload="none" src="/api/v1/blobs/cd""#),
+        "{html}"
+    );
+    assert!(!html.contains(r#"<img src="/api/v1/blobs/ef""#), "{html}");
+    assert!(
+        html.contains(r#"href="/api/v1/blobs/ef" download"#),
+        "{html}"
+    );
+    // The attribution line names title, authors and licence.
+    assert!(html.contains("CC-BY-4.0"));
+}
+
+#[test]
+fn lists_and_searches_escape_titles_and_snippets() {
+    let entry = hostile_entry();
+    let collection: Collection = serde_json::from_value(json!({
+        "id": entry.id, "name": "c", "title": SCRIPT, "description": SCRIPT,
+        "license": "CC0-1.0", "maintainers": []
+    }))
+    .unwrap();
+    let home = pages::home(
+        &frame(),
+        std::slice::from_ref(&collection),
+        std::slice::from_ref(&entry),
+    );
+    assert_inert(&home.into_string());
+    let page = pages::collection(
+        &frame(),
+        &collection,
+        std::slice::from_ref(&entry),
+        Some(SCRIPT.into()),
+    );
+    assert_inert(&page.into_string());
+    let hit = Hit {
+        entry,
+        score: 1.0,
+        snippet: Snippet {
+            text: format!("antes {SCRIPT} después"),
+            highlights: vec![[6, 14], [999, 1000]],
+        },
+    };
+    let html = pages::search(
+        &frame(),
+        &[("place", SCRIPT.into())],
+        Some(&[hit]),
+        Some("3".into()),
+        None,
+    )
+    .into_string();
+    assert_inert(&html);
+    assert!(html.contains("<mark>&lt;script&gt;</mark>"), "{html}");
+}
+
+#[test]
+fn the_interface_speaks_the_chosen_language() {
+    let mut frame = frame();
+    for (ui, word) in [(Ui::Es, "Buscar"), (Ui::Qu, "Maskana"), (Ui::En, "Search")] {
+        frame.ui = ui;
+        let html = pages::search(&frame, &[], None, None, None).into_string();
+        assert!(html.contains(word), "{ui:?}");
+        assert!(html.contains(&format!(r#"<html lang="{}">"#, ui.code())));
+    }
+}

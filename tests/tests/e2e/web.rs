@@ -1,0 +1,222 @@
+//! The web pages and the write policy through a real node: pages in the asked language with
+//! hostile text escaped, and LAN writes refused without the contributor code, accepted with it
+//! (header, CLI token, or the form's session), forms refused without their CSRF token.
+
+use std::time::Duration;
+
+use minga_tests::{Node, cli, cli_ok, wait_until};
+use serde_json::json;
+
+const CODE: &str = "minga-2026";
+
+/// An HTTP client that shows redirects instead of following them.
+fn browser() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+}
+
+/// Status, `Set-Cookie` values, `Location` and body of a response.
+fn answer(response: Result<ureq::Response, ureq::Error>) -> (u16, Vec<String>, String, String) {
+    let response = match response {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("no answer: {e}"),
+    };
+    let cookies = response
+        .all("set-cookie")
+        .iter()
+        .map(|c| c.split(';').next().unwrap_or("").to_owned())
+        .collect();
+    let location = response.header("location").unwrap_or("").to_owned();
+    (
+        response.status(),
+        cookies,
+        location,
+        response.into_string().unwrap_or_default(),
+    )
+}
+
+fn page(node: &Node, path: &str, language: &str) -> (u16, String) {
+    let (status, _, _, body) = answer(
+        browser()
+            .get(&format!("{}{path}", node.base))
+            .set("Accept-Language", language)
+            .call(),
+    );
+    (status, body)
+}
+
+#[test]
+fn pages_render_in_the_asked_language_and_escape_user_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let (status, _) = node.post(
+        "/api/v1/collections",
+        r#"{"name": "practicas", "title": "<script>c()</script>"}"#,
+    );
+    assert_eq!(status, 201);
+    let new = json!({"collection": "practicas", "kind": "practice", "lang": "es",
+        "title": "Cacao <script>alert(1)</script>", "license": "CC-BY-4.0", "authors": ["Rosa"],
+        "body": "Fermentar **cinco** días. <img src=x onerror=alert(1)> [x](javascript:alert(2))"});
+    let (status, answer_) = node.post("/api/v1/entries", &new.to_string());
+    assert_eq!(status, 201);
+    let id = answer_["id"].as_str().unwrap().to_owned();
+
+    let (status, home) = page(&node, "/", "qu-EC,es;q=0.5");
+    assert_eq!(status, 200);
+    assert!(home.contains(r#"<html lang="qu">"#) && home.contains("Maskana"));
+    assert!(home.contains("Cacao &lt;script&gt;"), "{home}");
+    assert!(!home.contains("<script>"));
+    assert!(home.len() < 100 * 1024);
+
+    let (status, entry) = page(&node, &format!("/entries/{id}"), "en");
+    assert_eq!(status, 200);
+    assert!(entry.contains("<strong>cinco</strong>"), "{entry}");
+    assert!(!entry.contains("<img src=\"x\""), "{entry}");
+    assert!(!entry.contains("href=\"javascript"), "{entry}");
+    assert!(
+        entry.contains("Rosa") && entry.contains("CC-BY-4.0"),
+        "attribution: {entry}"
+    );
+    assert!(entry.len() < 100 * 1024);
+
+    wait_until(5, "the search page's hit", || {
+        page(&node, "/search?q=fermentar", "es")
+            .1
+            .contains("<mark>Fermentar</mark>")
+    });
+    let (status, missing) = page(&node, "/entries/2NEpo7TZRRrLZSi2U", "es");
+    assert_eq!(status, 400, "{missing}");
+
+    // Open data: the collection as CSV and JSON.
+    let (status, _, _, csv) = answer(
+        browser()
+            .get(&format!(
+                "{}/api/v1/collections/practicas/export?format=csv",
+                node.base
+            ))
+            .call(),
+    );
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("id,kind,title,"), "{csv}");
+    assert!(csv.contains("Cacao <script>alert(1)</script>"), "{csv}");
+    let (status, json) = node.get("/api/v1/collections/practicas/export?format=json");
+    assert_eq!(status, 200);
+    assert_eq!(json["entries"][0]["id"], id.as_str());
+    assert_eq!(
+        node.get("/api/v1/collections/practicas/export?format=xml")
+            .0,
+        400
+    );
+
+    // The language switch is remembered in a cookie.
+    let (_, cookies, _, body) = answer(browser().get(&format!("{}/?ui=en", node.base)).call());
+    assert!(body.contains(r#"<html lang="en">"#));
+    assert!(cookies.iter().any(|c| c == "minga_ui=en"), "{cookies:?}");
+}
+
+#[test]
+fn lan_writes_need_the_contributor_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(
+        dir.path(),
+        &["--api", "0.0.0.0:0", "--contributor-code", CODE],
+    );
+    // Without a credential: 403, and nothing changes.
+    let (status, refused) = node.post("/api/v1/collections", r#"{"name": "practicas"}"#);
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "forbidden");
+    assert_eq!(node.get("/api/v1/collections").1["collections"], json!([]));
+    let wrong = browser()
+        .post(&format!("{}/api/v1/collections", node.base))
+        .set("X-Contributor-Code", "minga-2025")
+        .send_string(r#"{"name": "practicas"}"#);
+    assert_eq!(answer(wrong).0, 403);
+    // With the code in a header, or the CLI's token from the data dir.
+    let with_code = browser()
+        .post(&format!("{}/api/v1/collections", node.base))
+        .set("X-Contributor-Code", CODE)
+        .send_string(r#"{"name": "practicas"}"#);
+    assert_eq!(answer(with_code).0, 201);
+    cli_ok(dir.path(), &["collection", "create", "memoria"]);
+    // A cross-site page cannot write even on loopback.
+    let cross = browser()
+        .post(&format!("{}/api/v1/collections", node.base))
+        .set("X-Contributor-Code", CODE)
+        .set("Origin", "http://evil.example")
+        .send_string(r#"{"name": "otra"}"#);
+    assert_eq!(answer(cross).0, 403);
+    assert!(!cli(dir.path(), &["collection", "list"]).stdout.is_empty());
+
+    // The form: asks for the code once, then keeps a session.
+    let base = &node.base;
+    let (status, _, location, _) = answer(browser().get(&format!("{base}/entries/new")).call());
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/login?next=/entries/new")
+    );
+    let (_, cookies, _, login) = answer(
+        browser()
+            .get(&format!("{base}/login?next=/entries/new"))
+            .call(),
+    );
+    let csrf_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("minga_csrf="))
+        .unwrap()
+        .clone();
+    let csrf = csrf_cookie.trim_start_matches("minga_csrf=").to_owned();
+    assert!(login.contains(&csrf));
+    let post = |path: &str, cookie: &str, form: &[(&str, &str)]| {
+        answer(
+            browser()
+                .post(&format!("{base}{path}"))
+                .set("Cookie", cookie)
+                .send_form(form),
+        )
+    };
+    let (status, _, _, _) = post("/login", &csrf_cookie, &[("code", "nope"), ("csrf", &csrf)]);
+    assert_eq!(status, 403);
+    let (status, cookies, location, _) = post(
+        "/login",
+        &csrf_cookie,
+        &[("code", CODE), ("csrf", &csrf), ("next", "/entries/new")],
+    );
+    assert_eq!((status, location.as_str()), (303, "/entries/new"));
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("minga_session="))
+        .unwrap();
+    let both = format!("{csrf_cookie}; {session}");
+    let collections = node.get("/api/v1/collections").1;
+    let collection = collections["collections"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = [
+        ("collection", collection.as_str()),
+        ("kind", "practice"),
+        ("title", "Abono de lombriz"),
+        ("body", "Humus en cajones."),
+        ("license", "CC0-1.0"),
+        ("lang", "es"),
+        ("tags", "abono, lombriz"),
+    ];
+    // Without the CSRF token the form is refused and nothing is written.
+    let (status, _, _, _) = post("/entries/new", session, &form);
+    assert_eq!(status, 403);
+    let mut with_csrf = form.to_vec();
+    with_csrf.push(("csrf", &csrf));
+    let (status, _, location, body) = post("/entries/new", &both, &with_csrf);
+    assert_eq!(status, 303, "{body}");
+    assert!(location.starts_with("/entries/"), "{location}");
+    wait_until(5, "the new entry in search", || {
+        page(&node, "/search?q=lombriz", "es")
+            .1
+            .contains("Abono de lombriz")
+    });
+    let (status, shown) = page(&node, &location, "es");
+    assert_eq!(status, 200);
+    assert!(shown.contains("Humus en cajones."));
+}
