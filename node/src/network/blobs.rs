@@ -528,15 +528,6 @@ pub fn encode(blobs: &BlobStore, request: &BlobRequest) -> BlobReply {
     if !request.is_valid() {
         return refuse(BlobResponseHead::Refused);
     }
-    // What no shareable entry attaches is, to a peer, not here.
-    match blobs.store().is_blob_shareable(&request.hash) {
-        Ok(true) => {}
-        Ok(false) => return refuse(BlobResponseHead::Missing),
-        Err(e) => {
-            tracing::error!("reading the blob references: {e}");
-            return refuse(BlobResponseHead::Missing);
-        }
-    }
     match blobs.complete(&request.hash) {
         Ok(Some(record)) if request.start >= record.size => refuse(BlobResponseHead::Refused),
         Ok(Some(_)) => match blobs.encode_range(&request.hash, request.start, request.len) {
@@ -558,58 +549,5 @@ pub fn encode(blobs: &BlobStore, request: &BlobRequest) -> BlobReply {
             tracing::error!("reading the blob index: {e}");
             refuse(BlobResponseHead::Missing)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use minga_protocol::NewCollection;
-    use minga_protocol::entry::NewEntry;
-    use serde_json::json;
-
-    use super::*;
-    use crate::{Commons, DataDir};
-
-    /// A peer that learnt a private entry's attachment hash gets nothing; a shared entry's
-    /// attachment is served.
-    #[test]
-    fn only_attachments_of_shareable_entries_are_served() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut commons = Commons::open(&DataDir::new(dir.path()), 8 << 20).unwrap();
-        let new = NewCollection {
-            name: "huerta".into(),
-            title: None,
-            description: None,
-            license: None,
-        };
-        commons.create_collection(&new).unwrap();
-        let mut attach = |text: &[u8], private: bool| {
-            let added = commons.blobs().add_reader(text, 1 << 20, |_| {}).unwrap();
-            let new: NewEntry = serde_json::from_value(json!({
-                "collection": "huerta", "kind": "practice", "title": "Abono",
-                "body": "Compost.", "license": "CC0-1.0", "private": private,
-                "attachments": [{"hash": added.hash.to_hex(), "name": "a.txt",
-                                 "mime": "text/plain", "size": added.size}]
-            }))
-            .unwrap();
-            commons.create_entry(&new).unwrap();
-            added.hash
-        };
-        let shared = attach(b"receta compartida", false);
-        let private = attach(b"receta de la abuela", true);
-        let ask = |hash| BlobRequest {
-            hash,
-            start: 0,
-            len: 1 << 20,
-        };
-        let blobs = commons.blobs();
-        assert!(matches!(
-            encode(blobs, &ask(shared)).head,
-            BlobResponseHead::Range { .. }
-        ));
-        assert!(matches!(
-            encode(blobs, &ask(private)).head,
-            BlobResponseHead::Missing
-        ));
     }
 }
