@@ -268,10 +268,12 @@ impl Exchange {
     }
 
     /// Applies what the peer offered, and answers with our heads and what it lacks.
-    async fn answer(&self, offer: Offer) -> Result<Offer, Misbehaved> {
+    async fn answer(&self, mut offer: Offer) -> Result<Offer, Misbehaved> {
         let id = DocumentId::from_bytes(offer.id);
-        self.apply(id, offer.kind, offer.payload.clone(), Spread::Quietly)
-            .await?;
+        // The payload is applied and not needed again: move it rather than copy a whole
+        // document.
+        let payload = std::mem::replace(&mut offer.payload, Payload::Nothing);
+        self.apply(id, offer.kind, payload, Spread::Quietly).await?;
         let held = self
             .shareable(&id, offer.kind)
             .map_err(|e| Misbehaved(e.to_string()))?;
@@ -285,10 +287,10 @@ impl Exchange {
         spread: Spread,
     ) -> Result<Option<Request>, Misbehaved> {
         let mut follow_up = Vec::new();
-        for answer in answers {
+        for mut answer in answers {
             let id = DocumentId::from_bytes(answer.id);
-            self.apply(id, answer.kind, answer.payload.clone(), spread)
-                .await?;
+            let payload = std::mem::replace(&mut answer.payload, Payload::Nothing);
+            self.apply(id, answer.kind, payload, spread).await?;
             if answer.heads.is_empty() {
                 continue;
             }
