@@ -10,7 +10,7 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
 use minga_node::network::blob_codec::{BLOB_PROTOCOL, BlobCodec};
-use minga_node::network::blobs::encode;
+use minga_node::network::blobs::encode_held;
 use minga_node::{BlobStore, Store};
 use minga_protocol::blob::BlobResponseHead;
 
@@ -105,7 +105,7 @@ fn serve(
                         message: request_response::Message::Request { request, channel, .. },
                         ..
                     }) => {
-                        let mut reply = encode(&blobs, &request);
+                        let mut reply = encode_held(&blobs, &request);
                         if let BlobResponseHead::Range { .. } = reply.head
                             && let Some(last) = reply.encoded.last_mut()
                         {

@@ -519,12 +519,23 @@ impl Fetcher {
     }
 }
 
-/// The reply to a peer's request: the range's encoding, or why not.
+/// The reply to a peer's request: the range's encoding, or why not. Only blobs a shareable
+/// entry attaches are served, so a private entry's files stay home even for a peer that
+/// learnt their hash.
 pub fn encode(blobs: &BlobStore, request: &BlobRequest) -> BlobReply {
-    let refuse = |head| BlobReply {
-        head,
-        encoded: Vec::new(),
-    };
+    match blobs.store().is_blob_shareable(&request.hash) {
+        Ok(true) => encode_held(blobs, request),
+        Ok(false) => refuse(BlobResponseHead::Missing),
+        Err(e) => {
+            tracing::error!("reading the blob references: {e}");
+            refuse(BlobResponseHead::Missing)
+        }
+    }
+}
+
+/// The range's encoding of any complete blob held, whatever references it (test harnesses
+/// serve blobs they hold with no entry).
+pub fn encode_held(blobs: &BlobStore, request: &BlobRequest) -> BlobReply {
     if !request.is_valid() {
         return refuse(BlobResponseHead::Refused);
     }
@@ -549,5 +560,65 @@ pub fn encode(blobs: &BlobStore, request: &BlobRequest) -> BlobReply {
             tracing::error!("reading the blob index: {e}");
             refuse(BlobResponseHead::Missing)
         }
+    }
+}
+
+fn refuse(head: BlobResponseHead) -> BlobReply {
+    BlobReply {
+        head,
+        encoded: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use minga_protocol::NewCollection;
+    use minga_protocol::entry::NewEntry;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Commons, DataDir};
+
+    /// A peer that learnt a private entry's attachment hash gets nothing; a shared entry's
+    /// attachment is served.
+    #[test]
+    fn only_attachments_of_shareable_entries_are_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut commons = Commons::open(&DataDir::new(dir.path()), 8 << 20).unwrap();
+        let new = NewCollection {
+            name: "huerta".into(),
+            title: None,
+            description: None,
+            license: None,
+        };
+        commons.create_collection(&new).unwrap();
+        let mut attach = |text: &[u8], private: bool| {
+            let added = commons.blobs().add_reader(text, 1 << 20, |_| {}).unwrap();
+            let new: NewEntry = serde_json::from_value(json!({
+                "collection": "huerta", "kind": "practice", "title": "Abono",
+                "body": "Compost.", "license": "CC0-1.0", "private": private,
+                "attachments": [{"hash": added.hash.to_hex(), "name": "a.txt",
+                                 "mime": "text/plain", "size": added.size}]
+            }))
+            .unwrap();
+            commons.create_entry(&new).unwrap();
+            added.hash
+        };
+        let shared = attach(b"receta compartida", false);
+        let private = attach(b"receta de la abuela", true);
+        let ask = |hash| BlobRequest {
+            hash,
+            start: 0,
+            len: 1 << 20,
+        };
+        let blobs = commons.blobs();
+        assert!(matches!(
+            encode(blobs, &ask(shared)).head,
+            BlobResponseHead::Range { .. }
+        ));
+        assert!(matches!(
+            encode(blobs, &ask(private)).head,
+            BlobResponseHead::Missing
+        ));
     }
 }

@@ -5,7 +5,7 @@
 use minga_protocol::{BlobHash, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
-use super::{Staged, Store, corrupt, json};
+use super::{Staged, Store, corrupt, id_from, json};
 use crate::StoreError;
 
 /// What the store knows of one blob (`h:` hash).
@@ -88,6 +88,21 @@ impl Store {
             .next()
             .transpose()?
             .is_some())
+    }
+
+    /// Whether an entry that may leave the node (not private, every consent given) attaches the
+    /// blob: only such blobs are served to peers, so a private entry's files stay home even
+    /// for a peer that learnt their hash.
+    pub fn is_blob_shareable(&self, hash: &BlobHash) -> Result<bool, StoreError> {
+        let prefix = [b"u:".as_slice(), &hash.0].concat();
+        for key in self.db.scan_prefix(&prefix).keys() {
+            let key = key?;
+            let id = id_from(&key[prefix.len()..])?;
+            if self.entry(&id)?.is_some_and(|entry| entry.is_shareable()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Blobs that lost their last reference (an entry withdrawn or edited) since last collected.
