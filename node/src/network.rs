@@ -22,7 +22,7 @@ pub mod blobs;
 pub mod codec;
 mod exchange;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -52,13 +52,13 @@ use crate::{Handle, Store};
 
 /// How often peers reconcile every collection they share.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
-/// How often a node tells the catalogue topic what it carries.
 /// Every how many periodic checks one is a full reconciliation (so every 5 minutes).
 const FULL_CHECK_EVERY: u64 = 10;
 
 /// Quiet time after the last change of a catch-up before neighbours are offered it.
 const QUIET_AFTER: Duration = Duration::from_secs(2);
 
+/// How often a node tells the catalogue topic what it carries.
 const CATALOGUE_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait between two dials of an unreachable bootstrap peer.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -223,8 +223,11 @@ pub struct Network {
     bootstrap: Vec<(Multiaddr, Instant, Duration)>,
     /// Topics subscribed to.
     topics: BTreeSet<u8>,
-    /// Periodic checks so far, to make every [`FULL_CHECK_EVERY`]th a full reconciliation.
+    /// Periodic checks so far: the first and every [`FULL_CHECK_EVERY`]th after it reconcile
+    /// in full.
     checks: u64,
+    /// Collections whose change-log position at a peer was asked for on this connection.
+    placed: HashSet<(PeerId, DocumentId)>,
     /// Collections a catch-up brought changes to, and when the burst is over: then every
     /// neighbour is offered a reconciliation of them.
     quiet: HashMap<DocumentId, Instant>,
@@ -289,6 +292,7 @@ pub fn start(
         topics: BTreeSet::new(),
         quiet: HashMap::new(),
         checks: 0,
+        placed: HashSet::new(),
         fetcher,
     };
     let net = NetHandle {
@@ -310,7 +314,10 @@ impl Network {
         if self.config.mirror {
             (0..TOPIC_SHARDS).for_each(|shard| self.subscribe_shard(shard));
         }
-        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        let mut reconcile = tokio::time::interval_at(
+            tokio::time::Instant::now() + RECONCILE_EVERY,
+            RECONCILE_EVERY,
+        );
         let mut catalogue = tokio::time::interval(CATALOGUE_EVERY);
         let mut redial = tokio::time::interval(Duration::from_secs(1));
         let mut plan_blobs = tokio::time::interval(blobs::PLAN_EVERY);
@@ -343,7 +350,7 @@ impl Network {
                 self.follow_topic(&collection);
                 let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 for peer in peers {
-                    self.reconcile(peer, collection);
+                    self.catch_up(peer, collection, true);
                 }
             }
             NetCommand::Block(peer) => {
@@ -405,6 +412,7 @@ impl Network {
             } => {
                 self.queued.remove(&peer_id);
                 self.in_flight.remove(&peer_id);
+                self.placed.retain(|(peer, _)| *peer != peer_id);
                 self.status
                     .write()
                     .expect("status lock")
@@ -665,13 +673,15 @@ impl Network {
     }
 
     /// Every [`RECONCILE_EVERY`]: asks each idle peer what changed since (cheap, and it keeps
-    /// the peer's position fresh for the next reconnection), and every [`FULL_CHECK_EVERY`]th
-    /// time reconciles in full, the check that nothing was missed (the side with the smaller
+    /// the peer's position fresh for the next reconnection), and the first time and every
+    /// [`FULL_CHECK_EVERY`]th reconciles in full, the check that nothing was missed (a position
+    /// learnt before a crash cut the sync short included; the side with the smaller
     /// peer id starts it). A peer still busy with syncs is left alone: a second reconciliation
     /// would offer again what is already on its way.
     fn check_peers(&mut self) {
-        self.checks += 1;
+        // The first check is full: it finds what an interrupted first sync left behind.
         let full = self.checks.is_multiple_of(FULL_CHECK_EVERY);
+        self.checks += 1;
         let peers: Vec<PeerId> = self
             .swarm
             .connected_peers()
@@ -707,28 +717,55 @@ impl Network {
         }
     }
 
-    /// On (re)connecting: asks the peer what changed since we last asked, for every collection
-    /// we follow. Where we never asked, we learn its position, and the side with the smaller
-    /// peer id reconciles the collection in full; reconciliation every 30 s checks the rest.
+    /// On (re)connecting: catches up with the peer on every collection we follow.
     fn catch_up_with(&mut self, peer: PeerId) {
         let collections = match self.exchange.store.followed() {
             Ok(followed) => followed,
             Err(e) => return tracing::error!("reading followed collections: {e}"),
         };
         for collection in collections {
-            let known = self
-                .exchange
-                .store
+            self.catch_up(peer, collection, false);
+        }
+    }
+
+    /// Asks the peer what of `collection` changed since we last asked. Where we never asked,
+    /// we learn our position, and the side with the smaller peer id (or we, when `reconcile`)
+    /// reconciles the collection in full; the periodic full check finds what that misses.
+    fn catch_up(&mut self, peer: PeerId, collection: DocumentId, reconcile: bool) {
+        let known = self
+            .exchange
+            .store
+            .peer_seq(&peer.to_string(), &collection)
+            .unwrap_or(None);
+        self.placed.insert((peer, collection));
+        let since = Request::Since {
+            collection: *collection.as_bytes(),
+            since: known.unwrap_or(SINCE_UNKNOWN),
+        };
+        self.send(peer, since, Purpose::Since(collection));
+        if reconcile || (known.is_none() && self.swarm.local_peer_id() < &peer) {
+            self.reconcile(peer, collection);
+        }
+    }
+
+    /// A peer asked about `collection`, so it carries it: if we follow it too and have no
+    /// position in the peer's change log, learn it now, so that the next reconnection asks
+    /// only what changed instead of reconciling in full.
+    fn place_at(&mut self, peer: PeerId, collection: DocumentId) {
+        if !self.placed.insert((peer, collection)) {
+            return;
+        }
+        let store = &self.exchange.store;
+        let unplaced = store.is_followed(&collection).unwrap_or(false)
+            && store
                 .peer_seq(&peer.to_string(), &collection)
-                .unwrap_or(None);
+                .is_ok_and(|known| known.is_none());
+        if unplaced {
             let since = Request::Since {
                 collection: *collection.as_bytes(),
-                since: known.unwrap_or(SINCE_UNKNOWN),
+                since: SINCE_UNKNOWN,
             };
             self.send(peer, since, Purpose::Since(collection));
-            if known.is_none() && self.swarm.local_peer_id() < &peer {
-                self.reconcile(peer, collection);
-            }
         }
     }
 
@@ -803,6 +840,10 @@ impl Network {
         request: Request,
         channel: request_response::ResponseChannel<Response>,
     ) {
+        if let Request::Since { collection, .. } | Request::Reconcile { collection, .. } = &request
+        {
+            self.place_at(peer, DocumentId::from_bytes(*collection));
+        }
         let exchange = self.exchange.clone();
         let work = self.work_tx.clone();
         let permits = Arc::clone(&self.permits);

@@ -4,8 +4,9 @@
 //!
 //! The side that found a document differing (by reconciliation or an announcement) sends an
 //! [`offer`]: its heads, and the whole document if the peer holds none. The peer applies it and
-//! sends an [`answer`]: its heads and the changes the offerer lacks. The offerer applies those and,
-//! if the peer still lacks some of its own changes, sends them in a last offer ([`follow_up`]).
+//! sends an [`answer`]: the changes the offerer lacks, and its heads when it lacks some of the
+//! offerer's. The offerer applies those and, if the peer still lacks some of its own changes,
+//! sends them in a last offer ([`follow_up`]).
 //! At most two round trips, batched over many documents, and only missing changes on the wire.
 //! Applying is the caller's step between these functions: the node does it on its writer
 //! thread, the simulator in place, both through [`SyncDocument::apply`].
@@ -83,19 +84,21 @@ pub fn offer<D: SyncDocument>(
     }
 }
 
-/// The answer to `offer`, once its payload is applied to `held`: our heads, and what the
-/// offerer lacks when we can tell. We cannot when it holds changes we lack (heads we do not
-/// know): then our heads alone let it send what we lack, and the next exchange, knowing its
-/// heads, sends it exactly what it lacks, instead of our whole history now.
+/// The answer to `offer`, once its payload is applied to `held`: what the offerer lacks, and
+/// our heads only when it must send us something back. When it holds changes we lack (heads
+/// we do not know), our heads alone let it send exactly those, instead of our whole history
+/// now. Otherwise it holds exactly our heads once it applies the answer, so they are left out:
+/// 32 bytes a document, most of an answer.
 pub fn answer<D: SyncDocument>(offer: &Offer, held: &Held<D>) -> Offer {
-    let (heads, payload) = held.heads_and(|doc| {
-        let known = offer.heads.iter().all(|h| doc.has_change(h));
-        if !known || doc.heads() == offer.heads {
-            Payload::Nothing
-        } else {
-            doc.payload_for(&offer.heads)
+    let (heads, payload) = match held {
+        Held::Doc(doc) if !offer.heads.iter().all(|h| doc.has_change(h)) => {
+            (doc.heads(), Payload::Nothing)
         }
-    });
+        Held::Doc(doc) if doc.heads() == offer.heads => (Vec::new(), Payload::Nothing),
+        Held::Doc(doc) => (Vec::new(), doc.payload_for(&offer.heads)),
+        Held::Withdrawn(stone) => (Vec::new(), Payload::Tombstone(stone.clone())),
+        Held::Nothing => (Vec::new(), Payload::Nothing),
+    };
     Offer {
         id: offer.id,
         kind: offer.kind,
@@ -104,8 +107,8 @@ pub fn answer<D: SyncDocument>(offer: &Offer, held: &Held<D>) -> Offer {
     }
 }
 
-/// After applying an answer to `held`: a last offer with what the peer still lacks, if any.
-/// Where the peer's heads are not all known here, that is everything not below the known
+/// After applying an answer to `held`: a last offer with what the peer still lacks, if any
+/// (none when the answer left its heads out). Where the peer's heads are not all known here, that is everything not below the known
 /// ones, so that two sides that both changed a document always make progress.
 pub fn follow_up<D: SyncDocument>(answer: &Offer, held: &Held<D>) -> Option<Offer> {
     let Held::Doc(doc) = held else {
