@@ -413,6 +413,7 @@ impl Network {
                 self.queued.remove(&peer_id);
                 self.in_flight.remove(&peer_id);
                 self.placed.retain(|(peer, _)| *peer != peer_id);
+                self.exchange.offered.forget(peer_id);
                 self.status
                     .write()
                     .expect("status lock")
@@ -786,11 +787,15 @@ impl Network {
         }
     }
 
+    /// Offers the documents an announcement showed differing, except those already on their
+    /// way to the peer: a reconnecting node hears announcements its change listing also
+    /// brings, and each would otherwise be answered twice, whole documents included.
     fn sync_with(&mut self, peer: PeerId, to_sync: &ToSync) {
+        let to_sync = self.exchange.offered.claim_sync(peer, to_sync);
         if to_sync.ids.is_empty() {
             return;
         }
-        match self.exchange.offers(to_sync) {
+        match self.exchange.offers(&to_sync) {
             Ok(requests) => requests
                 .into_iter()
                 .for_each(|r| self.send(peer, r, Purpose::Sync(0, Spread::Announce))),
@@ -1059,11 +1064,7 @@ async fn send_offers(
     peer: PeerId,
     to_sync: &ToSync,
 ) {
-    let to_sync = ToSync {
-        ids: exchange.offered.claim(peer, &to_sync.ids),
-        collection: to_sync.collection,
-        they_lack: to_sync.they_lack.clone(),
-    };
+    let to_sync = exchange.offered.claim_sync(peer, to_sync);
     for request in exchange.offer_batches(&to_sync) {
         match request {
             Ok(request) => {

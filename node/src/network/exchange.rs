@@ -72,6 +72,23 @@ impl Offered {
             .collect()
     }
 
+    /// Of the documents in `to_sync`, those not already on their way to `peer`; see
+    /// [`Self::claim`].
+    pub fn claim_sync(&self, peer: PeerId, to_sync: &ToSync) -> ToSync {
+        ToSync {
+            ids: self.claim(peer, &to_sync.ids),
+            collection: to_sync.collection,
+            they_lack: to_sync.they_lack.clone(),
+        }
+    }
+
+    /// The peer is gone: whatever was on its way to it is not, and is offered again on the
+    /// next connection.
+    pub fn forget(&self, peer: PeerId) {
+        let mut offered = self.0.lock().expect("not poisoned");
+        offered.retain(|(to, _), _| *to != peer);
+    }
+
     /// The peer answered for these documents.
     pub fn settle(&self, peer: PeerId, answers: &[Offer]) {
         let mut offered = self.0.lock().expect("not poisoned");
@@ -491,5 +508,12 @@ mod tests {
         };
         offered.settle(peer, &[answer]);
         assert_eq!(offered.claim(peer, &[[1; 16]]), vec![[1; 16]]);
+        offered.forget(peer);
+        assert_eq!(
+            offered.claim(peer, &[[1; 16], [3; 16]]).len(),
+            2,
+            "the peer left"
+        );
+        assert_eq!(offered.claim(other, &[[1; 16]]), Vec::<[u8; 16]>::new());
     }
 }
