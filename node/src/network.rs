@@ -226,7 +226,9 @@ pub struct Network {
     /// Periodic checks so far: the first and every [`FULL_CHECK_EVERY`]th after it reconcile
     /// in full.
     checks: u64,
-    /// Collections whose change-log position at a peer was asked for on this connection.
+    /// Collections a peer asked us about on this connection (so it carries them), and whose
+    /// position in its change log we asked for if we did not know it. Not filled by our own
+    /// catch-up: the peer may refuse that one, not following the collection yet.
     placed: HashSet<(PeerId, DocumentId)>,
     /// Collections a catch-up brought changes to, and when the burst is over: then every
     /// neighbour is offered a reconciliation of them.
@@ -738,7 +740,6 @@ impl Network {
             .store
             .peer_seq(&peer.to_string(), &collection)
             .unwrap_or(None);
-        self.placed.insert((peer, collection));
         let since = Request::Since {
             collection: *collection.as_bytes(),
             since: known.unwrap_or(SINCE_UNKNOWN),
