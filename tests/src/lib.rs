@@ -267,7 +267,8 @@ impl Drop for Node {
 }
 
 /// Deterministic incompressible bytes (xorshift64), as a reader of endless length: the same
-/// seed gives the same bytes, so large test blobs need not be kept anywhere.
+/// seed gives the same bytes, so large test blobs need not be kept anywhere. The seed's lowest
+/// bit is forced on, so seeds `2k` and `2k + 1` give the same bytes.
 #[derive(Debug, Clone)]
 pub struct RandomBytes {
     state: u64,

@@ -198,7 +198,10 @@ fn wait(seconds: u64, what: &str, mut check: impl FnMut() -> Result<bool>) -> Re
 /// returns the collection id and the attachment's hash.
 fn entry_with_attachment(node: &Node, file: &Path) -> Result<(String, String)> {
     let (code, answer) = node.post("/api/v1/collections", r#"{"name": "archivo"}"#);
-    ensure!(code == 201, "creating a collection answered {code}: {answer}");
+    ensure!(
+        code == 201,
+        "creating a collection answered {code}: {answer}"
+    );
     let collection = answer["id"].as_str().context("a collection id")?.to_owned();
     let id = cli_ok(
         &node.dir,

@@ -133,9 +133,14 @@ fn main() -> Result<()> {
     let mut node = Node::start(&source);
     let collections: Vec<String> = (0..args.collections)
         .map(|i| {
-            let (code, answer) =
-                node.post("/api/v1/collections", &json!({"name": format!("bench {i}")}).to_string());
-            ensure!(code == 201, "creating a collection answered {code}: {answer}");
+            let (code, answer) = node.post(
+                "/api/v1/collections",
+                &json!({"name": format!("bench-{i}")}).to_string(),
+            );
+            ensure!(
+                code == 201,
+                "creating a collection answered {code}: {answer}"
+            );
             Ok(answer["id"].as_str().context("a collection id")?.to_owned())
         })
         .collect::<Result<_>>()?;
@@ -173,7 +178,9 @@ fn main() -> Result<()> {
         ),
     ];
     for (name, scope, carried) in scopes {
-        let bundle = root.path().join(format!("{}.minga", name.replace(' ', "-")));
+        let bundle = root
+            .path()
+            .join(format!("{}.minga", name.replace(' ', "-")));
         eprintln!("exporting {name}; load average {}", load_average());
         let mut export_args = vec!["export".to_owned()];
         export_args.extend(scope);
@@ -188,7 +195,9 @@ fn main() -> Result<()> {
             "the export carried {} and not {carried:?}",
             export.summary
         );
-        let target = root.path().join(format!("import-{}", name.replace(' ', "-")));
+        let target = root
+            .path()
+            .join(format!("import-{}", name.replace(' ', "-")));
         std::fs::create_dir(&target)?;
         eprintln!("importing {name}; load average {}", load_average());
         let first_part = export.summary["parts"][0]
@@ -226,7 +235,7 @@ fn upload_blobs(node: &Node, args: &Args) -> Result<Vec<Value>> {
     let each = args.blob_bytes / args.blobs.max(1) as u64;
     (0..args.blobs)
         .map(|i| {
-            let body = RandomBytes::new(1000 + i as u64).take(each);
+            let body = RandomBytes::new(1001 + 2 * i as u64).take(each);
             let response = ureq::post(&format!("{}/api/v1/blobs", node.api.base))
                 .set("Content-Length", &each.to_string())
                 .send(body)
@@ -266,8 +275,8 @@ fn write_entries(
                         if i >= args.entries {
                             return Ok(());
                         }
-                        let blob = (i % stride == 0 && i / stride < attachments.len())
-                            .then(|| i / stride);
+                        let blob =
+                            (i % stride == 0 && i / stride < attachments.len()).then(|| i / stride);
                         let c = blob.unwrap_or(i) % collections.len();
                         let mut entry = practice(1, i as u64, &collections[c]);
                         if let Some(j) = blob {
