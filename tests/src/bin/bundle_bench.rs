@@ -275,8 +275,8 @@ fn write_entries(
                         if i >= args.entries {
                             return Ok(());
                         }
-                        let blob =
-                            (i % stride == 0 && i / stride < attachments.len()).then(|| i / stride);
+                        let blob = (i.is_multiple_of(stride) && i / stride < attachments.len())
+                            .then(|| i / stride);
                         let c = blob.unwrap_or(i) % collections.len();
                         let mut entry = practice(1, i as u64, &collections[c]);
                         if let Some(j) = blob {
@@ -301,7 +301,7 @@ fn write_entries(
                             carried[c].blob_bytes += attachments[j]["size"].as_u64().unwrap_or(0);
                         }
                         let done = progress.fetch_add(1, Ordering::Relaxed) + 1;
-                        if done % 1000 == 0 {
+                        if done.is_multiple_of(1000) {
                             eprintln!("  {done} entries");
                         }
                     }
