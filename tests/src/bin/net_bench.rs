@@ -22,6 +22,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use minga_protocol::automerge::Automerge;
 use minga_protocol::signing::NONCE_LEN;
 use minga_protocol::{AuthorKey, DocumentId, EntryPatch, NewEntry, entry};
+use minga_tests::procfs::{cpu_time, load_average, peak_rss};
 use minga_tests::{Api, Node, minga_bin};
 use serde_json::{Value, json};
 
@@ -164,8 +165,7 @@ fn catch_up(args: &Args, table: &mut Table) -> Result<()> {
 
     // ---- full sync to an empty peer ----
     eprintln!("B follows the collection and syncs from scratch …");
-    let ticks = clock_ticks();
-    let a_cpu = cpu_time(a.pid(), ticks)?;
+    let a_cpu = cpu_time(a.pid())?;
     let spawned = Instant::now();
     let mut b = Node::start_with(dirs[1].path(), &["--bootstrap", &a.p2p_addr()]);
     follow(&b, &collection)?;
@@ -186,8 +186,8 @@ fn catch_up(args: &Args, table: &mut Table) -> Result<()> {
     )?;
     let full_time = spawned.elapsed();
     let full_wire = wire(&b)?;
-    let a_cpu = cpu_time(a.pid(), ticks)? - a_cpu;
-    let b_cpu = cpu_time(b.pid(), ticks)?;
+    let a_cpu = cpu_time(a.pid())? - a_cpu;
+    let b_cpu = cpu_time(b.pid())?;
     table.row(
         &format!("full sync of {n} entries to an empty peer: time"),
         format!(
@@ -718,54 +718,6 @@ fn tempdir(args: &Args, name: &str) -> Result<tempfile::TempDir> {
         eprintln!("  data dir kept: {}", dir.path().display());
     }
     Ok(dir)
-}
-
-/// Peak resident set (VmHWM) of a process, bytes.
-fn peak_rss(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmHWM in {path}"))?;
-    Ok(kib * 1024)
-}
-
-/// Clock ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`, 100 on Linux).
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// CPU time (user + system) a process has used, from `/proc/PID/stat`.
-fn cpu_time(pid: u32, ticks: f64) -> Result<Duration> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // Fields after the command name, which may hold spaces and ends at the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let fields: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    ensure!(fields.len() == 2, "no utime and stime in {path}");
-    Ok(Duration::from_secs_f64((fields[0] + fields[1]) / ticks))
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 // ---- the floor: the same documents and changes, built locally ----

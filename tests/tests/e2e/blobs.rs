@@ -5,24 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use minga_tests::blob_peer::LyingBlobPeer;
-use minga_tests::{Node, cli, cli_ok, wait_until};
+use minga_tests::{Node, cli, cli_ok, random_bytes, wait_until};
 use serde_json::{Value, json};
 
 const MIB: u64 = 1024 * 1024;
-
-/// Deterministic incompressible bytes (xorshift).
-fn random_bytes(size: u64, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut bytes = Vec::with_capacity(size as usize + 8);
-    while (bytes.len() as u64) < size {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    bytes.truncate(size as usize);
-    bytes
-}
 
 fn node_with(dir: &Path, peers: &[&str], extra: &[&str]) -> Node {
     let mut args: Vec<&str> = Vec::new();
