@@ -235,6 +235,8 @@ pub struct Network {
     quiet: HashMap<DocumentId, Instant>,
     /// Blob downloads and uploads (`/minga/blob/1`).
     fetcher: Fetcher,
+    /// Sync requests sent, for `/metrics` (benchmarks count round trips with it).
+    requests_sent: Counter,
 }
 
 /// Builds the swarm and starts listening; returns the task to run and its handle.
@@ -254,6 +256,12 @@ pub fn start(
         "minga_documents_received",
         "Documents changed by a peer's sync payload",
         received.clone(),
+    );
+    let requests_sent = Counter::default();
+    registry.register(
+        "minga_sync_requests_sent",
+        "Requests sent on /minga/sync/1, each answered by one response: round trips begun",
+        requests_sent.clone(),
     );
     for addr in &config.listen {
         swarm.listen_on(addr.clone())?;
@@ -296,6 +304,7 @@ pub fn start(
         checks: 0,
         placed: HashSet::new(),
         fetcher,
+        requests_sent,
     };
     let net = NetHandle {
         status,
@@ -818,6 +827,7 @@ impl Network {
             return;
         }
         *in_flight += 1;
+        self.requests_sent.inc();
         let id = self
             .swarm
             .behaviour_mut()

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod blob_peer;
+pub mod content;
 pub mod demo;
 pub mod hostile;
-pub mod practice;
+pub mod measure;
 pub mod procfs;
 
 /// The `minga` binary under test: `$MINGA_BIN`, or the workspace's, built once per test run in

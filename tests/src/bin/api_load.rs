@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use minga_tests::practice::practice;
+use minga_tests::content::practice;
 use minga_tests::procfs::clock_ticks;
 use minga_tests::{Node, minga_bin};
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use minga_tests::practice::practice;
+use minga_tests::content::practice;
 use minga_tests::procfs::{RssSampler, load_average};
 use minga_tests::{Node, RandomBytes, minga_bin};
 use serde_json::{Value, json};

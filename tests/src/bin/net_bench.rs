@@ -14,16 +14,19 @@
 //! written by a local key (only the actor id, the author key and the timestamps differ from the
 //! node's, a few bytes per document). Prints progress on stderr and a Markdown table on stdout.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use minga_protocol::automerge::Automerge;
 use minga_protocol::signing::NONCE_LEN;
 use minga_protocol::{AuthorKey, DocumentId, EntryPatch, NewEntry, entry};
+use minga_tests::content::{self, practice};
+use minga_tests::measure::{
+    create_collection, create_entries, entries_on, follow, kb, listen_addr, mb, mib, secs, settle,
+    wait_for, wire,
+};
 use minga_tests::procfs::{cpu_time, load_average, peak_rss};
-use minga_tests::{Api, Node, minga_bin};
+use minga_tests::{Node, minga_bin};
 use serde_json::{Value, json};
 
 const USAGE: &str =
@@ -148,7 +151,7 @@ fn catch_up(args: &Args, table: &mut Table) -> Result<()> {
         args.clients
     );
     let written = Instant::now();
-    let ids = create_entries(&a.api, &collection, args, 0..n)?;
+    let ids = create_entries(&a.api, &collection, args.seed, args.clients, false, 0..n)?;
     let write_time = written.elapsed();
     table.row(
         "entries in the collection (bodies 0.5–5 KiB)",
@@ -257,10 +260,7 @@ fn catch_up(args: &Args, table: &mut Table) -> Result<()> {
         let (status, current) = a.get(&format!("/api/v1/entries/{id}"));
         ensure!(status == 200, "GET {id} on A answered {status}: {current}");
         let body = current["body"].as_str().context("a body")?;
-        let mut rng = Rng::new(args.seed ^ 0xED17, k as u64);
-        let mut addition = String::new();
-        sentence(&mut rng, &mut addition);
-        let new_body = format!("{body}\n\n{}", addition.trim_end());
+        let new_body = content::small_edit(args.seed, k as u64, body);
         let patch = json!({ "body": new_body }).to_string();
         edit_json += patch.len();
         let (status, answer) = a.patch(&format!("/api/v1/entries/{id}"), &patch);
@@ -269,7 +269,14 @@ fn catch_up(args: &Args, table: &mut Table) -> Result<()> {
         edited.push((id.clone(), body.to_owned()));
         edit_floor += floor.edit_size(&practice(args.seed, i as u64, &collection), &new_body)?;
     }
-    let added = create_entries(&a.api, &collection, args, n..n + ADDITIONS)?;
+    let added = create_entries(
+        &a.api,
+        &collection,
+        args.seed,
+        args.clients,
+        false,
+        n..n + ADDITIONS,
+    )?;
     let mut added_floor = 0;
     let mut added_json = 0;
     for i in n..n + ADDITIONS {
@@ -442,7 +449,14 @@ fn latency(args: &Args, table: &mut Table) -> Result<()> {
     follow(&b, &collection)?;
     follow(&c, &collection)?;
     // A first entry lets the collection reach C and the gossip meshes form.
-    let warm = create_entries(&a.api, &collection, args, 1_000_000..1_000_001)?;
+    let warm = create_entries(
+        &a.api,
+        &collection,
+        args.seed,
+        args.clients,
+        false,
+        1_000_000..1_000_001,
+    )?;
     wait_for(
         Duration::from_secs(120),
         "the first entry on C",
@@ -510,7 +524,9 @@ fn idle(args: &Args, table: &mut Table) -> Result<()> {
         create_entries(
             &hub.api,
             &id,
-            args,
+            args.seed,
+            args.clients,
+            false,
             first as usize..first as usize + IDLE_ENTRIES_EACH,
         )?;
         collections.push(id);
@@ -580,134 +596,6 @@ fn idle(args: &Args, table: &mut Table) -> Result<()> {
 }
 
 // ---- nodes and the API ----
-
-/// Sent and received bytes of a node's transport.
-#[derive(Clone, Copy)]
-struct Wire {
-    sent: u64,
-    received: u64,
-}
-
-impl Wire {
-    fn total(self) -> u64 {
-        self.sent + self.received
-    }
-}
-
-fn wire(node: &Node) -> Result<Wire> {
-    let (status, body) = node.get("/api/v1/status");
-    ensure!(status == 200, "status answered {status}: {body}");
-    Ok(Wire {
-        sent: body["bytes_sent"].as_u64().context("bytes_sent")?,
-        received: body["bytes_received"].as_u64().context("bytes_received")?,
-    })
-}
-
-fn entries_on(node: &Node) -> Result<u64> {
-    let (status, body) = node.get("/api/v1/status");
-    ensure!(status == 200, "status answered {status}: {body}");
-    body["entries"].as_u64().context("entries in the status")
-}
-
-fn create_collection(node: &Node, name: &str) -> Result<String> {
-    let (status, body) = node.post("/api/v1/collections", &json!({ "name": name }).to_string());
-    ensure!(
-        status == 201,
-        "creating a collection answered {status}: {body}"
-    );
-    Ok(body["id"].as_str().context("collection id")?.to_owned())
-}
-
-fn follow(node: &Node, collection: &str) -> Result<()> {
-    let (status, body) = node.post(&format!("/api/v1/collections/{collection}/follow"), "");
-    ensure!(status == 200, "follow answered {status}: {body}");
-    Ok(())
-}
-
-/// The address a node listens on, without its peer id, to restart it on the same port.
-fn listen_addr(node: &Node) -> String {
-    let addr = node.p2p_addr();
-    addr.split("/p2p/").next().unwrap_or(&addr).to_owned()
-}
-
-/// Creates practices number `range` through `POST /api/v1/entries` from `args.clients`
-/// threads; answers their ids in order.
-fn create_entries(
-    api: &Api,
-    collection: &str,
-    args: &Args,
-    range: std::ops::Range<usize>,
-) -> Result<Vec<String>> {
-    let count = range.len();
-    let ids = Mutex::new(vec![String::new(); count]);
-    let next = AtomicUsize::new(0);
-    let step = (count / 10).max(1);
-    let started = Instant::now();
-    std::thread::scope(|scope| -> Result<()> {
-        let workers: Vec<_> = (0..args.clients.min(count))
-            .map(|_| {
-                let api = Api::new(api.base.clone());
-                let (ids, next) = (&ids, &next);
-                scope.spawn(move || -> Result<()> {
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        if k >= count {
-                            return Ok(());
-                        }
-                        let i = (range.start + k) as u64;
-                        let new = practice(args.seed, i, collection).to_string();
-                        let (status, answer) = api.post("/api/v1/entries", &new);
-                        ensure!(status == 201, "entry {i}: POST answered {status}: {answer}");
-                        let id = answer["id"].as_str().context("the new id")?.to_owned();
-                        ids.lock().map_err(|_| anyhow!("ids lock"))?[k] = id;
-                        if count >= 1000 && (k + 1) % step == 0 {
-                            eprintln!("  {} entries, {:.0} s", k + 1, secs(started.elapsed()));
-                        }
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker
-                .join()
-                .map_err(|_| anyhow!("a client thread panicked"))??;
-        }
-        Ok(())
-    })?;
-    ids.into_inner().map_err(|_| anyhow!("ids lock"))
-}
-
-/// Polls `done` every `every` until it answers true, printing `progress` every 10 s.
-fn wait_for(
-    timeout: Duration,
-    what: &str,
-    every: Duration,
-    mut done: impl FnMut() -> Result<bool>,
-    mut progress: impl FnMut() -> Result<String>,
-) -> Result<()> {
-    let started = Instant::now();
-    let mut shown = Instant::now();
-    while !done()? {
-        if started.elapsed() > timeout {
-            bail!(
-                "timed out after {:.0} s waiting for {what}: {}",
-                secs(timeout),
-                progress()?
-            );
-        }
-        if shown.elapsed() >= Duration::from_secs(10) {
-            eprintln!("  {:.0} s: {}", secs(started.elapsed()), progress()?);
-            shown = Instant::now();
-        }
-        std::thread::sleep(every);
-    }
-    Ok(())
-}
-
-/// Lets the last exchanges finish.
-fn settle() {
-    std::thread::sleep(Duration::from_secs(2));
-}
 
 fn tempdir(args: &Args, name: &str) -> Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new()
@@ -790,201 +678,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank - 1]
 }
 
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn kb(bytes: u64) -> String {
-    format!("{:.1} KB", bytes as f64 / 1000.0)
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.2} MB", bytes as f64 / 1_000_000.0)
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-// ---- content: a seeded generator of realistic practices ----
-
-/// xorshift64*: small, fast, and the same sequence on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64, stream: u64) -> Rng {
-        // splitmix64 of (seed, stream), never zero.
-        let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.range(0, items.len() - 1)]
-    }
-}
-
-const VERBS: &[&str] = &[
-    "Cómo preparar",
-    "Sembrar",
-    "Cuidar",
-    "Cosechar",
-    "Guardar",
-    "Proteger",
-    "Recuperar",
-    "Multiplicar",
-];
-const OBJECTS: &[&str] = &[
-    "abono de lombriz",
-    "semillas de quinua",
-    "papa nativa",
-    "maíz morocho",
-    "chochos",
-    "bocashi",
-    "purín de ortiga",
-    "biol",
-    "oca y mashua",
-    "plantas medicinales",
-];
-const PLACES: &[&str] = &[
-    "Otavalo",
-    "Cotacachi",
-    "Guamote",
-    "Saraguro",
-    "Colta",
-    "Zumbahua",
-    "Cayambe",
-    "Alausí",
-];
-const TAGS: &[&str] = &[
-    "suelo", "abono", "semillas", "agua", "riego", "heladas", "plagas", "quinua", "papa", "maíz",
-    "cosecha", "huerto",
-];
-const SUBJECTS: &[&str] = &[
-    "La tierra",
-    "El abono",
-    "La semilla",
-    "El agua",
-    "La comunidad",
-    "La abuela",
-    "La helada",
-    "La lombriz",
-    "La cosecha",
-    "El surco",
-];
-const PREDICATES: &[&str] = &[
-    "necesita descansar después de cada ciclo",
-    "se prepara mejor con materiales de la propia finca",
-    "debe revisarse cada semana, sobre todo en verano",
-    "cambia según la altura y el tipo de suelo",
-    "se comparte en la minga de los sábados",
-    "aguanta mejor cuando se cubre con paja",
-    "da más cuando se siembra en asociación con otras plantas",
-    "se guarda en un lugar seco, oscuro y ventilado",
-    "pierde fuerza si se deja al sol",
-    "era parte del calendario de nuestros mayores",
-];
-
-fn sentence(rng: &mut Rng, out: &mut String) {
-    out.push_str(rng.pick(SUBJECTS));
-    out.push(' ');
-    out.push_str(rng.pick(PREDICATES));
-    out.push_str(". ");
-}
-
-/// A Markdown body of `target` bytes or a sentence more: materials, steps and paragraphs.
-fn markdown(rng: &mut Rng, target: usize) -> String {
-    let mut out = String::with_capacity(target + 200);
-    out.push_str("## Lo que se necesita\n\n");
-    for _ in 0..rng.range(2, 4) {
-        out.push_str("- ");
-        out.push_str(rng.pick(OBJECTS));
-        out.push('\n');
-    }
-    out.push_str("\n## Cómo se hace\n\n");
-    let mut step = 1;
-    while out.len() < target {
-        if step <= 6 && rng.range(0, 1) == 0 {
-            out.push_str(&format!("{step}. "));
-            sentence(rng, &mut out);
-            out.push('\n');
-            step += 1;
-        } else {
-            out.push('\n');
-            for _ in 0..rng.range(2, 5) {
-                sentence(rng, &mut out);
-            }
-            out.push_str("\n\n");
-        }
-    }
-    out
-}
-
-/// Practice number `i`: the same for a given seed, whichever thread sends it.
-fn practice(seed: u64, i: u64, collection: &str) -> Value {
-    let mut rng = Rng::new(seed, i);
-    let title = format!(
-        "{} {} ({}, {i})",
-        rng.pick(VERBS),
-        rng.pick(OBJECTS),
-        rng.pick(PLACES)
-    );
-    // 0.5–5 KiB once the last paragraph is in.
-    let target = rng.range(512, 5 * 1024 - 600);
-    let body = markdown(&mut rng, target);
-    let mut tags: Vec<&str> = Vec::with_capacity(3);
-    let wanted = rng.range(1, 3);
-    while tags.len() < wanted {
-        let tag = rng.pick(TAGS);
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    json!({
-        "collection": collection,
-        "kind": "practice",
-        "title": title,
-        "body": body,
-        "license": "CC-BY-SA-4.0",
-        "lang": "es",
-        "tags": tags,
-        "place": rng.pick(PLACES),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn practices_are_seeded_and_sized() {
-        assert_eq!(practice(7, 42, "c"), practice(7, 42, "c"));
-        assert_ne!(practice(7, 42, "c"), practice(7, 43, "c"));
-        for i in 0..2000 {
-            let p = practice(1, i, "c");
-            let body = p["body"].as_str().expect("a body");
-            assert!(
-                (512..=5 * 1024).contains(&body.len()),
-                "body of {} bytes",
-                body.len()
-            );
-        }
-    }
 }

@@ -1,5 +1,7 @@
-//! A seeded generator of realistic practices (Spanish Markdown bodies of 0.5–5 KiB, tags, a
-//! place), shared by the load benchmarks so every run sends the same bytes.
+//! The seeded generator of realistic practices that the load and network benchmarks share, so
+//! every benchmark (and the side-by-side one against samod) syncs the same kind of content:
+//! Spanish titles, Markdown bodies of 0.5–5 KiB with lists, steps and paragraphs, 1–3 tags, a
+//! place, and 1–3 edit sessions per entry.
 
 use serde_json::{Value, json};
 
@@ -7,7 +9,7 @@ use serde_json::{Value, json};
 struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64, stream: u64) -> Rng {
+    pub fn new(seed: u64, stream: u64) -> Rng {
         // splitmix64 of (seed, stream), never zero.
         let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -15,7 +17,7 @@ impl Rng {
         Rng((z ^ (z >> 31)) | 1)
     }
 
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -23,11 +25,11 @@ impl Rng {
     }
 
     /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
         lo + (self.next() % (hi - lo + 1) as u64) as usize
     }
 
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.range(0, items.len() - 1)]
     }
 }
@@ -144,6 +146,7 @@ const CONNECTORS: &[&str] = &[
     "Así",
 ];
 
+/// One sentence, with its full stop and a space.
 fn sentence(rng: &mut Rng, out: &mut String) {
     if rng.range(0, 2) == 0 {
         out.push_str(rng.pick(CONNECTORS));
@@ -199,7 +202,8 @@ fn markdown(rng: &mut Rng, target: usize) -> String {
     out
 }
 
-/// Practice number `i` of the run: the same for a given seed, whichever thread sends it.
+/// Practice number `i` of a run as the JSON of `POST /api/v1/entries`: the same for a given
+/// seed, whichever thread sends it.
 pub fn practice(seed: u64, i: u64, collection: &str) -> Value {
     let mut rng = Rng::new(seed, i);
     let title = format!(
@@ -232,12 +236,44 @@ pub fn practice(seed: u64, i: u64, collection: &str) -> Value {
     })
 }
 
+/// The bodies of practice `i`'s later edit sessions, in order: none, one or two (so 1–3 sessions
+/// with the creation), each appending a short paragraph to the body before it.
+pub fn later_sessions(seed: u64, i: u64, body: &str) -> Vec<String> {
+    let mut rng = Rng::new(seed ^ 0x5E55_1015, i);
+    let sessions = rng.range(0, 2);
+    let mut bodies = Vec::with_capacity(sessions);
+    let mut current = body.to_owned();
+    for _ in 0..sessions {
+        current = edited_body(&mut rng, &current);
+        bodies.push(current.clone());
+    }
+    bodies
+}
+
+/// `body` with one more sentence, as the benchmarks' small edits make it.
+pub fn small_edit(seed: u64, k: u64, body: &str) -> String {
+    let mut rng = Rng::new(seed ^ 0xED17, k);
+    let mut addition = String::new();
+    sentence(&mut rng, &mut addition);
+    format!("{body}\n\n{}", addition.trim_end())
+}
+
+fn edited_body(rng: &mut Rng, body: &str) -> String {
+    let mut paragraph = String::new();
+    for _ in 0..rng.range(1, 3) {
+        sentence(rng, &mut paragraph);
+    }
+    format!("{}\n\n{}\n", body.trim_end(), paragraph.trim_end())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn practices_are_seeded_and_sized() {
+        assert_eq!(later_sessions(7, 42, "b"), later_sessions(7, 42, "b"));
+        assert_eq!(small_edit(7, 1, "b"), small_edit(7, 1, "b"));
         assert_eq!(practice(7, 42, "c"), practice(7, 42, "c"));
         assert_ne!(practice(7, 42, "c"), practice(7, 43, "c"));
         for i in 0..2000 {
@@ -250,6 +286,9 @@ mod tests {
             );
             let tags = p["tags"].as_array().expect("tags").len();
             assert!((1..=3).contains(&tags));
+            let later = later_sessions(1, i, body);
+            assert!(later.len() <= 2);
+            assert!(later.iter().all(|b| b.len() > body.len()));
         }
     }
 }
