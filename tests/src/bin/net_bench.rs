@@ -29,6 +29,10 @@ use minga_tests::procfs::{cpu_time, load_average, peak_rss};
 use minga_tests::{Node, minga_bin};
 use serde_json::{Value, json};
 
+/// How long B stays up and level before the catch-up's downtime: past the first periodic
+/// check of both nodes.
+const LEVEL_FOR: Duration = Duration::from_secs(35);
+
 const USAGE: &str =
     "usage: net_bench [--entries N] [--seed S] [--clients C] [--idle-secs T] [--keep]
 
@@ -246,7 +250,11 @@ fn catch_up(args: &Args, table: &mut Table) -> Result<()> {
     );
 
     // ---- catch-up after downtime ----
-    settle();
+    // B stays up, level, past one periodic check (30 s) before it goes down, as a node does
+    // between two trips: each side's position in the other's change log is then current. A
+    // node stopped sooner is told back, on reconnecting, the ids it received (33 B each).
+    eprintln!("B level; waiting {} s past a periodic check …", LEVEL_FOR.as_secs());
+    std::thread::sleep(LEVEL_FOR);
     let b_listen = listen_addr(&b);
     ensure!(b.stop(), "B did not exit cleanly on SIGTERM");
     drop(b);
