@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod blob_peer;
+pub mod cdp;
 pub mod demo;
+pub mod generate;
 pub mod hostile;
 
 /// The `minga` binary under test: `$MINGA_BIN`, or the workspace's, built once per test run in
@@ -74,6 +76,8 @@ pub struct Api {
     /// `http://HOST:PORT`
     pub base: String,
     agent: ureq::Agent,
+    /// Sent as `X-Contributor-Code` with every request, for a node that listens on the LAN.
+    code: Option<String>,
 }
 
 impl Api {
@@ -84,7 +88,14 @@ impl Api {
         Api {
             base: base.into(),
             agent,
+            code: None,
         }
+    }
+
+    /// The same client, writing with the operator's contributor code.
+    pub fn with_contributor_code(mut self, code: &str) -> Api {
+        self.code = Some(code.to_owned());
+        self
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
@@ -105,7 +116,10 @@ impl Api {
 
     /// Sends a request; answers (status, JSON body or Null). Transport errors are status 0.
     pub fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let request = self.agent.request(method, &format!("{}{path}", self.base));
+        let mut request = self.agent.request(method, &format!("{}{path}", self.base));
+        if let Some(code) = &self.code {
+            request = request.set("X-Contributor-Code", code);
+        }
         let response = match body {
             Some(body) => request
                 .set("Content-Type", "application/json")
