@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use minga_tests::generate::practice;
 use minga_tests::{Node, minga_bin};
-use serde_json::{Value, json};
 
 const USAGE: &str = "usage: api_load [--entries N] [--clients C] [--seed S] [--node-arg ARG]...
 
