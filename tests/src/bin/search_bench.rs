@@ -208,10 +208,10 @@ fn main() -> Result<()> {
             ms(percentile(&common, 95.0))
         ),
     ));
-    let memory = memory("self")?;
+    let held = memory("self")?;
     rows.push((
         "bench process memory after the searches (store + index)".into(),
-        memory,
+        held,
     ));
     drop(index);
     drop(store);
