@@ -140,8 +140,14 @@ fn a_phone_browser_searches_and_reads_an_entry() {
         shown.contains(r#"<img src="/thumbnails/640/"#),
         "the photo: {shown}"
     );
-    let loaded_photo =
-        browser.eval("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)");
+    // Scrolled to, the lazy image loads: resolve once it has (or has failed).
+    let loaded_photo = browser.eval(
+        "new Promise(done => { const i = document.querySelector('figure img'); \
+         i.scrollIntoView(); \
+         if (i.complete) { done(i.naturalWidth > 0); return; } \
+         i.addEventListener('load', () => done(i.naturalWidth > 0)); \
+         i.addEventListener('error', () => done(false)); })",
+    );
     assert_eq!(loaded_photo, true, "the photo's thumbnail did not load");
     browser.screenshot(&artefacts.join("new-entry.png"));
 
