@@ -406,7 +406,7 @@ async fn read_entry_form(
     state: &AppState,
     headers: &HeaderMap,
     request: Request,
-) -> Result<(EntryForm, Vec<Attachment>), (EntryForm, Refused)> {
+) -> Result<(EntryForm, Vec<Attachment>), Box<(EntryForm, Refused)>> {
     let mut form = EntryForm::default();
     let multipart = headers
         .get(header::CONTENT_TYPE)
@@ -415,13 +415,13 @@ async fn read_entry_form(
     if !multipart {
         let body = match axum::body::to_bytes(request.into_body(), MAX_REQUEST_BYTES).await {
             Ok(body) => body,
-            Err(e) => return Err((form, Error::TooLarge(e.to_string()).into())),
+            Err(e) => return Err(Box::new((form, Error::TooLarge(e.to_string()).into()))),
         };
         let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
             Ok(pairs) => pairs,
             Err(e) => {
                 let error = Error::BadRequest(format!("invalid form: {e}"));
-                return Err((form, error.into()));
+                return Err(Box::new((form, error.into())));
             }
         };
         for (name, value) in pairs {
@@ -431,7 +431,7 @@ async fn read_entry_form(
     }
     let mut parts = match Multipart::from_request(request, state).await {
         Ok(parts) => parts,
-        Err(e) => return Err((form, Error::BadRequest(e.body_text()).into())),
+        Err(e) => return Err(Box::new((form, Error::BadRequest(e.body_text()).into()))),
     };
     let mut files = Vec::new();
     let mut text_bytes = 0;
@@ -439,7 +439,7 @@ async fn read_entry_form(
         let field = match parts.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(e) => return Err((form, Error::BadRequest(e.body_text()).into())),
+            Err(e) => return Err(Box::new((form, Error::BadRequest(e.body_text()).into()))),
         };
         let name = field.name().unwrap_or("").to_owned();
         let chosen = field.file_name().map(file_name);
@@ -452,15 +452,15 @@ async fn read_entry_form(
                         status: StatusCode::FORBIDDEN,
                         message: String::new(),
                     };
-                    return Err((form, refused));
+                    return Err(Box::new((form, refused)));
                 }
                 if files.len() == MAX_FILES {
                     let error = Error::BadRequest(format!("at most {MAX_FILES} files at once"));
-                    return Err((form, error.into()));
+                    return Err(Box::new((form, error.into())));
                 }
                 let added = match crate::api::blobs::receive(state, field).await {
                     Ok(added) => added,
-                    Err(error) => return Err((form, error.into())),
+                    Err(error) => return Err(Box::new((form, error.into()))),
                 };
                 if added.size > 0 {
                     files.push(Attachment {
@@ -482,12 +482,14 @@ async fn read_entry_form(
                                 let error = Error::TooLarge(format!(
                                     "the form's text is over {MAX_REQUEST_BYTES} bytes"
                                 ));
-                                return Err((form, error.into()));
+                                return Err(Box::new((form, error.into())));
                             }
                             value.extend_from_slice(&chunk);
                         }
                         Ok(None) => break,
-                        Err(e) => return Err((form, Error::BadRequest(e.body_text()).into())),
+                        Err(e) => {
+                            return Err(Box::new((form, Error::BadRequest(e.body_text()).into())));
+                        }
                     }
                 }
                 form.set(&name, String::from_utf8_lossy(&value).into_owned());
@@ -561,7 +563,7 @@ pub(super) async fn create_entry(
             }
         }
         Ok((form, _)) => (form, expired()),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     };
     refuse(&state, &frame, &headers, &target, &form, refused)
 }
@@ -624,7 +626,7 @@ pub(super) async fn edit_entry(
             }
         }
         Ok((form, _)) => (form, expired()),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     };
     refuse(&state, &frame, &headers, &target, &form, refused)
 }
