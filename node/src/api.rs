@@ -21,8 +21,9 @@ use crate::queries::{self, ListParams};
 use crate::{BlobLimits, BlobStore, Error, Handle, Store};
 
 pub mod access;
-mod blobs;
+pub(crate) mod blobs;
 mod export;
+mod openapi;
 
 /// Largest request body: an entry's document is at most 1 MiB, and JSON escaping adds to it.
 pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
@@ -78,10 +79,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/entries/{id}",
             get(get_entry).patch(patch_entry).delete(delete_entry),
         )
+        .route("/api/v1/entries/{id}/history", get(entry_history))
         .route("/api/v1/bundles/export", post(export_bundle))
         .route("/api/v1/bundles/import", post(import_bundle))
         .route("/api/v1/blobs", get(blobs::list).post(blobs::add))
         .route("/api/v1/blobs/{hash}", get(blobs::get))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -160,10 +163,12 @@ fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
         .map_err(|e| Error::BadRequest(format!("invalid query: {e}")).into())
 }
 
+#[utoipa::path(get, path = "/api/v1/status", tag = "node", responses((status = 200, description = "{peer_id, version, collections, entries, peers, listen, bytes_sent, bytes_received, blobs}")))]
 async fn status(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(state.status()?).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/peers", tag = "network", responses((status = 200, description = "{peers: [{peer_id, addresses, last_seen}]}")))]
 async fn peers(State(state): State<AppState>) -> Response {
     let net = state.net.status.read().expect("status lock");
     let peers: Vec<_> = net
@@ -176,6 +181,7 @@ async fn peers(State(state): State<AppState>) -> Response {
     Json(json!({"peers": peers})).into_response()
 }
 
+#[utoipa::path(post, path = "/api/v1/peers/{peer}/block", tag = "network", params(("peer" = String, Path, description = "A libp2p peer id")), responses((status = 200, description = "{blocked: true}"), (status = 400, description = "not a peer id")))]
 async fn block(State(state): State<AppState>, Path(peer): Path<String>) -> ApiResult<Response> {
     let peer_id: PeerId = peer
         .parse()
@@ -186,6 +192,7 @@ async fn block(State(state): State<AppState>, Path(peer): Path<String>) -> ApiRe
     Ok(Json(json!({"blocked": true})).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/peers/{peer}/block", tag = "network", params(("peer" = String, Path, description = "A libp2p peer id")), responses((status = 200, description = "{blocked: false}")))]
 async fn unblock(State(state): State<AppState>, Path(peer): Path<String>) -> ApiResult<Response> {
     state.handle.set_blocked(peer, false, None).await?;
     Ok(Json(json!({"blocked": false})).into_response())
@@ -196,6 +203,7 @@ struct CollectionParams {
     available: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/collections", tag = "collections", params(("available" = Option<bool>, Query, description = "true: the collections heard of on the network")), responses((status = 200, description = "{collections: [{id, name, title, description, license, entries}]}")))]
 async fn list_collections(State(state): State<AppState>, raw: RawQuery) -> ApiResult<Response> {
     let params: CollectionParams = query(raw.0.as_deref())?;
     if params.available.as_deref() == Some("true") {
@@ -206,6 +214,7 @@ async fn list_collections(State(state): State<AppState>, raw: RawQuery) -> ApiRe
     Ok(Json(queries::list_collections(&state.store)?).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/collections", tag = "collections", request_body(content = Object, description = "{name, title?, description?, license?}", content_type = "application/json"), responses((status = 201, description = "{id}"), (status = 400, description = "bad_request"), (status = 422, description = "refused by policy")))]
 async fn create_collection(
     State(state): State<AppState>,
     JsonBody(new): JsonBody<NewCollection>,
@@ -214,6 +223,7 @@ async fn create_collection(
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/collections/{id}/follow", tag = "collections", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{followed: true}")))]
 async fn follow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let collection = queries::parse_id(&id)?;
     state.handle.set_followed(id, true).await?;
@@ -221,11 +231,13 @@ async fn follow(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     Ok(Json(json!({"followed": true})).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/collections/{id}/follow", tag = "collections", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{followed: false}")))]
 async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     state.handle.set_followed(id, false).await?;
     Ok(Json(json!({"followed": false})).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/entries", tag = "entries", params(("collection" = Option<String>, Query, description = "a collection id or name"), ("kind" = Option<String>, Query, description = "practice, history or resource"), ("tag" = Option<String>, Query), ("lang" = Option<String>, Query, description = "BCP 47; qu also matches Kichwa's individual codes"), ("q" = Option<String>, Query, description = "full-text search: hits by relevance with score and snippet"), ("place" = Option<String>, Query, description = "a place name, with q"), ("limit" = Option<u32>, Query, description = "1..=500, default 50"), ("cursor" = Option<String>, Query)), responses((status = 200, description = "{entries: [...], next_cursor}"), (status = 400, description = "bad_request")))]
 async fn list_entries(State(state): State<AppState>, raw: RawQuery) -> ApiResult<Response> {
     let params: ListParams = query(raw.0.as_deref())?;
     Ok(Json(queries::list_entries(
@@ -236,6 +248,7 @@ async fn list_entries(State(state): State<AppState>, raw: RawQuery) -> ApiResult
     .into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/entries", tag = "entries", request_body(content = Object, description = "{collection, kind, title, body, license, lang?, tags?, subjects?, place?, authors?, consent?, private?, attachments?}", content_type = "application/json"), responses((status = 201, description = "{id}"), (status = 400, description = "bad_request"), (status = 403, description = "forbidden: no contributor code"), (status = 413, description = "too_large"), (status = 422, description = "refused by policy")))]
 async fn create_entry(
     State(state): State<AppState>,
     JsonBody(new): JsonBody<NewEntry>,
@@ -244,10 +257,20 @@ async fn create_entry(
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/entries/{id}", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "the entry"), (status = 400, description = "malformed_id"), (status = 404, description = "not_found")))]
 async fn get_entry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(Json(queries::entry_by_text(&state.store, &id)?).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/entries/{id}/history", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{changes: [{hash, time, key, name, fields}]}, newest first"), (status = 404, description = "not_found")))]
+async fn entry_history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(Json(queries::history(&state.store, &id)?.1).into_response())
+}
+
+#[utoipa::path(patch, path = "/api/v1/entries/{id}", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), request_body(content = Object, description = "the fields to replace", content_type = "application/json"), responses((status = 200, description = "the entry"), (status = 422, description = "immutable_field and other refusals")))]
 async fn patch_entry(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -262,6 +285,7 @@ struct DeleteBody {
     reason: Option<String>,
 }
 
+#[utoipa::path(delete, path = "/api/v1/entries/{id}", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)"), ("reason" = Option<String>, Query)), responses((status = 200, description = "{deleted, tombstone}")))]
 async fn delete_entry(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -280,6 +304,7 @@ async fn delete_entry(
 }
 
 /// Writes a bundle to a path on this machine (the API listens on loopback only).
+#[utoipa::path(post, path = "/api/v1/bundles/export", tag = "bundles", request_body(content = Object, description = "{collection? | all, out: absolute path}", content_type = "application/json"), responses((status = 200, description = "the bundle's summary")))]
 async fn export_bundle(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<ExportRequest>,
@@ -293,6 +318,7 @@ async fn export_bundle(
 }
 
 /// Imports a bundle from a path on this machine.
+#[utoipa::path(post, path = "/api/v1/bundles/import", tag = "bundles", request_body(content = Object, description = "{file: absolute path}", content_type = "application/json"), responses((status = 200, description = "the import's summary")))]
 async fn import_bundle(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<ImportRequest>,
@@ -314,6 +340,7 @@ fn absolute(path: &std::path::Path) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let status = state.status()?;
     let dropped = state.net.status.read().expect("status lock").peers_dropped;

@@ -7,6 +7,7 @@
 //! <data dir>/blobs/outboard/<hex>  their outboards (renamed into place before the data)
 //! <data dir>/blobs/partial/<hex>   downloads in progress: the verified prefix, then maybe junk
 //! <data dir>/blobs/tmp/            uploads being written; emptied at every open
+//! <data dir>/blobs/thumbnails/      small JPEGs of image blobs, made on demand (`thumbnail`)
 //! ```
 //!
 //! A file is complete only when its `h:` record says so, and that record is written after the
@@ -15,6 +16,7 @@
 //! complete blob or a partial one that resumes from its recorded prefix.
 
 pub mod mime;
+pub mod thumbnail;
 pub mod verified;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -30,6 +32,7 @@ use serde::Serialize;
 use crate::store::BlobRecord;
 use crate::{Store, StoreError};
 
+pub use thumbnail::ThumbnailError;
 pub use verified::{BadRange, Piece};
 
 /// Why a blob operation failed.
@@ -354,6 +357,7 @@ impl BlobStore {
                     _ => {}
                 }
             }
+            self.remove_thumbnails(&hash)?;
             removed += 1;
         }
         Ok(removed)

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use minga_protocol::history::Revision;
 use minga_protocol::{Collection, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +145,24 @@ fn by_hidden_author(entry: &Entry, hidden: &BTreeSet<String>) -> bool {
 
 pub fn entry_by_text(store: &Store, id: &str) -> Result<Entry, Error> {
     entry(store, &parse_id(id)?)
+}
+
+/// `GET /api/v1/entries/{id}/history`: an entry's changes, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct History {
+    pub changes: Vec<Revision>,
+}
+
+/// The entry and its history, read from the stored document; hidden or deleted entries are not
+/// found, as with [`entry`].
+pub fn history(store: &Store, id: &str) -> Result<(Entry, History), Error> {
+    let entry = entry_by_text(store, id)?;
+    let bytes = store
+        .document(&entry.id)?
+        .ok_or_else(|| Error::NotFound(format!("no entry {}", entry.id)))?;
+    let doc = crate::commons::load(&entry.id, &bytes)?;
+    let changes = minga_protocol::history::history(entry.id, &doc);
+    Ok((entry, History { changes }))
 }
 
 /// Entries newest first, or, with `q`, the search hits for it by relevance. `search` is needed

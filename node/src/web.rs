@@ -7,7 +7,7 @@
 //! and audio only from this node, so even a sanitiser bug could not run code.
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::Error;
 use crate::api::AppState;
+use crate::blobs::{BlobError, ThumbnailError};
 use crate::queries::{self, ListParams, Listing};
 
 mod forms;
@@ -50,7 +51,16 @@ pub fn routes() -> Router<AppState> {
             "/entries/new",
             get(forms::new_entry_page).post(forms::create_entry),
         )
+        .route("/entries/{id}/history", get(history))
+        .route(
+            "/entries/{id}/edit",
+            get(forms::edit_entry_page).post(forms::edit_entry),
+        )
+        .route("/thumbnails/{size}/{hash}", get(thumbnail))
         .route("/style.css", get(style))
+        // The forms stream their files to the blob store, each under the blob limit, and bound
+        // their text themselves: the API's 2 MiB body limit is not theirs.
+        .route_layer(DefaultBodyLimit::disable())
 }
 
 /// The query parameters any page understands.
@@ -217,6 +227,60 @@ async fn entry(
     let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &format!("/entries/{id}"));
     let result = queries::entry_by_text(&state.store, &id).map(|e| pages::entry(&frame, &e));
     page(&frame, remember, result)
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: RawQuery,
+) -> Page {
+    let path = format!("/entries/{id}/history");
+    let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &path);
+    let result = queries::history(&state.store, &id)
+        .map(|(entry, history)| pages::history(&frame, &entry, &history.changes));
+    page(&frame, remember, result)
+}
+
+/// `/thumbnails/{160|640}/{hash}`: a JPEG of an image attachment, at most that many pixels on
+/// its longest side, made once and then served from the cache.
+async fn thumbnail(
+    State(state): State<AppState>,
+    Path((size, hash)): Path<(String, String)>,
+) -> Response {
+    let Some(size) = pages::Size::parse(&size) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Ok(hash) = hash.parse::<minga_protocol::BlobHash>() else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let blobs = state.blobs.clone();
+    let made = tokio::task::spawn_blocking(move || blobs.thumbnail(&hash, size.pixels())).await;
+    match made {
+        Ok(Ok(jpeg)) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            jpeg,
+        )
+            .into_response(),
+        Ok(Err(ThumbnailError::Undecodable { .. })) => {
+            StatusCode::UNPROCESSABLE_ENTITY.into_response()
+        }
+        Ok(Err(ThumbnailError::Blob(BlobError::NotFound(_)) | ThumbnailError::NotAnImage(_))) => {
+            StatusCode::NOT_FOUND.into_response()
+        }
+        Ok(Err(error)) => {
+            tracing::error!("making a thumbnail failed: {error}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(error) => {
+            tracing::error!("making a thumbnail failed: {error}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 async fn search(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery) -> Page {

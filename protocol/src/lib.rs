@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod collection;
 pub mod doc;
 pub mod entry;
+pub mod history;
 pub mod id;
 pub mod lang;
 pub mod license;

@@ -20,9 +20,16 @@ pub struct Loaded {
 
 /// The sample commons shipped in `demo/`.
 pub fn sample() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/sample-commons.json");
-    let text = std::fs::read_to_string(&path).expect("demo/sample-commons.json");
-    serde_json::from_str(&text).expect("sample commons JSON")
+    load_json("sample-commons.json")
+}
+
+/// A JSON file shipped in `demo/` (the sample commons, the relevance queries).
+pub fn load_json(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../demo")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("demo/{name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("demo/{name}: {e}"))
 }
 
 /// Creates the sample's collections and entries on the node behind `api`.

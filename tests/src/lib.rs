@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod blob_peer;
+pub mod cdp;
 pub mod content;
 pub mod demo;
 pub mod hostile;
@@ -77,6 +78,8 @@ pub struct Api {
     /// `http://HOST:PORT`
     pub base: String,
     agent: ureq::Agent,
+    /// Sent as `X-Contributor-Code` with every request, for a node that listens on the LAN.
+    code: Option<String>,
 }
 
 impl Api {
@@ -87,7 +90,14 @@ impl Api {
         Api {
             base: base.into(),
             agent,
+            code: None,
         }
+    }
+
+    /// The same client, writing with the operator's contributor code.
+    pub fn with_contributor_code(mut self, code: &str) -> Api {
+        self.code = Some(code.to_owned());
+        self
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
@@ -108,7 +118,10 @@ impl Api {
 
     /// Sends a request; answers (status, JSON body or Null). Transport errors are status 0.
     pub fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let request = self.agent.request(method, &format!("{}{path}", self.base));
+        let mut request = self.agent.request(method, &format!("{}{path}", self.base));
+        if let Some(code) = &self.code {
+            request = request.set("X-Contributor-Code", code);
+        }
         let response = match body {
             Some(body) => request
                 .set("Content-Type", "application/json")

@@ -28,6 +28,7 @@ const CSP: &str = "sandbox; default-src 'none'";
 const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
 
 /// `POST /api/v1/blobs`: the raw body becomes a blob -> 201 `{hash, size, mime}`.
+#[utoipa::path(post, path = "/api/v1/blobs", tag = "blobs", request_body(content = Vec<u8>, description = "the raw bytes", content_type = "application/octet-stream"), responses((status = 201, description = "{hash, size, mime}"), (status = 413, description = "over the blob limit")))]
 pub async fn add(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -41,8 +42,21 @@ pub async fn add(
     if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_BYTES)) {
         return Err(Error::from(BlobError::TooLarge { limit }).into());
     }
-    let mut upload = state.blobs.upload(limit).map_err(Error::from)?;
-    let mut stream = body.into_data_stream();
+    let added = receive(&state, body.into_data_stream()).await?;
+    let body = json!({"hash": added.hash, "size": added.size, "mime": added.mime});
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// Writes a stream of bytes (a raw body, a form's file) into the blob store under the size
+/// limit: past it the rest is read and dropped up to a bound, so that a client that sends the
+/// whole body before reading the answer sees the 413 rather than a reset.
+pub(crate) async fn receive<E: std::fmt::Display>(
+    state: &AppState,
+    stream: impl futures::Stream<Item = Result<Bytes, E>>,
+) -> Result<crate::blobs::Added, Error> {
+    let limit = state.limits.max_blob_bytes;
+    let mut upload = state.blobs.upload(limit)?;
+    let mut stream = std::pin::pin!(stream);
     let mut refused = None;
     let mut drained = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -53,8 +67,6 @@ pub async fn add(
                     refused = Some(e);
                 }
             }
-            // Past the limit the rest is read and dropped, so that a client that sends the
-            // whole body before reading the answer sees the 413 rather than a reset.
             Some(_) => {
                 drained += chunk.len() as u64;
                 if drained > DRAIN_BYTES {
@@ -64,18 +76,17 @@ pub async fn add(
         }
     }
     if let Some(e) = refused {
-        return Err(Error::from(e).into());
+        return Err(e.into());
     }
     let blobs = state.blobs.clone();
-    let added = tokio::task::spawn_blocking(move || blobs.finish_upload(upload))
+    tokio::task::spawn_blocking(move || blobs.finish_upload(upload))
         .await
         .map_err(|e| Error::BadRequest(e.to_string()))?
-        .map_err(Error::from)?;
-    let body = json!({"hash": added.hash, "size": added.size, "mime": added.mime});
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+        .map_err(Error::from)
 }
 
 /// `GET /api/v1/blobs`: every blob held or being fetched, and the transfer figures.
+#[utoipa::path(get, path = "/api/v1/blobs", tag = "blobs", responses((status = 200, description = "{blobs: [{hash, size, have, complete, mime}], transfers}")))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Response> {
     let blobs: Vec<_> = state
         .store
@@ -91,6 +102,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// `GET /api/v1/blobs/{hash}`: the bytes of a complete blob, or the range asked for.
+#[utoipa::path(get, path = "/api/v1/blobs/{hash}", tag = "blobs", params(("hash" = String, Path, description = "BLAKE3, lowercase hex")), responses((status = 200, description = "the bytes"), (status = 206, description = "the range asked for"), (status = 404, description = "not held"), (status = 416, description = "range not satisfiable")))]
 pub async fn get(
     State(state): State<AppState>,
     Path(hash): Path<String>,

@@ -18,6 +18,7 @@ struct ExportParams {
 }
 
 /// `GET /api/v1/collections/{id}/export?format=json|csv`.
+#[utoipa::path(get, path = "/api/v1/collections/{id}/export", tag = "collections", params(("id" = String, Path, description = "a collection id or name"), ("format" = Option<String>, Query, description = "json (default) or csv")), responses((status = 200, description = "the collection and its entries as JSON, or its entries as CSV"), (status = 400, description = "an unknown format")))]
 pub async fn collection(
     State(state): State<AppState>,
     Path(id): Path<String>,

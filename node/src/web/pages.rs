@@ -3,6 +3,8 @@
 //! inserted as HTML.
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use minga_protocol::entry::Attachment;
+use minga_protocol::history::Revision;
 use minga_protocol::{Collection, Entry};
 
 use super::i18n::Ui;
@@ -134,7 +136,12 @@ pub fn entry(frame: &Frame, entry: &Entry) -> Markup {
                     h2 { (frame.t("attachments")) }
                     @for a in &entry.attachments {
                         @let url = format!("/api/v1/blobs/{}", a.hash);
-                        @if crate::blobs::mime::is_inline(&a.mime) && a.mime.starts_with("image/") {
+                        @if is_image(a) {
+                            figure {
+                                a href=(url) { img src=(thumbnail_url(a, Size::Large)) alt=(a.name) loading="lazy"; }
+                                figcaption { (a.name) }
+                            }
+                        } @else if crate::blobs::mime::is_inline(&a.mime) && a.mime.starts_with("image/") {
                             figure { img src=(url) alt=(a.name) loading="lazy"; figcaption { (a.name) } }
                         } @else if crate::blobs::mime::is_inline(&a.mime) && a.mime.starts_with("audio/") {
                             figure { audio controls preload="none" src=(url) {} figcaption { (a.name) } }
@@ -145,9 +152,98 @@ pub fn entry(frame: &Frame, entry: &Entry) -> Markup {
                 }
             }
             p.attribution { (attribution(frame, entry)) }
+            p.meta {
+                (frame.t("updated")) " " (when(entry.updated))
+                " · " a href={ "/entries/" (entry.id) "/history" } { (frame.t("changes")) }
+                " · " a href={ "/entries/" (entry.id) "/edit" } { (frame.t("edit")) }
+            }
         }
     };
     layout(frame, &entry.title, content)
+}
+
+/// `/entries/{id}/history`: who changed which fields of the entry, and when.
+pub fn history(frame: &Frame, entry: &Entry, changes: &[Revision]) -> Markup {
+    let content = html! {
+        h1 { (frame.t("changes")) }
+        p { a href={ "/entries/" (entry.id) } { (entry.title) } }
+        p.meta { (frame.t("changes_hint")) }
+        table.history {
+            thead { tr { th { (frame.t("when")) } th { (frame.t("who")) } th { (frame.t("what")) } } }
+            tbody {
+                @for change in changes {
+                    tr {
+                        td { (when(change.time)) }
+                        td {
+                            @if let Some(name) = &change.name { (name) " " }
+                            span.meta title=(change.key) { "(" (change.key.get(..8).unwrap_or(&change.key)) "…)" }
+                        }
+                        td {
+                            @for (i, field) in change.fields.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                (frame.t(&format!("f_{field}")))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(frame, frame.t("changes"), content)
+}
+
+/// A node clock's unix milliseconds as `YYYY-MM-DD HH:MM UTC` (the proleptic Gregorian
+/// calendar; a Pi without a clock battery shows 1970, which is the truth of its clock).
+pub fn when(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// The sizes thumbnails are made in: small for lists, large for an entry's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    Small,
+    Large,
+}
+
+impl Size {
+    /// The longest side in pixels.
+    pub fn pixels(self) -> u32 {
+        match self {
+            Size::Small => 160,
+            Size::Large => 640,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Size> {
+        [Size::Small, Size::Large]
+            .into_iter()
+            .find(|size| size.pixels().to_string() == text)
+    }
+}
+
+/// Whether a page shows an attachment through its thumbnail (JPEG, PNG, WebP photos).
+pub fn is_image(attachment: &Attachment) -> bool {
+    crate::blobs::thumbnail::supported(&attachment.mime)
+}
+
+fn thumbnail_url(attachment: &Attachment, size: Size) -> String {
+    format!("/thumbnails/{}/{}", size.pixels(), attachment.hash)
 }
 
 /// "«Title» by A, B — CC-BY-SA-4.0", the line a reuser copies.
@@ -208,6 +304,7 @@ pub fn search(
             ul.entries {
                 @for hit in hits {
                     li {
+                        (thumbnail(&hit.entry))
                         a href={ "/entries/" (hit.entry.id) } { (hit.entry.title) }
                         (entry_meta(frame, &hit.entry))
                         p { (marked(&hit.snippet)) }
@@ -259,10 +356,21 @@ fn entry_list(frame: &Frame, entries: &[Entry]) -> Markup {
         ul.entries {
             @for entry in entries {
                 li {
+                    (thumbnail(entry))
                     a href={ "/entries/" (entry.id) } { (entry.title) }
                     (entry_meta(frame, entry))
                 }
             }
+        }
+    }
+}
+
+/// The small thumbnail of an entry's first image, for lists: never the full photo.
+fn thumbnail(entry: &Entry) -> Markup {
+    html! {
+        @if let Some(image) = entry.attachments.iter().find(|a| is_image(a)) {
+            img.thumb src=(thumbnail_url(image, Size::Small)) alt="" loading="lazy"
+                width=(Size::Small.pixels() / 2) height=(Size::Small.pixels() / 2);
         }
     }
 }

@@ -65,8 +65,12 @@ fn an_entry_page_keeps_hostile_text_as_text() {
     assert_inert(&html);
     assert!(html.contains("Cacao &lt;script&gt;"), "{html}");
     assert!(html.contains("&lt;b&gt;Ana&lt;/b&gt;"), "{html}");
-    // Images inline, audio with a player, SVG only as a download.
-    assert!(html.contains(r#"<img src="/api/v1/blobs/ab""#), "{html}");
+    // Photos as a thumbnail linking to the original, audio with a player, SVG only as a
+    // download.
+    assert!(
+        html.contains(r#"<a href="/api/v1/blobs/ab"><img src="/thumbnails/640/ab""#),
+        "{html}"
+    );
     assert!(
         html.contains(r#"<audio controls preload="none" src="/api/v1/blobs/cd""#),
         "{html}"
@@ -130,4 +134,50 @@ fn the_interface_speaks_the_chosen_language() {
         assert!(html.contains(word), "{ui:?}");
         assert!(html.contains(&format!(r#"<html lang="{}">"#, ui.code())));
     }
+}
+
+#[test]
+fn the_history_page_escapes_names_and_translates_fields() {
+    let entry = hostile_entry();
+    let changes = vec![
+        minga_protocol::history::Revision {
+            hash: "aa".into(),
+            time: 1_700_000_000_000,
+            key: "0123456789abcdef".into(),
+            name: Some(SCRIPT.into()),
+            fields: vec!["body".into(), "tags".into()],
+        },
+        minga_protocol::history::Revision {
+            hash: "bb".into(),
+            time: 0,
+            key: "ff".into(),
+            name: None,
+            fields: vec!["created".into()],
+        },
+    ];
+    let html = pages::history(&frame(), &entry, &changes).into_string();
+    assert_inert(&html);
+    assert!(html.contains("2023-11-14 22:13 UTC"), "{html}");
+    assert!(html.contains("1970-01-01 00:00 UTC"), "{html}");
+    assert!(html.contains("texto, etiquetas"), "{html}");
+    assert!(html.contains("creó la entrada"), "{html}");
+    assert!(html.contains("(01234567…)"), "{html}");
+}
+
+#[test]
+fn lists_show_thumbnails_never_full_photos() {
+    let entry = hostile_entry();
+    let html = pages::home(&frame(), &[], std::slice::from_ref(&entry)).into_string();
+    assert!(html.contains(r#"src="/thumbnails/160/ab""#), "{html}");
+    assert!(!html.contains("/api/v1/blobs/"), "{html}");
+    let page = pages::entry(&frame(), &entry).into_string();
+    assert!(page.contains(&format!(r#"href="/entries/{}/history""#, entry.id)));
+    assert!(page.contains(&format!(r#"href="/entries/{}/edit""#, entry.id)));
+}
+
+#[test]
+fn node_clock_times_read_as_utc_dates() {
+    assert_eq!(pages::when(0), "1970-01-01 00:00 UTC");
+    assert_eq!(pages::when(951_782_400_000), "2000-02-29 00:00 UTC");
+    assert_eq!(pages::when(1_767_225_599_000), "2025-12-31 23:59 UTC");
 }

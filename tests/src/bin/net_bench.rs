@@ -253,7 +253,10 @@ fn catch_up(args: &Args, table: &mut Table) -> Result<()> {
     // B stays up, level, past one periodic check (30 s) before it goes down, as a node does
     // between two trips: each side's position in the other's change log is then current. A
     // node stopped sooner is told back, on reconnecting, the ids it received (33 B each).
-    eprintln!("B level; waiting {} s past a periodic check …", LEVEL_FOR.as_secs());
+    eprintln!(
+        "B level; waiting {} s past a periodic check …",
+        LEVEL_FOR.as_secs()
+    );
     std::thread::sleep(LEVEL_FOR);
     let b_listen = listen_addr(&b);
     ensure!(b.stop(), "B did not exit cleanly on SIGTERM");

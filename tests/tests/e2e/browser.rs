@@ -1,15 +1,20 @@
-//! The pages in a real headless Chromium (Debian's `chromium`) on a phone-sized viewport: the
-//! home page, a search for `fermentacion`, the cacao entry. Screenshots are kept under the
-//! target dir (`browser/`) as artefacts. Skipped, saying so, where no Chromium is installed
-//! (`.ci/run` installs it).
+//! The pages in a real headless Chromium (Debian's `chromium`) on a phone-sized viewport, on a
+//! node that listens on the LAN with a contributor code: the home page, a search for
+//! `fermentacion`, the cacao entry, then adding an entry with a photo through the form (the
+//! code entered once), and finding it in the list, with its thumbnail, and in search.
+//! Screenshots are kept under the target dir (`browser/`) as artefacts. Skipped, saying so,
+//! where no Chromium is installed (`.ci/run` installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use minga_tests::cdp::Browser;
 use minga_tests::{Node, demo, wait_until};
 
 /// A phone: 390 × 844 CSS pixels.
 const VIEWPORT: &str = "--window-size=390,844";
+
+const CODE: &str = "minga-2026";
 
 fn chromium() -> Option<PathBuf> {
     let candidates = ["chromium", "chromium-browser"];
@@ -53,8 +58,12 @@ fn a_phone_browser_searches_and_reads_an_entry() {
     let profile = tempfile::tempdir().unwrap();
     let artefacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&artefacts).unwrap();
-    let node = Node::start(dir.path());
-    let loaded = demo::load(&node.api, &demo::sample()).unwrap();
+    let node = Node::start_with(
+        dir.path(),
+        &["--api", "0.0.0.0:0", "--contributor-code", CODE],
+    );
+    let api = node.api.clone().with_contributor_code(CODE);
+    let loaded = demo::load(&api, &demo::sample()).unwrap();
     let cacao = &loaded.entries["Fermentación del cacao fino de aroma en cajones escalonados"];
 
     let home = artefacts.join("home.png");
@@ -97,5 +106,88 @@ fn a_phone_browser_searches_and_reads_an_entry() {
         &format!("--screenshot={}", shot.display()),
         &entry,
     );
+
+    // A contributor adds a practice with a photo (the home page's screenshot serves as one).
+    let browser_profile = tempfile::tempdir().unwrap();
+    let mut browser = Browser::launch(&binary, browser_profile.path(), 390, 844);
+    browser.goto(&format!("{}/entries/new", node.base));
+    assert!(browser.path().starts_with("/login"), "{}", browser.path());
+    browser.fill(r#"form[action="/login"]"#, "code", CODE);
+    browser.click_and_wait(r#"form[action="/login"] button[type=submit]"#);
+    assert_eq!(browser.path(), "/entries/new");
+    let title = "Secado de maíz en tendales";
+    browser.fill("form.entry", "title", title);
+    browser.fill(
+        "form.entry",
+        "body",
+        "Extender las mazorcas al sol **tres días** y cubrirlas de noche.",
+    );
+    browser.fill("form.entry", "tags", "maíz, secado");
+    browser.fill("form.entry", "place", "Cotacachi");
+    browser.fill("form.entry", "author", "Rosa");
+    browser.choose_files("input[type=file]", &[&home]);
+    browser.screenshot(&artefacts.join("add-form.png"));
+    browser.click_and_wait("form.entry button[type=submit]");
+    let path = browser.path();
+    let id = path
+        .strip_prefix("/entries/")
+        .unwrap_or_else(|| panic!("not an entry's page: {path}\n{}", browser.html()))
+        .to_owned();
+    let shown = browser.html();
+    assert!(shown.contains(title), "{shown}");
+    assert!(shown.contains("<strong>tres días</strong>"), "{shown}");
+    assert!(
+        shown.contains(r#"<img src="/thumbnails/640/"#),
+        "the photo: {shown}"
+    );
+    // Scrolled to, the lazy image loads: resolve once it has (or has failed).
+    let loaded_photo = browser.eval(
+        "new Promise(done => { const i = document.querySelector('figure img'); \
+         i.scrollIntoView(); \
+         if (i.complete) { done(i.naturalWidth > 0); return; } \
+         i.addEventListener('load', () => done(i.naturalWidth > 0)); \
+         i.addEventListener('error', () => done(false)); })",
+    );
+    assert_eq!(loaded_photo, true, "the photo's thumbnail did not load");
+    browser.screenshot(&artefacts.join("new-entry.png"));
+
+    // In the list of recent entries, with a small thumbnail rather than the photo.
+    browser.goto(&node.base);
+    let home_page = browser.html();
+    assert!(
+        home_page.contains(&format!(r#"href="/entries/{id}""#)),
+        "{home_page}"
+    );
+    assert!(
+        home_page.contains(r#"<img class="thumb" src="/thumbnails/160/"#),
+        "{home_page}"
+    );
+    assert!(!home_page.contains("/api/v1/blobs/"), "{home_page}");
+    browser.screenshot(&artefacts.join("home-with-new-entry.png"));
+    let photo = &node.get(&format!("/api/v1/entries/{id}")).1["attachments"][0];
+    assert_eq!(photo["mime"], "image/png");
+    let (status, thumb) = thumbnail(&node.base, photo["hash"].as_str().unwrap());
+    assert_eq!(status, 200);
+    assert!(thumb.starts_with(&[0xff, 0xd8]), "a JPEG");
+    assert!((thumb.len() as u64) < photo["size"].as_u64().unwrap());
+
+    // And in search, accents or not.
+    let search = format!("{}/search?q=maiz+tendales", node.base);
+    wait_until(5, "the new entry in search", || {
+        browser.goto(&search);
+        browser.html().contains(&format!(r#"href="/entries/{id}""#))
+    });
+    browser.screenshot(&artefacts.join("search-new-entry.png"));
     eprintln!("screenshots in {}", artefacts.display());
+}
+
+/// Status and bytes of a small thumbnail.
+fn thumbnail(base: &str, hash: &str) -> (u16, Vec<u8>) {
+    let response = ureq::get(&format!("{base}/thumbnails/160/{hash}"))
+        .call()
+        .expect("the thumbnail");
+    let status = response.status();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+    (status, bytes)
 }

@@ -110,6 +110,21 @@ fn pages_render_in_the_asked_language_and_escape_user_text() {
         400
     );
 
+    // The API's description, generated from its handlers.
+    let (status, openapi) = node.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    assert!(
+        openapi["openapi"].as_str().unwrap().starts_with("3."),
+        "{openapi}"
+    );
+    for path in [
+        "/api/v1/entries",
+        "/api/v1/entries/{id}/history",
+        "/api/v1/blobs",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} in {openapi}");
+    }
+
     // The language switch is remembered in a cookie.
     let (_, cookies, _, body) = answer(browser().get(&format!("{}/?ui=en", node.base)).call());
     assert!(body.contains(r#"<html lang="en">"#));
@@ -219,4 +234,141 @@ fn lan_writes_need_the_contributor_code() {
     let (status, shown) = page(&node, &location, "es");
     assert_eq!(status, 200);
     assert!(shown.contains("Humus en cajones."));
+}
+
+/// A `multipart/form-data` body of text fields then files `(field, file name, bytes)`, as a
+/// browser sends the add and edit forms; answers the Content-Type and the body.
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "----mingaFormBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    for (name, file, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+#[test]
+fn the_edit_form_changes_an_entry_with_files_and_its_history_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(dir.path(), &["--max-blob-mb", "1"]);
+    assert_eq!(
+        node.post("/api/v1/collections", r#"{"name": "practicas"}"#)
+            .0,
+        201
+    );
+    let new = json!({"collection": "practicas", "kind": "practice", "lang": "es",
+        "title": "Abono de lombriz", "license": "CC0-1.0", "authors": ["Rosa"],
+        "body": "Humus en cajones.", "tags": ["abono"]});
+    let (status, created) = node.post("/api/v1/entries", &new.to_string());
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let base = &node.base;
+
+    let (status, cookies, _, form) =
+        answer(browser().get(&format!("{base}/entries/{id}/edit")).call());
+    assert_eq!(status, 200, "{form}");
+    assert!(form.contains("Humus en cajones."), "{form}");
+    assert!(form.contains(r#"enctype="multipart/form-data""#), "{form}");
+    let csrf_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("minga_csrf="))
+        .unwrap()
+        .clone();
+    let csrf = csrf_cookie.trim_start_matches("minga_csrf=").to_owned();
+    let post = |fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]| {
+        let (content_type, body) = multipart(fields, files);
+        answer(
+            browser()
+                .post(&format!("{base}/entries/{id}/edit"))
+                .set("Cookie", &csrf_cookie)
+                .set("Content-Type", &content_type)
+                .send_bytes(&body),
+        )
+    };
+    let note = "Cosechar cada tres meses.".as_bytes();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("title", "Abono de lombriz roja"),
+        ("body", "Humus en cajones."),
+        ("lang", "es"),
+        ("tags", "abono, lombriz"),
+        ("place", ""),
+    ];
+    let (status, _, location, body) = post(&fields, &[("files", "notas/cosecha.txt", note)]);
+    assert_eq!(
+        (status, location.as_str()),
+        (303, format!("/entries/{id}").as_str()),
+        "{body}"
+    );
+    let entry = node.get(&format!("/api/v1/entries/{id}")).1;
+    assert_eq!(entry["title"], "Abono de lombriz roja");
+    assert_eq!(entry["tags"], json!(["abono", "lombriz"]));
+    assert_eq!(entry["authors"][0]["name"], "Rosa", "authors are kept");
+    assert_eq!(entry["attachments"][0]["name"], "cosecha.txt");
+    assert_eq!(entry["attachments"][0]["size"], note.len());
+
+    // The history: the change, who made it and which fields, newest first.
+    let (status, history) = node.get(&format!("/api/v1/entries/{id}/history"));
+    assert_eq!(status, 200);
+    let changes = history["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{history}");
+    assert_eq!(
+        changes[0]["fields"],
+        json!(["title", "tags", "attachments"])
+    );
+    assert_eq!(changes[1]["fields"], json!(["created"]));
+    assert_eq!(changes[1]["name"], "Rosa");
+    assert!(changes[0]["time"].as_i64() >= changes[1]["time"].as_i64());
+    let (status, page_) = page(&node, &format!("/entries/{id}/history"), "en");
+    assert_eq!(status, 200);
+    assert!(page_.contains("History of changes"), "{page_}");
+    assert!(page_.contains("title, tags, attachments"), "{page_}");
+    let (_, shown) = page(&node, &format!("/entries/{id}"), "en");
+    assert!(
+        shown.contains(&format!(r#"href="/entries/{id}/history""#)),
+        "{shown}"
+    );
+
+    // A file over the node's blob limit: a 413 page that says the limit, and no change.
+    let big = vec![7u8; 1536 * 1024];
+    let (status, _, _, refused) = post(&fields, &[("files", "grande.bin", &big)]);
+    assert_eq!(status, 413, "{refused}");
+    assert!(refused.contains("1 MB"), "{refused}");
+    assert!(
+        refused.contains("Abono de lombriz roja"),
+        "the form keeps what was typed"
+    );
+    assert_eq!(
+        node.get(&format!("/api/v1/entries/{id}")).1["heads"],
+        entry["heads"]
+    );
+
+    // Without the CSRF token no file is even stored.
+    let (status, _, _, _) = post(&[("title", "x")], &[("files", "otra.txt", b"otra")]);
+    assert_eq!(status, 403);
+    assert_eq!(
+        node.get(&format!("/api/v1/entries/{id}")).1["heads"],
+        entry["heads"]
+    );
+    // Unticking an attachment removes it.
+    let (status, _, _, body) = post(&fields, &[]);
+    assert_eq!(status, 303, "{body}");
+    let entry = node.get(&format!("/api/v1/entries/{id}")).1;
+    assert_eq!(entry["attachments"], json!([]));
 }
