@@ -720,11 +720,7 @@ impl Network {
         };
         for collection in collections {
             if let Ok(Some(since)) = self.exchange.store.peer_seq(&peer.to_string(), &collection) {
-                let request = Request::Since {
-                    collection: *collection.as_bytes(),
-                    since,
-                };
-                self.send(peer, request, Purpose::Since(collection));
+                self.send_since(peer, collection, since);
             }
         }
     }
@@ -749,11 +745,7 @@ impl Network {
             .store
             .peer_seq(&peer.to_string(), &collection)
             .unwrap_or(None);
-        let since = Request::Since {
-            collection: *collection.as_bytes(),
-            since: known.unwrap_or(SINCE_UNKNOWN),
-        };
-        self.send(peer, since, Purpose::Since(collection));
+        self.send_since(peer, collection, known.unwrap_or(SINCE_UNKNOWN));
         if reconcile || (known.is_none() && self.swarm.local_peer_id() < &peer) {
             self.reconcile(peer, collection);
         }
@@ -772,12 +764,17 @@ impl Network {
                 .peer_seq(&peer.to_string(), &collection)
                 .is_ok_and(|known| known.is_none());
         if unplaced {
-            let since = Request::Since {
-                collection: *collection.as_bytes(),
-                since: SINCE_UNKNOWN,
-            };
-            self.send(peer, since, Purpose::Since(collection));
+            self.send_since(peer, collection, SINCE_UNKNOWN);
         }
+    }
+
+    /// Asks the peer what of `collection` changed after position `since` of its change log.
+    fn send_since(&mut self, peer: PeerId, collection: DocumentId, since: u64) {
+        let request = Request::Since {
+            collection: *collection.as_bytes(),
+            since,
+        };
+        self.send(peer, request, Purpose::Since(collection));
     }
 
     fn reconcile_peer(&mut self, peer: PeerId) {
