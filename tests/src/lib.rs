@@ -12,6 +12,7 @@ pub mod blob_peer;
 pub mod cdp;
 pub mod content;
 pub mod demo;
+pub mod flags;
 pub mod hostile;
 pub mod measure;
 pub mod procfs;

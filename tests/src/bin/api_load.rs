@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use minga_tests::content::practice;
+use minga_tests::flags::flag_values;
 use minga_tests::procfs::clock_ticks;
 use minga_tests::{Node, minga_bin};
 
@@ -38,22 +39,7 @@ fn parse_args() -> Result<Args> {
         seed: 1,
         node_args: Vec::new(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        // `--flag value` or `--flag=value`
-        let (flag, value) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), value.to_owned()),
-            None => {
-                let value = it
-                    .next()
-                    .with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
-                (arg, value)
-            }
-        };
+    for (flag, value) in flag_values(USAGE)? {
         let number = || -> Result<u64> {
             value
                 .parse()

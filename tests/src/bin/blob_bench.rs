@@ -19,6 +19,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, StreamProtocol, Swarm, noise, tcp, yamux};
+use minga_tests::flags::flag_values;
 use minga_tests::procfs::{RssSample, RssSampler, cpu_time, load_average};
 use minga_tests::{Node, RandomBytes, cli_ok, minga_bin};
 use serde_json::Value;
@@ -44,21 +45,7 @@ fn parse_args() -> Result<Args> {
         sizes: vec![256 * MIB, 1024 * MIB],
         dir: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let (flag, value) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), value.to_owned()),
-            None => {
-                let value = it
-                    .next()
-                    .with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
-                (arg, value)
-            }
-        };
+    for (flag, value) in flag_values(USAGE)? {
         match flag.as_str() {
             "--sizes-mib" => {
                 args.sizes = value

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use minga_tests::content::practice;
+use minga_tests::flags::flag_values;
 use minga_tests::procfs::{RssSampler, load_average};
 use minga_tests::{Node, RandomBytes, minga_bin};
 use serde_json::{Value, json};
@@ -57,21 +58,7 @@ fn parse_args() -> Result<Args> {
         clients: 8,
         dir: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let (flag, value) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), value.to_owned()),
-            None => {
-                let value = it
-                    .next()
-                    .with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
-                (arg, value)
-            }
-        };
+    for (flag, value) in flag_values(USAGE)? {
         let number = || -> Result<u64> {
             value
                 .parse()

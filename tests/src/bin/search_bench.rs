@@ -22,6 +22,7 @@ use minga_node::search::DEFAULT_WRITER_BYTES;
 use minga_node::{Commons, DataDir, SearchIndex};
 use minga_protocol::{NewCollection, NewEntry};
 use minga_tests::content::practice;
+use minga_tests::flags::flag_values;
 use minga_tests::measure::mib;
 use minga_tests::procfs::{peak_rss, rss};
 use minga_tests::{Node, demo};
@@ -56,21 +57,7 @@ fn parse_args() -> Result<Args> {
         seed: 1,
         rounds: 20,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let (flag, value) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), value.to_owned()),
-            None => {
-                let value = it
-                    .next()
-                    .with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
-                (arg, value)
-            }
-        };
+    for (flag, value) in flag_values(USAGE)? {
         let number: u64 = value
             .parse()
             .with_context(|| format!("{flag}: not a number: {value:?}"))?;
