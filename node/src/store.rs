@@ -38,6 +38,7 @@ use serde::Serialize;
 use crate::StoreError;
 
 mod blobs;
+mod journal;
 pub use blobs::{BlobRecord, BlobRef};
 
 /// The store format this code reads and writes.
@@ -47,6 +48,8 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// A large import's staged rows, until they are moved in (`store/journal`).
+    journal: sled::Tree,
     /// Batches applied so far; a flush makes all of them durable.
     written: Arc<AtomicU64>,
     /// Batches known to be on disk: the `written` count a finished flush started from.
@@ -83,13 +86,19 @@ pub struct EntryPage {
 }
 
 /// Writes staged for one atomic batch, readable before they are applied: an import stages
-/// hundreds of documents whose counters and views must see each other.
+/// thousands of documents whose counters and views must see each other. A large one spills
+/// its rows to the store's journal ([`Store::spill_if_large`]) and is still applied all or
+/// nothing.
 #[derive(Debug, Default)]
 pub struct Staged {
-    /// Key → new value, or `None` for a removal.
+    /// Key → new value, or `None` for a removal (rows not yet spilled).
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// The reconciliation rows the batch sets, to update the cached sets once it is applied.
     reconciled: Vec<ItemChange>,
+    /// Whether earlier rows were spilled to the journal.
+    spilled: bool,
+    /// Bytes of every row staged so far, spilled or not (a row set twice counts twice).
+    bytes: u64,
 }
 
 /// A change to one row of a reconciliation set: `None` removes it.
@@ -97,19 +106,22 @@ type ItemChange = (DocumentId, DocumentId, Option<[u8; 16]>);
 
 impl Staged {
     fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.pending.insert(key.into(), Some(value.into()));
+        self.stage(key.into(), Some(value.into()));
     }
 
     fn remove(&mut self, key: impl Into<Vec<u8>>) {
-        self.pending.insert(key.into(), None);
+        self.stage(key.into(), None);
     }
 
-    /// Bytes of the staged values: what the batch adds to the store, before sled's overhead.
+    fn stage(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+        self.pending.insert(key, value);
+    }
+
+    /// Bytes of the staged rows: about what the batch adds to the store, before sled's
+    /// overhead.
     pub fn bytes(&self) -> u64 {
-        self.pending
-            .iter()
-            .map(|(k, v)| (k.len() + v.as_ref().map_or(0, Vec::len)) as u64)
-            .sum()
+        self.bytes
     }
 
     fn into_batch(self) -> sled::Batch {
@@ -183,13 +195,16 @@ impl Store {
                 }
             }
         }
+        let journal = db.open_tree(journal::TREE)?;
         let mut store = Store {
             db,
+            journal,
             written: Arc::new(AtomicU64::new(0)),
             durable: Arc::new(AtomicU64::new(0)),
             reconcile_sets: Arc::default(),
             seq: Arc::default(),
         };
+        store.finish_journal()?;
         store.seq = Arc::new(AtomicU64::new(store.get_u64(b"m:seq")?.unwrap_or(0)));
         Ok(store)
     }
@@ -218,14 +233,52 @@ impl Store {
         Ok(self.written.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
+    /// Moves a committed journal into the store and empties it; drops one never committed.
+    /// Returns the last batch written (or the current count if none was).
+    fn finish_journal(&self) -> Result<u64, StoreError> {
+        let mut written = self.applied_writes();
+        if journal::is_committed(&self.journal)? {
+            written = journal::replay(&self.journal, |batch| self.apply(batch))?;
+            self.db.flush()?;
+        }
+        journal::clear(&self.db, &self.journal)?;
+        Ok(written)
+    }
+
     // ---- reads ----
 
     /// A value as it will be once `staged` is applied.
     fn get_in(&self, staged: &Staged, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match staged.pending.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => Ok(self.db.get(key)?.map(|v| v.to_vec())),
+        if let Some(value) = staged.pending.get(key) {
+            return Ok(value.clone());
         }
+        if staged.spilled
+            && let Some(value) = journal::get(&self.journal, key)?
+        {
+            return Ok(value);
+        }
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// The keys under `prefix` as they will be once `staged` is applied.
+    fn keys_in(&self, staged: &Staged, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys = BTreeMap::new();
+        for key in self.db.scan_prefix(prefix).keys() {
+            keys.insert(key?.to_vec(), true);
+        }
+        if staged.spilled {
+            for (key, value) in journal::scan(&self.journal, prefix)? {
+                keys.insert(key, value.is_some());
+            }
+        }
+        let pending = staged.pending.range(prefix.to_vec()..);
+        for (key, value) in pending.take_while(|(k, _)| k.starts_with(prefix)) {
+            keys.insert(key.clone(), value.is_some());
+        }
+        Ok(keys
+            .into_iter()
+            .filter_map(|(key, present)| present.then_some(key))
+            .collect())
     }
 
     /// [`Self::entry`], as it will be once `staged` is applied.
@@ -617,10 +670,45 @@ impl Store {
         self.apply_staged(staged)
     }
 
-    /// Applies staged writes as one atomic batch.
+    /// Moves `staged`'s rows to the journal once they hold more than
+    /// [`journal::SPILL_BYTES`], so a large import's memory stays bounded.
+    pub fn spill_if_large(&self, staged: &mut Staged) -> Result<(), StoreError> {
+        let in_memory: usize = staged
+            .pending
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        if in_memory as u64 >= journal::SPILL_BYTES {
+            journal::spill(&self.journal, staged)?;
+        }
+        Ok(())
+    }
+
+    /// Whether no import's rows are waiting in the journal.
+    #[cfg(test)]
+    pub(crate) fn journal_is_empty(&self) -> bool {
+        self.journal.is_empty()
+    }
+
+    /// Drops staged writes that will not be applied, with any rows they spilled.
+    pub fn discard_staged(&self, staged: Staged) -> Result<(), StoreError> {
+        if staged.spilled {
+            journal::clear(&self.db, &self.journal)?;
+        }
+        Ok(())
+    }
+
+    /// Applies staged writes all or nothing: as one atomic batch, or, when they spilled, by
+    /// committing the journal and moving it in (which makes it durable on return).
     pub fn apply_staged(&self, mut staged: Staged) -> Result<u64, StoreError> {
         let reconciled = std::mem::take(&mut staged.reconciled);
-        let written = self.apply(staged.into_batch())?;
+        let written = if staged.spilled {
+            journal::spill(&self.journal, &mut staged)?;
+            journal::commit(&self.db, &self.journal)?;
+            self.finish_journal()?
+        } else {
+            self.apply(staged.into_batch())?
+        };
         let mut sets = self.reconcile_sets.lock().expect("not poisoned");
         for (collection, id, digest) in reconciled {
             if let Some(set) = sets.get_mut(&collection) {
@@ -724,17 +812,9 @@ impl Store {
             }
             self.reference_blobs(batch, id, Some(&old), None)?;
         }
-        let prefix = key(b"s:", id);
-        let staged_signatures: Vec<Vec<u8>> = batch
-            .pending
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for item in self.db.scan_prefix(&prefix).keys() {
-            batch.remove(item?.to_vec());
+        for signature in self.keys_in(batch, &key(b"s:", id))? {
+            batch.remove(signature);
         }
-        staged_signatures.into_iter().for_each(|k| batch.remove(k));
         batch.remove(key(b"e:", id));
         batch.remove(key(b"d:", id));
         batch.insert(key(b"t:", id), json(tombstone));

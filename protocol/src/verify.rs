@@ -200,7 +200,8 @@ fn check_alone(
     Ok(())
 }
 
-/// Applies one change whose dependencies are in `doc`, checking the state it leaves.
+/// Applies one change whose dependencies are in `doc`, checking the state it leaves; on an
+/// error `doc` may hold part of it, so the caller must drop it.
 fn apply_checked(
     document: DocumentId,
     kind: DocKind,
@@ -236,13 +237,12 @@ fn apply_checked(
         DocKind::Collection => Collection::check(state),
     };
     match before {
+        // `doc` is the caller's working copy, dropped if any change fails: no need to keep
+        // the state before this one.
         None => {
-            let mut after = doc.clone();
-            after
-                .apply_changes([change])
+            doc.apply_changes([change])
                 .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-            check(&after).map_err(refused)?;
-            *doc = after;
+            check(doc).map_err(refused)?;
         }
         Some(mut state) => {
             state

@@ -379,6 +379,7 @@ fn every_damaged_bundle_is_refused_with_its_message_and_the_intact_one_imports()
         );
         assert_eq!(commons.store().entry_count().unwrap(), 0, "{}", case.name);
         assert_eq!(commons.store().applied_writes(), 0, "{}", case.name);
+        assert!(commons.store().journal_is_empty(), "{}", case.name);
     }
     let forged = ImportRequest {
         file: corpus.join("forged-change.minga"),

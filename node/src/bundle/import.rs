@@ -1,13 +1,17 @@
-//! Reading a bundle: part headers, the manifest signature and every section's hash are checked
-//! before any section is trusted; every document then goes through [`Commons::stage_remote`],
-//! the path network sync takes, into one staged batch that is written only if the whole bundle
-//! passed and the disk has room. A refused bundle changes nothing.
+//! Reading a bundle: the part headers and the manifest signature are checked first, the disk's
+//! room is estimated from the manifest, then each section is checked against its hash before
+//! it is trusted and each document goes through [`Commons::stage_remote`], the path network
+//! sync takes, into one staged write. That write spills to the store's journal as it grows,
+//! so memory stays flat, and is applied only if the whole bundle passed: a refused bundle
+//! changes nothing.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use minga_protocol::bundle::{self, BundleError, MAGIC, MAX_MANIFEST_BYTES, Manifest, SectionKind};
+use minga_protocol::bundle::{
+    self, BundleError, MAGIC, MAX_MANIFEST_BYTES, Manifest, Section, SectionKind,
+};
 use minga_protocol::wire::{self, Payload};
 use minga_protocol::{DocKind, DocumentId, Signature};
 use serde::{Deserialize, Serialize};
@@ -15,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::blobs::BundleBlobs;
 use super::parts::PartReader;
 use super::{ImportError, ImportRequest, ImportSummary, Phase, Progress, space};
-use crate::commons::{Staging, Written};
+use crate::commons::{Changed, Staging, Written};
 use crate::store::stage_followed;
 use crate::{Commons, Error, Staged};
 
@@ -83,23 +87,17 @@ pub fn read_manifest(path: &Path) -> Result<(Manifest, String), ImportError> {
     Ok((inspected.manifest, inspected.bundle))
 }
 
-/// A document section, read and hash-checked, waiting to be staged.
-struct Checked {
-    index: usize,
-    kind: SectionKind,
-    id: DocumentId,
-    payload: Payload,
-}
+/// A blob the bundle carries and the blob store lacks: its section, hash and size.
+type WantedBlob = (usize, [u8; 32], u64);
 
-/// Imports a bundle into `commons` in one store batch; see the module doc for the order of
-/// checks.
+/// Imports a bundle into `commons`, all or nothing; see the module doc for the order of checks.
 pub fn import(
     commons: &mut Commons,
     request: &ImportRequest,
     blob_store: &dyn BundleBlobs,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Written<ImportSummary>, Error> {
-    let (mut reader, inspected) = open(&request.file)?;
+    let (reader, inspected) = open(&request.file)?;
     let manifest = &inspected.manifest;
     let store = commons.store().clone();
     for who in [&manifest.node.peer_id, &manifest.node.author] {
@@ -107,16 +105,100 @@ pub fn import(
             return Err(ImportError::Blocked(who.clone()).into());
         }
     }
+    let wanted = wanted_blobs(manifest, blob_store, &request.file)?;
+    let blob_bytes = wanted.iter().map(|(_, _, size)| size).sum();
+    let document_bytes = manifest
+        .sections
+        .iter()
+        .filter(|section| section.kind != SectionKind::Blob)
+        .map(|section| section.size)
+        .sum::<u64>();
+    // Room on disk, estimated from the manifest before the first byte is written...
+    let staged_estimate = document_bytes.saturating_mul(space::STAGED_PER_DOCUMENT_BYTE);
+    ensure_room(commons, request, staged_estimate, blob_bytes)?;
 
-    // Pass 1: every section against its hash; documents kept (they are small), blobs not.
+    let mut staged = Staged::default();
+    let mut summary = ImportSummary {
+        bundle: inspected.bundle.clone(),
+        exporter: manifest.node.peer_id.clone(),
+        blobs_skipped: if blob_store.keeps_blobs() {
+            0
+        } else {
+            manifest
+                .sections
+                .iter()
+                .filter(|s| s.kind == SectionKind::Blob)
+                .count() as u64
+        },
+        ..ImportSummary::default()
+    };
+    let mut applying = Progress {
+        phase: Phase::Applying,
+        items_total: wanted.len() as u64 + 1,
+        bytes_total: blob_bytes,
+        ..Progress::default()
+    };
+    let checked = stage_sections(
+        commons,
+        reader,
+        &inspected,
+        &mut staged,
+        &mut summary,
+        progress,
+    )
+    .and_then(|changed| {
+        // ...and again from what was staged, before the store or the blobs are touched.
+        ensure_room(commons, request, staged.bytes(), blob_bytes)?;
+        if !wanted.is_empty() {
+            summary.blobs_added = copy_blobs(&request.file, &inspected, &wanted, blob_store)?;
+            applying.items = wanted.len() as u64;
+            applying.bytes = blob_bytes;
+            progress(&applying);
+        }
+        Ok(changed)
+    });
+    let changed = match checked {
+        Ok(changed) => changed,
+        Err(error) => {
+            store.discard_staged(staged)?;
+            return Err(error);
+        }
+    };
+    let batch = if staged.bytes() == 0 {
+        // Importing a bundle twice writes nothing.
+        store.applied_writes()
+    } else {
+        store.apply_staged(staged)?
+    };
+    applying.items = applying.items_total;
+    progress(&applying);
+    Ok(Written::new(summary, batch).announcing(changed))
+}
+
+/// Pass 1: every section against its hash, each document then staged through the verification
+/// network sync uses (blobs are only hashed here); returns what to announce.
+fn stage_sections(
+    commons: &mut Commons,
+    mut reader: PartReader,
+    inspected: &Inspected,
+    staged: &mut Staged,
+    summary: &mut ImportSummary,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Vec<Changed>, Error> {
+    let manifest = &inspected.manifest;
+    let store = commons.store().clone();
+    for collection in &manifest.collections {
+        if !store.is_followed(collection)? {
+            stage_followed(staged, collection, true);
+        }
+    }
     let mut verifying = Progress {
         phase: Phase::Verifying,
         items_total: manifest.sections.len() as u64,
         bytes_total: inspected.data_bytes,
         ..Progress::default()
     };
-    let mut documents = Vec::new();
-    let mut blobs = Vec::new();
+    let mut changed = Vec::new();
     for (index, section) in manifest.sections.iter().enumerate() {
         let what = || format!("section {index} ({:?} {})", section.kind, section.id);
         let mut hasher = blake3::Hasher::new();
@@ -148,12 +230,9 @@ pub fn import(
             reason,
         };
         if section.kind == SectionKind::Blob {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(&section.id, &mut hash)
-                .ok()
-                .filter(|_| section.id == section.hash)
-                .ok_or_else(|| rejected("a blob's id must be its hash".into()))?;
-            blobs.push((index, hash, section.size));
+            if blob_hash(section).is_none() {
+                return Err(rejected("a blob's id must be its hash".into()).into());
+            }
         } else {
             let id: DocumentId = section
                 .id
@@ -165,126 +244,126 @@ pub fn import(
             {
                 return Err(rejected("its content is not of its kind".into()).into());
             }
-            documents.push(Checked {
-                index,
-                kind: section.kind,
+            stage_document(
+                commons,
+                staged,
+                section.kind,
                 id,
-                payload,
-            });
+                &payload,
+                summary,
+                &mut changed,
+            )
+            .map_err(|e| match e {
+                Error::Rejected(reason) | Error::Forbidden(reason) => rejected(reason).into(),
+                other => other,
+            })?;
+            store.spill_if_large(staged)?;
         }
         verifying.items += 1;
         if keep && verifying.items.is_multiple_of(64) {
             progress(&verifying);
         }
     }
-    let bytes_read = reader.position;
+    summary.bytes_read = reader.position;
     reader.finish()?;
     progress(&verifying);
+    Ok(changed)
+}
 
-    // Stage every document through the verification network sync uses.
-    let mut summary = ImportSummary {
-        bundle: inspected.bundle.clone(),
-        exporter: manifest.node.peer_id.clone(),
-        bytes_read,
-        ..ImportSummary::default()
+/// Stages one verified document and counts what it did in `summary`.
+fn stage_document(
+    commons: &mut Commons,
+    staged: &mut Staged,
+    kind: SectionKind,
+    id: DocumentId,
+    payload: &Payload,
+    summary: &mut ImportSummary,
+    changed: &mut Vec<Changed>,
+) -> Result<(), Error> {
+    let doc_kind = match kind {
+        SectionKind::Collection => DocKind::Collection,
+        _ => DocKind::Entry,
     };
-    let mut staged = Staged::default();
-    for collection in &manifest.collections {
-        if !store.is_followed(collection)? {
-            stage_followed(&mut staged, collection, true);
+    let held = commons.store().document_in(staged, &id)?.is_some();
+    let staging = commons.stage_remote(staged, id, doc_kind, payload, false)?;
+    let counts = match kind {
+        SectionKind::Collection => &mut summary.collections,
+        _ => &mut summary.entries,
+    };
+    match (staging, kind) {
+        (Staging::Unchanged, SectionKind::Tombstone) => {}
+        (Staging::Changed(announce), SectionKind::Tombstone) => {
+            summary.tombstones_applied += 1;
+            changed.extend(announce);
         }
-    }
-    let mut changed = Vec::new();
-    for document in &documents {
-        let kind = match document.kind {
-            SectionKind::Collection => DocKind::Collection,
-            _ => DocKind::Entry,
-        };
-        let held = store.document_in(&staged, &document.id)?.is_some();
-        let staging = commons
-            .stage_remote(&mut staged, document.id, kind, &document.payload, false)
-            .map_err(|e| match e {
-                Error::Rejected(reason) | Error::Forbidden(reason) => ImportError::Rejected {
-                    index: document.index,
-                    kind: document.kind,
-                    id: document.id.to_string(),
-                    reason,
-                }
-                .into(),
-                other => other,
-            })?;
-        let counts = match document.kind {
-            SectionKind::Collection => &mut summary.collections,
-            _ => &mut summary.entries,
-        };
-        match (staging, document.kind) {
-            (Staging::Unchanged, SectionKind::Tombstone) => {}
-            (Staging::Changed(announce), SectionKind::Tombstone) => {
-                summary.tombstones_applied += 1;
-                changed.extend(announce);
+        (Staging::Unchanged, _) => counts.unchanged += 1,
+        (Staging::Changed(announce), _) => {
+            if held {
+                counts.updated += 1;
+            } else {
+                counts.new += 1;
             }
-            (Staging::Unchanged, _) => counts.unchanged += 1,
-            (Staging::Changed(announce), _) => {
-                if held {
-                    counts.updated += 1;
-                } else {
-                    counts.new += 1;
-                }
-                changed.extend(announce);
-            }
+            changed.extend(announce);
         }
     }
-    let mut blob_bytes = 0;
-    let mut wanted = Vec::new();
-    for (index, hash, size) in blobs {
-        if !blob_store.keeps_blobs() {
-            summary.blobs_skipped += 1;
-        } else if blob_store
-            .size(&hash)
-            .map_err(|e| ImportError::io(&request.file, e))?
-            .is_none()
-        {
-            blob_bytes += size;
-            wanted.push((index, hash, size));
-        }
-    }
+    Ok(())
+}
 
-    // Room on disk, before the first byte is written.
-    let required = space::required(staged.bytes(), blob_bytes);
+/// A blob section's hash, if its id is the hex of its hash as it must be.
+fn blob_hash(section: &Section) -> Option<[u8; 32]> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(&section.id, &mut hash).ok()?;
+    (section.id == section.hash).then_some(hash)
+}
+
+/// The blobs of the bundle the blob store lacks (none if it keeps no blobs).
+fn wanted_blobs(
+    manifest: &Manifest,
+    blob_store: &dyn BundleBlobs,
+    file: &Path,
+) -> Result<Vec<WantedBlob>, ImportError> {
+    if !blob_store.keeps_blobs() {
+        return Ok(Vec::new());
+    }
+    let mut wanted = Vec::new();
+    for (index, section) in manifest.sections.iter().enumerate() {
+        if section.kind != SectionKind::Blob {
+            continue;
+        }
+        // A malformed id is refused when its section is read.
+        let Some(hash) = blob_hash(section) else {
+            continue;
+        };
+        let held = blob_store
+            .size(&hash)
+            .map_err(|e| ImportError::io(file, e))?;
+        if held.is_none() && !wanted.iter().any(|(_, h, _)| *h == hash) {
+            wanted.push((index, hash, section.size));
+        }
+    }
+    Ok(wanted)
+}
+
+/// Refuses an import needing more room than the disk has.
+fn ensure_room(
+    commons: &Commons,
+    request: &ImportRequest,
+    staged_bytes: u64,
+    blob_bytes: u64,
+) -> Result<(), ImportError> {
+    let required = space::required(staged_bytes, blob_bytes);
     let available = match request.assume_free_bytes {
         Some(free) => free,
         None => space::available(commons.root()).map_err(|e| ImportError::io(commons.root(), e))?,
     };
-    if !space::fits(required, available) {
-        return Err(ImportError::NoSpace {
+    if space::fits(required, available) {
+        Ok(())
+    } else {
+        Err(ImportError::NoSpace {
             required,
             available,
-        }
-        .into());
+        })
     }
-
-    let mut applying = Progress {
-        phase: Phase::Applying,
-        items_total: wanted.len() as u64 + 1,
-        bytes_total: blob_bytes,
-        ..Progress::default()
-    };
-    if !wanted.is_empty() {
-        summary.blobs_added = copy_blobs(&request.file, &inspected, &wanted, blob_store)?;
-        applying.items = wanted.len() as u64;
-        applying.bytes = blob_bytes;
-        progress(&applying);
-    }
-    let nothing_staged = staged.bytes() == 0;
-    let batch = if nothing_staged {
-        // Importing a bundle twice writes nothing.
-        store.applied_writes()
-    } else {
-        store.apply_staged(staged)?
-    };
-    applying.items = applying.items_total;
-    progress(&applying);
-    Ok(Written::new(summary, batch).announcing(changed))
 }
 
 /// Pass 2: the wanted blobs, re-read from the bundle and handed to the blob store, which checks
@@ -292,7 +371,7 @@ pub fn import(
 fn copy_blobs(
     path: &Path,
     inspected: &Inspected,
-    wanted: &[(usize, [u8; 32], u64)],
+    wanted: &[WantedBlob],
     blob_store: &dyn BundleBlobs,
 ) -> Result<u64, ImportError> {
     let (mut reader, _) = open(path)?;

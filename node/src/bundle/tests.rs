@@ -90,7 +90,12 @@ fn import(commons: &mut Commons, file: &Path) -> Result<ImportSummary, crate::Er
         file: file.to_path_buf(),
         assume_free_bytes: None,
     };
-    let summary = commons.import_bundle(&request, &mut |_| {})?.value;
+    let summary = commons.import_bundle(&request, &mut |_| {});
+    assert!(
+        commons.store().journal_is_empty(),
+        "spilled rows are moved in or dropped"
+    );
+    let summary = summary?.value;
     commons.flush().unwrap();
     Ok(summary)
 }

@@ -166,18 +166,10 @@ impl Store {
         id: &DocumentId,
     ) -> Result<bool, StoreError> {
         let prefix = [b"u:".as_slice(), &hash.0].concat();
-        let other = |key: &[u8]| &key[prefix.len()..] != id.as_bytes();
-        for key in self.db.scan_prefix(&prefix).keys() {
-            let key = key?;
-            if other(&key) && !matches!(batch.pending.get(key.as_ref()), Some(None)) {
-                return Ok(true);
-            }
-        }
-        Ok(batch
-            .pending
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .any(|(k, v)| v.is_some() && other(k)))
+        Ok(self
+            .keys_in(batch, &prefix)?
+            .iter()
+            .any(|key| &key[prefix.len()..] != id.as_bytes()))
     }
 }
 
