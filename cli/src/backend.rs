@@ -60,7 +60,7 @@ impl Backend {
             }
             tracing::debug!("no node answers at {addr}; opening the store directly");
         }
-        let commons = Commons::open(dir, minga_node::config::DEFAULT_CACHE_BYTES)?;
+        let commons = Commons::open(dir, crate::config_file::load(dir.root())?.cache_bytes(None))?;
         Ok(Backend::Local(Box::new(commons)))
     }
 

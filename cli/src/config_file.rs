@@ -65,6 +65,16 @@ pub fn addresses(list: &[String]) -> anyhow::Result<Vec<Multiaddr>> {
         .collect()
 }
 
+impl ConfigFile {
+    /// sled's page cache for any process opening the store: the flag's MiB, else the file's,
+    /// else the default.
+    pub fn cache_bytes(&self, flag_mb: Option<u64>) -> u64 {
+        flag_mb
+            .or(self.cache_mb)
+            .map_or(minga_node::config::DEFAULT_CACHE_BYTES, |mb| mb << 20)
+    }
+}
+
 /// Reads `config.toml` from the data dir; a missing file is an empty configuration.
 pub fn load(data_dir: &Path) -> anyhow::Result<ConfigFile> {
     let path = data_dir.join("config.toml");

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use minga_node::config::{DEFAULT_API, DEFAULT_CACHE_BYTES, DEFAULT_LISTEN, WebConfig};
+use minga_node::config::{DEFAULT_API, DEFAULT_LISTEN, WebConfig};
 use minga_node::network::NetworkConfig;
 use minga_node::queries::ListParams;
 use minga_node::{BlobLimits, Commons, DataDir, keys};
@@ -250,7 +250,7 @@ fn read_body(
 }
 
 fn init(dir: &DataDir, name: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let mut commons = Commons::open(dir, minga_node::config::DEFAULT_CACHE_BYTES)?;
+    let mut commons = Commons::open(dir, config_file::load(dir.root())?.cache_bytes(None))?;
     if let Some(name) = name {
         commons.set_name(name)?;
     }
@@ -306,10 +306,7 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
     if web.search_writer_bytes < minga_node::search::MIN_WRITER_BYTES {
         anyhow::bail!("--search-writer-mb must be at least 15");
     }
-    let cache_bytes = args
-        .cache_mb
-        .or(file.cache_mb)
-        .map_or(DEFAULT_CACHE_BYTES, |mb| mb << 20);
+    let cache_bytes = file.cache_bytes(args.cache_mb);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

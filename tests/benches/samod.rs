@@ -614,10 +614,14 @@ async fn samod_unchanged(args: &Args) -> Result<Value> {
         }
     }
     let repo_b = Repo::build_tokio().with_storage(storage_b).load().await;
-    for h in &held {
-        repo_b
-            .find(h.handle.document_id().clone())
-            .await
+    // All at once: one `find` at a time took more than 30 minutes for 10,000 documents.
+    let found = join_all(
+        held.iter()
+            .map(|h| repo_b.find(h.handle.document_id().clone())),
+    )
+    .await;
+    for document in found {
+        document
             .map_err(|e| anyhow!("{e}"))?
             .context("a copied document missing in B")?;
     }
