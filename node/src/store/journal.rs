@@ -15,10 +15,12 @@ pub(super) const TREE: &[u8] = b"journal";
 
 /// Staged rows kept in memory before they are spilled to the journal (small in unit tests, so
 /// every import test goes through the journal).
-pub(super) const SPILL_BYTES: u64 = if cfg!(test) { 16 << 10 } else { 8 << 20 };
+pub(super) const SPILL_BYTES: u64 = if cfg!(test) { 16 << 10 } else { 1 << 20 };
 
-/// Rows moved from the journal into the store per batch.
-const MOVE_BYTES: usize = 4 << 20;
+/// Rows moved from the journal into the store per batch. sled keeps every node version a batch
+/// replaces until the batch ends (one epoch guard), so memory follows the batch: an import of
+/// 10,000 entries peaked at 415 MiB with 4 MiB batches, 175 MiB with 256 KiB.
+const MOVE_BYTES: usize = 256 << 10;
 
 /// The commit mark: its key sorts before every row's (all of them start with a letter).
 const COMMITTED: &[u8] = &[0];
