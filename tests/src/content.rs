@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 /// xorshift64*: small, fast, and the same sequence on every machine.
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64, stream: u64) -> Rng {
