@@ -175,11 +175,16 @@ fn run_workload(
             updates::poll(nodes, &mut made)?;
             std::thread::sleep(Duration::from_millis(20));
         }
-        let origin = rng.range(0, nodes.len() - 1);
         let update = if edit && !editable.is_empty() {
+            // As in the simulator, an edit is made on a node that holds the entry.
             let entry = editable[rng.range(0, editable.len() - 1)];
+            let holders: Vec<usize> = (0..nodes.len())
+                .filter(|&i| matches!(nodes[i].store.entry(&entry), Ok(Some(_))))
+                .collect();
+            let origin = holders[rng.range(0, holders.len() - 1)];
             Update::edit(nodes, origin, entry, options.seed, k as u64)?
         } else {
+            let origin = rng.range(0, nodes.len() - 1);
             let i = u64::from(w.preload) + k as u64;
             Update::create(nodes, origin, collection, options.seed, i)?
         };
