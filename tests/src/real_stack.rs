@@ -5,6 +5,7 @@
 
 pub mod updates;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ pub struct ClusterConfig {
     pub cache_bytes: u64,
     /// The search index writer's budget per node, bytes (at least tantivy's minimum).
     pub search_writer_bytes: usize,
+    /// Where the nodes' data dirs go (the system's temporary dir if `None`). Hundreds of nodes
+    /// on one disk queue behind each other's fsyncs, which nodes on their own machines do not:
+    /// a tmpfs takes that out.
+    pub data_parent: Option<PathBuf>,
 }
 
 impl ClusterConfig {
@@ -47,6 +52,7 @@ impl ClusterConfig {
             seed,
             cache_bytes: 4 << 20,
             search_writer_bytes: minga_node::search::MIN_WRITER_BYTES,
+            data_parent: None,
         }
     }
 }
@@ -96,7 +102,12 @@ impl Cluster {
         let base = NEXT_MEMORY_PORT.fetch_add(config.nodes as u64, Ordering::Relaxed);
         let mut opened = Vec::with_capacity(config.nodes);
         for i in 0..config.nodes {
-            let dir = tempfile::Builder::new().prefix("minga-real-").tempdir()?;
+            let mut dir = tempfile::Builder::new();
+            dir.prefix("minga-real-");
+            let dir = match &config.data_parent {
+                Some(parent) => dir.tempdir_in(parent)?,
+                None => dir.tempdir()?,
+            };
             let data = DataDir::new(dir.path());
             let commons = Commons::open(&data, config.cache_bytes)
                 .with_context(|| format!("opening node {i}"))?;

@@ -19,7 +19,7 @@ use minga_tests::real_stack::updates::{self, Update};
 use minga_tests::real_stack::{Cluster, ClusterConfig, LocalNode};
 
 const USAGE: &str = "usage: real_sim --scenario FILE [--seed N] [--nodes N] [--spread-s S] \
-[--cache-mb MB] [--search-writer-mb MB] [--timeout-s S] [--out DIR]";
+[--cache-mb MB] [--search-writer-mb MB] [--timeout-s S] [--data-in DIR] [--out DIR]";
 
 /// Seconds after an update at which the fraction of nodes holding it is reported.
 const FRACTION_AT: [f64; 6] = [0.25, 0.5, 1.0, 2.0, 5.0, 30.0];
@@ -32,11 +32,13 @@ struct Options {
     /// How long after the last update every node must hold everything.
     timeout: Duration,
     out: Option<PathBuf>,
+    /// Parent of the nodes' data dirs.
+    data_in: Option<PathBuf>,
 }
 
 fn options() -> Result<Options> {
     let mut path = None;
-    let (mut seed, mut nodes, mut spread, mut out) = (None, None, None, None);
+    let (mut seed, mut nodes, mut spread, mut out, mut data_in) = (None, None, None, None, None);
     let (mut cache_mb, mut search_writer_mb, mut timeout_s) = (4, 15, 300);
     for (flag, value) in minga_tests::flags::flag_values(USAGE)? {
         match flag.as_str() {
@@ -48,6 +50,7 @@ fn options() -> Result<Options> {
             "--search-writer-mb" => search_writer_mb = value.parse()?,
             "--timeout-s" => timeout_s = value.parse()?,
             "--out" => out = Some(PathBuf::from(value)),
+            "--data-in" => data_in = Some(PathBuf::from(value)),
             _ => bail!("unknown flag {flag}\n{USAGE}"),
         }
     }
@@ -69,6 +72,7 @@ fn options() -> Result<Options> {
         search_writer_mb,
         timeout: Duration::from_secs(timeout_s),
         out,
+        data_in,
     })
 }
 
@@ -82,6 +86,7 @@ fn main() -> Result<()> {
     let config = ClusterConfig {
         cache_bytes: options.cache_mb << 20,
         search_writer_bytes: options.search_writer_mb << 20,
+        data_parent: options.data_in.clone(),
         ..ClusterConfig::new(n, (sc.overlay.connections / 2).max(1) as usize, seed)
     };
     let pid = std::process::id();
@@ -116,10 +121,12 @@ fn main() -> Result<()> {
     let baseline = wires(nodes)?;
     let idle_received = received(&idle_before, &baseline) as f64 / n as f64 / secs(idle_window);
 
+    let cpu_before = procfs::cpu_time(pid)?;
     let mut made = run_workload(&options, nodes, &collection, &preload)?;
     let converged_at = Instant::now();
     measure::settle();
     let after = wires(nodes)?;
+    let cpu = procfs::cpu_time(pid)? - cpu_before;
     let differing = updates::differing_heads(nodes, &made)?;
     let rss_end = procfs::rss(pid)?;
     let peak = procfs::peak_rss(pid)?;
@@ -136,6 +143,7 @@ fn main() -> Result<()> {
         rss_started,
         rss_end,
         peak,
+        cpu,
         wall: started.elapsed(),
     };
     summary.print();
@@ -231,6 +239,8 @@ struct Summary<'a> {
     rss_started: u64,
     rss_end: u64,
     peak: u64,
+    /// CPU time of the whole process from the first update to convergence.
+    cpu: Duration,
     wall: Duration,
 }
 
@@ -286,6 +296,11 @@ impl Summary<'_> {
             measure::kb(self.rss_started / sc.nodes as u64),
             measure::mib(self.rss_end),
             measure::mib(self.peak)
+        );
+        println!(
+            "CPU from first update to converged (s) {:.1}, per update per node (ms) {:.2}",
+            secs(self.cpu),
+            1000.0 * secs(self.cpu) / u / n
         );
         println!("wall time (s) {:.0}", secs(self.wall));
     }
