@@ -147,15 +147,24 @@ pub fn poll(nodes: &[LocalNode], updates: &mut [Update]) -> Result<usize> {
 pub fn wait_all_held(nodes: &[LocalNode], updates: &mut [Update], timeout: Duration) -> Result<()> {
     let total = updates.len();
     let complete = Cell::new(0);
+    let fewest = Cell::new(0);
     crate::measure::wait_for(
         timeout,
         "every node to hold every update",
         Duration::from_millis(50),
         || {
             complete.set(poll(nodes, updates)?);
+            fewest.set(updates.iter().map(Update::holders).min().unwrap_or(0));
             Ok(complete.get() == total)
         },
-        || Ok(format!("{} of {total} updates everywhere", complete.get())),
+        || {
+            Ok(format!(
+                "{} of {total} updates everywhere, the least spread on {} of {} nodes",
+                complete.get(),
+                fewest.get(),
+                nodes.len()
+            ))
+        },
     )
 }
 
