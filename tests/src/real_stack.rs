@@ -222,7 +222,7 @@ impl Drop for Cluster {
 
 /// For each of `nodes` nodes, `dials` distinct other nodes to dial, drawn from `seed`.
 fn random_dials(nodes: usize, dials: usize, seed: u64) -> Vec<Vec<usize>> {
-    let mut rng = Rng::new(seed, 0x0D1A_15);
+    let mut rng = Rng::new(seed, 0x000D_1A15);
     (0..nodes)
         .map(|i| {
             let mut chosen = Vec::with_capacity(dials);

@@ -6,8 +6,8 @@ use libp2p::core::transport::{MemoryTransport, OptionalTransport, upgrade::Versi
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, Transport, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad,
-    mdns, noise, ping, relay, request_response, tcp, yamux,
+    StreamProtocol, Swarm, Transport, autonat, connection_limits, dcutr, gossipsub, identify,
+    identity, kad, mdns, noise, ping, relay, request_response, tcp, yamux,
 };
 use minga_protocol::wire::MAX_GOSSIP_BYTES;
 use prometheus_client::registry::Registry;

@@ -139,7 +139,8 @@ fn main() -> Result<()> {
         sent: sent(&baseline, &after),
         idle_received,
         identical: differing.is_empty(),
-        last_update_to_converged: converged_at - made.iter().map(|u| u.made).max().unwrap_or(converged_at),
+        last_update_to_converged: converged_at
+            - made.iter().map(|u| u.made).max().unwrap_or(converged_at),
         rss_started,
         rss_end,
         peak,
@@ -151,7 +152,10 @@ fn main() -> Result<()> {
         summary.write(dir)?;
     }
     cluster.stop()?;
-    ensure!(differing.is_empty(), "entries differ between nodes: {differing:?}");
+    ensure!(
+        differing.is_empty(),
+        "entries differ between nodes: {differing:?}"
+    );
     Ok(())
 }
 
@@ -201,7 +205,11 @@ fn run_workload(
         }
         made.push(update);
         if last_progress.elapsed() > Duration::from_secs(10) {
-            eprintln!("  {:.0} s: {} updates made", secs(began.elapsed()), made.len());
+            eprintln!(
+                "  {:.0} s: {} updates made",
+                secs(began.elapsed()),
+                made.len()
+            );
             last_progress = Instant::now();
         }
     }
@@ -263,9 +271,18 @@ impl Summary<'_> {
             .map(|up| up.held_after.len() - up.holders())
             .sum();
         let text: usize = self.updates.iter().map(|up| up.text_bytes).sum();
-        println!("scenario {} seed {} nodes {}", sc.name, self.options.seed, sc.nodes);
-        println!("updates {} (missed node-updates {missed})", self.updates.len());
-        println!("identical heads {}", if self.identical { "yes" } else { "NO" });
+        println!(
+            "scenario {} seed {} nodes {}",
+            sc.name, self.options.seed, sc.nodes
+        );
+        println!(
+            "updates {} (missed node-updates {missed})",
+            self.updates.len()
+        );
+        println!(
+            "identical heads {}",
+            if self.identical { "yes" } else { "NO" }
+        );
         for fraction in [0.5, 0.99, 1.0] {
             let mean = self.mean(|up| up.time_to(fraction).map(secs));
             println!("t{:.0} mean (s) {mean}", fraction * 100.0);
@@ -316,7 +333,10 @@ impl Summary<'_> {
             fractions.join(",")
         )?;
         for (i, up) in self.updates.iter().enumerate() {
-            let t = |f: f64| up.time_to(f).map_or(String::new(), |d| format!("{:.3}", secs(d)));
+            let t = |f: f64| {
+                up.time_to(f)
+                    .map_or(String::new(), |d| format!("{:.3}", secs(d)))
+            };
             let held: Vec<String> = FRACTION_AT
                 .iter()
                 .map(|at| format!("{:.3}", up.fraction_at(Duration::from_secs_f64(*at))))

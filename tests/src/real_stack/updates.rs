@@ -42,12 +42,26 @@ impl Update {
         let node = &nodes[origin];
         let new = content::practice(seed, i, collection);
         let (status, answer) = node.post("/api/v1/entries", &new.to_string());
-        ensure!(status == 201, "creating entry {i} answered {status}: {answer}");
+        ensure!(
+            status == 201,
+            "creating entry {i} answered {status}: {answer}"
+        );
         let entry: DocumentId = answer["id"].as_str().context("the new id")?.parse()?;
         let made = Instant::now();
-        let view = node.store.entry(&entry)?.context("the new entry in its store")?;
+        let view = node
+            .store
+            .entry(&entry)?
+            .context("the new entry in its store")?;
         let text_bytes = view.title.len() + view.body.len();
-        Update::made(nodes.len(), entry, &view.heads, origin, false, text_bytes, made)
+        Update::made(
+            nodes.len(),
+            entry,
+            &view.heads,
+            origin,
+            false,
+            text_bytes,
+            made,
+        )
     }
 
     /// Appends one sentence (edit `k` of `seed`) to `entry`'s body on node `origin`.
