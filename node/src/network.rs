@@ -89,6 +89,17 @@ pub struct NetworkConfig {
     pub blobs: crate::BlobLimits,
 }
 
+impl NetworkConfig {
+    /// Whether an address is on libp2p's in-process memory transport (`/memory/N`), which the
+    /// swarm then carries besides TCP and QUIC. Only simulations and tests use it.
+    pub fn uses_memory_transport(&self) -> bool {
+        self.listen
+            .iter()
+            .chain(&self.bootstrap)
+            .any(|addr| matches!(addr.iter().next(), Some(Protocol::Memory(_))))
+    }
+}
+
 /// What the API shows about the network.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct NetStatus {

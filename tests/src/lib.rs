@@ -16,6 +16,7 @@ pub mod flags;
 pub mod hostile;
 pub mod measure;
 pub mod procfs;
+pub mod real_stack;
 
 /// The `minga` binary under test: `$MINGA_BIN`, or the workspace's, built once per test run in
 /// the profile of the test binary itself.

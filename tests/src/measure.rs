@@ -24,7 +24,7 @@ impl Wire {
     }
 }
 
-pub fn wire(node: &Node) -> Result<Wire> {
+pub fn wire(node: &Api) -> Result<Wire> {
     let (status, body) = node.get("/api/v1/status");
     ensure!(status == 200, "status answered {status}: {body}");
     Ok(Wire {
@@ -33,13 +33,13 @@ pub fn wire(node: &Node) -> Result<Wire> {
     })
 }
 
-pub fn entries_on(node: &Node) -> Result<u64> {
+pub fn entries_on(node: &Api) -> Result<u64> {
     let (status, body) = node.get("/api/v1/status");
     ensure!(status == 200, "status answered {status}: {body}");
     body["entries"].as_u64().context("entries in the status")
 }
 
-pub fn create_collection(node: &Node, name: &str) -> Result<String> {
+pub fn create_collection(node: &Api, name: &str) -> Result<String> {
     let (status, body) = node.post("/api/v1/collections", &json!({ "name": name }).to_string());
     ensure!(
         status == 201,
@@ -48,7 +48,7 @@ pub fn create_collection(node: &Node, name: &str) -> Result<String> {
     Ok(body["id"].as_str().context("collection id")?.to_owned())
 }
 
-pub fn follow(node: &Node, collection: &str) -> Result<()> {
+pub fn follow(node: &Api, collection: &str) -> Result<()> {
     let (status, body) = node.post(&format!("/api/v1/collections/{collection}/follow"), "");
     ensure!(status == 200, "follow answered {status}: {body}");
     Ok(())

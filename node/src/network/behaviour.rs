@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use libp2p::core::transport::{MemoryTransport, OptionalTransport, upgrade::Version};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad,
-    mdns, noise, ping, relay, request_response, tcp, yamux,
+    StreamProtocol, Swarm, Transport, autonat, connection_limits, dcutr, gossipsub, identify,
+    identity, kad, mdns, noise, ping, relay, request_response, tcp, yamux,
 };
 use minga_protocol::wire::MAX_GOSSIP_BYTES;
 use prometheus_client::registry::Registry;
@@ -50,15 +51,21 @@ pub struct Behaviour {
 /// A blob range takes seconds on a slow link; a stalled peer is given up on sooner than a sync.
 const BLOB_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Builds the swarm: TCP and QUIC (with DNS), Noise, Yamux, the relay client, and the behaviours
-/// above; bytes on the wire are counted into `registry`.
+/// above; bytes on the wire are counted into `registry`. When the config names a `/memory/`
+/// address, the in-process memory transport is added too, upgraded like TCP (Noise, Yamux) and
+/// counted like it: that is how the real-stack simulations run hundreds of whole nodes in one
+/// process.
 pub fn build(
     keypair: identity::Keypair,
     config: &NetworkConfig,
     registry: &mut Registry,
-) -> Result<Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Swarm<Behaviour>, BoxedError> {
     let mdns_enabled = config.mdns;
     let relay_server = config.relay;
+    let memory = config.uses_memory_transport();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -70,6 +77,18 @@ pub fn build(
             quic.handshake_timeout = Duration::from_secs(30);
             quic
         })
+        .with_other_transport(|key| -> Result<_, BoxedError> {
+            Ok(if memory {
+                OptionalTransport::some(
+                    MemoryTransport::default()
+                        .upgrade(Version::V1)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default()),
+                )
+            } else {
+                OptionalTransport::none()
+            })
+        })?
         .with_dns()?
         .with_relay_client(noise::Config::new, yamux::Config::default)?
         .with_bandwidth_metrics(registry)
