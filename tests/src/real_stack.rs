@@ -176,13 +176,29 @@ impl Cluster {
         )
     }
 
-    /// Creates a collection on the first node and has every other node follow it.
+    /// Creates a collection on the first node, has every other node follow it, and waits
+    /// until every node holds it (an entry can only be written into a collection held).
     pub fn shared_collection(&self, name: &str) -> Result<String> {
         let first = self.nodes.first().context("an empty cluster")?;
         let collection = measure::create_collection(first, name)?;
         for node in &self.nodes[1..] {
             measure::follow(node, &collection)?;
         }
+        let id: minga_protocol::DocumentId = collection.parse()?;
+        let lacking = || -> Result<usize> {
+            let mut lacking = 0;
+            for node in &self.nodes {
+                lacking += usize::from(node.store.collection(&id)?.is_none());
+            }
+            Ok(lacking)
+        };
+        wait_for(
+            Duration::from_secs(180),
+            "every node to hold the collection",
+            Duration::from_millis(200),
+            || Ok(lacking()? == 0),
+            || Ok(format!("{} nodes without the collection", lacking()?)),
+        )?;
         Ok(collection)
     }
 
