@@ -1,10 +1,10 @@
 //! Power cuts: a node killed with SIGKILL at random moments never loses a write it acknowledged,
-//! and its store opens cleanly every time.
+//! and its store opens cleanly every time; an import killed mid-way lands all or nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use minga_tests::Node;
+use minga_tests::{Node, cli_ok};
 use serde_json::json;
 
 /// Cycles of write, kill -9, restart.
@@ -75,4 +75,68 @@ fn acknowledged_writes_survive_kill_9() {
         acknowledged.len() > CYCLES,
         "the test wrote too little to mean anything"
     );
+}
+
+/// Entries in the bundle the import-kill test carries: enough staged rows to spill to the
+/// import journal (1 MiB) several times.
+const CARRIED: u64 = 400;
+
+/// The entries a stopped data dir holds, as `minga status` counts them.
+fn entries_in(dir: &std::path::Path) -> u64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&cli_ok(dir, &["--json", "status"])).unwrap();
+    status["entries"].as_u64().unwrap()
+}
+
+#[test]
+fn an_import_killed_mid_way_lands_all_or_nothing() {
+    let source = tempfile::tempdir().unwrap();
+    let mut node = Node::start(source.path());
+    let (status, answer) = node.post("/api/v1/collections", r#"{"name": "viaje"}"#);
+    assert_eq!(status, 201, "{answer}");
+    for i in 0..CARRIED {
+        let body = json!({"collection": "viaje", "kind": "practice",
+            "title": format!("práctica {i}"), "body": "siembra y cosecha ".repeat(150),
+            "license": "CC0-1.0"});
+        assert_eq!(node.post("/api/v1/entries", &body.to_string()).0, 201);
+    }
+    assert!(node.stop(), "the source node stops cleanly");
+    let stick = tempfile::tempdir().unwrap();
+    let bundle = stick.path().join("viaje.minga");
+    let bundle_arg = bundle.to_str().unwrap();
+    cli_ok(source.path(), &["export", "--all", "--out", bundle_arg]);
+
+    let target = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    cli_ok(target.path(), &["import", bundle_arg]);
+    let whole = started.elapsed();
+    assert_eq!(entries_in(target.path()), CARRIED);
+
+    // Kill imports at moments spread over the time a whole one takes.
+    for cut in 1..=4u32 {
+        let target = tempfile::tempdir().unwrap();
+        let mut import = std::process::Command::new(minga_tests::minga_bin())
+            .arg("--data-dir")
+            .arg(target.path())
+            .args(["import", bundle_arg])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(whole * cut / 5);
+        let _ = import.kill();
+        let _ = import.wait();
+        let held = entries_in(target.path());
+        eprintln!("import killed at {cut}/5 of its time: {held} entries held");
+        assert!(
+            held == 0 || held == CARRIED,
+            "cut {cut}: {held} of {CARRIED} entries landed"
+        );
+        cli_ok(target.path(), &["import", bundle_arg]);
+        assert_eq!(
+            entries_in(target.path()),
+            CARRIED,
+            "cut {cut}: imported again"
+        );
+    }
 }
