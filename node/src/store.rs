@@ -95,10 +95,10 @@ pub struct Staged {
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// The reconciliation rows the batch sets, to update the cached sets once it is applied.
     reconciled: Vec<ItemChange>,
-    /// Whether earlier rows were spilled to the journal.
-    spilled: bool,
     /// Bytes of every row staged so far, spilled or not (a row set twice counts twice).
     bytes: u64,
+    /// Of those, the bytes of rows already spilled to the journal.
+    spilled_bytes: u64,
 }
 
 /// A change to one row of a reconciliation set: `None` removes it.
@@ -122,6 +122,11 @@ impl Staged {
     /// overhead.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Whether earlier rows were spilled to the journal.
+    fn spilled(&self) -> bool {
+        self.spilled_bytes > 0
     }
 
     fn into_batch(self) -> sled::Batch {
@@ -252,7 +257,7 @@ impl Store {
         if let Some(value) = staged.pending.get(key) {
             return Ok(value.clone());
         }
-        if staged.spilled
+        if staged.spilled()
             && let Some(value) = journal::get(&self.journal, key)?
         {
             return Ok(value);
@@ -266,7 +271,7 @@ impl Store {
         for key in self.db.scan_prefix(prefix).keys() {
             keys.insert(key?.to_vec(), true);
         }
-        if staged.spilled {
+        if staged.spilled() {
             for (key, value) in journal::scan(&self.journal, prefix)? {
                 keys.insert(key, value.is_some());
             }
@@ -673,12 +678,7 @@ impl Store {
     /// Moves `staged`'s rows to the journal once they hold more than
     /// [`journal::SPILL_BYTES`], so a large import's memory stays bounded.
     pub fn spill_if_large(&self, staged: &mut Staged) -> Result<(), StoreError> {
-        let in_memory: usize = staged
-            .pending
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-            .sum();
-        if in_memory as u64 >= journal::SPILL_BYTES {
+        if staged.bytes - staged.spilled_bytes >= journal::SPILL_BYTES {
             journal::spill(&self.journal, staged)?;
         }
         Ok(())
@@ -692,7 +692,7 @@ impl Store {
 
     /// Drops staged writes that will not be applied, with any rows they spilled.
     pub fn discard_staged(&self, staged: Staged) -> Result<(), StoreError> {
-        if staged.spilled {
+        if staged.spilled() {
             journal::clear(&self.db, &self.journal)?;
         }
         Ok(())
@@ -702,7 +702,7 @@ impl Store {
     /// committing the journal and moving it in (which makes it durable on return).
     pub fn apply_staged(&self, mut staged: Staged) -> Result<u64, StoreError> {
         let reconciled = std::mem::take(&mut staged.reconciled);
-        let written = if staged.spilled {
+        let written = if staged.spilled() {
             journal::spill(&self.journal, &mut staged)?;
             journal::commit(&self.db, &self.journal)?;
             self.finish_journal()?

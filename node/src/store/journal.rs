@@ -36,7 +36,7 @@ pub(super) fn spill(journal: &Tree, staged: &mut Staged) -> Result<(), StoreErro
         batch.insert(key, encode(value.as_deref()));
     }
     journal.apply_batch(batch)?;
-    staged.spilled = true;
+    staged.spilled_bytes = staged.bytes;
     Ok(())
 }
 
