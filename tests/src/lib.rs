@@ -60,6 +60,42 @@ pub fn cli(dir: &Path, args: &[&str]) -> Output {
         .expect("running minga")
 }
 
+/// Creates the collection `archivo` on `node` and an entry in it with `file` attached through
+/// the CLI; returns the collection id and the entry's attachment as the API shows it.
+pub fn entry_with_attachment(node: &Node, file: &Path) -> anyhow::Result<(String, Value)> {
+    use anyhow::{Context, ensure};
+    let (status, answer) = node.post("/api/v1/collections", r#"{"name": "archivo"}"#);
+    ensure!(
+        status == 201,
+        "creating a collection answered {status}: {answer}"
+    );
+    let collection = answer["id"].as_str().context("a collection id")?.to_owned();
+    let id = cli_ok(
+        &node.dir,
+        &[
+            "add",
+            "--collection",
+            &collection,
+            "--kind",
+            "resource",
+            "--title",
+            "Grabación",
+            "--body",
+            "Una historia del pueblo.",
+            "--license",
+            "CC-BY-4.0",
+            "--attach",
+            file.to_str().context("a UTF-8 path")?,
+        ],
+    );
+    let (status, entry) = node.get(&format!("/api/v1/entries/{id}"));
+    ensure!(
+        status == 200,
+        "reading the entry answered {status}: {entry}"
+    );
+    Ok((collection, entry["attachments"][0].clone()))
+}
+
 /// A CLI run's stdout, trimmed, asserting that it succeeded.
 pub fn cli_ok(dir: &Path, args: &[&str]) -> String {
     let output = cli(dir, args);

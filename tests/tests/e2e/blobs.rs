@@ -19,34 +19,10 @@ fn node_with(dir: &Path, peers: &[&str], extra: &[&str]) -> Node {
     Node::start_with(dir, &args)
 }
 
-/// Creates a collection on `node`, and an entry in it with `file` attached through the CLI.
-/// Returns the collection id and the attachment's hash.
+/// [`minga_tests::entry_with_attachment`], checking the attachment the API shows. Returns
+/// the collection id and the attachment's hash.
 fn entry_with_attachment(node: &Node, file: &Path) -> (String, String) {
-    let (status, answer) = node.post("/api/v1/collections", r#"{"name": "archivo"}"#);
-    assert_eq!(status, 201, "{answer}");
-    let collection = answer["id"].as_str().unwrap().to_owned();
-    let file = file.to_str().unwrap();
-    let id = cli_ok(
-        &node.dir,
-        &[
-            "add",
-            "--collection",
-            &collection,
-            "--kind",
-            "resource",
-            "--title",
-            "Grabación",
-            "--body",
-            "Una historia del pueblo.",
-            "--license",
-            "CC-BY-4.0",
-            "--attach",
-            file,
-        ],
-    );
-    let (status, entry) = node.get(&format!("/api/v1/entries/{}", id.trim()));
-    assert_eq!(status, 200, "{entry}");
-    let attachment = &entry["attachments"][0];
+    let (collection, attachment) = minga_tests::entry_with_attachment(node, file).unwrap();
     assert_eq!(
         attachment["size"].as_u64(),
         std::fs::metadata(file).ok().map(|m| m.len())
