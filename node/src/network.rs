@@ -7,9 +7,11 @@
 //!  timers ───────┘
 //! ```
 //!
-//! - A durable local change, or one pulled on an announcement, is announced on its
-//!   collection's gossip topic (heads only); peers that lack those heads pull through
-//!   `/minga/sync/1`. A catch-up's changes are offered to neighbours by one reconciliation.
+//! - A durable local change is announced on its collection's gossip topic (heads only); peers
+//!   that lack those heads pull through `/minga/sync/1` from the peer they heard it from, and
+//!   forward the announcement only once the change is here (`unforwarded`). Messages are named
+//!   by content, so every node forwards an announcement once. A catch-up's changes are offered
+//!   to neighbours by one reconciliation.
 //! - On connect and every [`RECONCILE_EVERY`], each side asks the other what changed since its
 //!   last answer (`Request::Since`, from the peer's change log) and syncs exactly that; on first
 //!   contact and every [`FULL_CHECK_EVERY`]th time, the peer with the smaller id reconciles each
@@ -21,6 +23,7 @@ pub mod blob_codec;
 pub mod blobs;
 pub mod codec;
 mod exchange;
+mod unforwarded;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -47,6 +50,7 @@ use self::behaviour::{Behaviour, BehaviourEvent};
 use self::blobs::Fetcher;
 use self::codec::Inbound;
 use self::exchange::{Exchange, Misbehaved, Offered, ToSync};
+use self::unforwarded::Unforwarded;
 use crate::commons::{Changed, Spread};
 use crate::{Handle, Store};
 
@@ -244,10 +248,14 @@ pub struct Network {
     /// Collections a catch-up brought changes to, and when the burst is over: then every
     /// neighbour is offered a reconciliation of them.
     quiet: HashMap<DocumentId, Instant>,
+    /// Announcements heard whose change is still being pulled: forwarded once it is here.
+    unforwarded: Unforwarded,
     /// Blob downloads and uploads (`/minga/blob/1`).
     fetcher: Fetcher,
     /// Sync requests sent, for `/metrics` (benchmarks count round trips with it).
     requests_sent: Counter,
+    /// Announcements forwarded once the change they name was pulled, for `/metrics`.
+    forwarded: Counter,
 }
 
 /// Builds the swarm and starts listening; returns the task to run and its handle.
@@ -273,6 +281,12 @@ pub fn start(
         "minga_sync_requests_sent",
         "Requests sent on /minga/sync/1, each answered by one response: round trips begun",
         requests_sent.clone(),
+    );
+    let forwarded = Counter::default();
+    registry.register(
+        "minga_announcements_forwarded",
+        "Announcements of changes pulled from a peer, forwarded once the change was here",
+        forwarded.clone(),
     );
     for addr in &config.listen {
         swarm.listen_on(addr.clone())?;
@@ -314,8 +328,10 @@ pub fn start(
         quiet: HashMap::new(),
         checks: 0,
         placed: HashSet::new(),
+        unforwarded: Unforwarded::default(),
         fetcher,
         requests_sent,
+        forwarded,
     };
     let net = NetHandle {
         status,
@@ -360,6 +376,7 @@ impl Network {
                 _ = redial.tick() => {
                     self.redial();
                     self.reconcile_quiet();
+                    self.drop_unforwarded();
                 }
                 _ = shutdown.changed() => break,
             }
@@ -479,11 +496,10 @@ impl Network {
                 message_id,
                 message,
             }) => {
-                let acceptance = self.on_gossip(propagation_source, &message);
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if let Some(acceptance) = self.on_gossip(propagation_source, &message_id, &message)
+                {
+                    self.validated(&message_id, &propagation_source, acceptance);
+                }
             }
             BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => {
                 self.seen(&peer);
@@ -534,17 +550,23 @@ impl Network {
         }
     }
 
-    /// Validates a gossip message before it is forwarded, and pulls what it announces.
-    fn on_gossip(&mut self, source: PeerId, message: &gossipsub::Message) -> MessageAcceptance {
+    /// Validates a gossip message, which gossipsub then forwards (or not); `None` holds an
+    /// announcement back while what it names is pulled from the peer it came from.
+    fn on_gossip(
+        &mut self,
+        source: PeerId,
+        message_id: &gossipsub::MessageId,
+        message: &gossipsub::Message,
+    ) -> Option<MessageAcceptance> {
         if message.topic == catalogue_topic().hash() {
             let Ok(catalogue) = wire::decode::<Catalogue>(&message.data, MAX_GOSSIP_BYTES) else {
-                return MessageAcceptance::Reject;
+                return Some(MessageAcceptance::Reject);
             };
             self.heard(catalogue);
-            return MessageAcceptance::Accept;
+            return Some(MessageAcceptance::Accept);
         }
         let Ok(announcement) = wire::decode::<Announcement>(&message.data, MAX_GOSSIP_BYTES) else {
-            return MessageAcceptance::Reject;
+            return Some(MessageAcceptance::Reject);
         };
         let collection = DocumentId::from_bytes(announcement.collection);
         if !self.config.mirror
@@ -554,32 +576,83 @@ impl Network {
                 .is_followed(&collection)
                 .unwrap_or(false)
         {
-            return MessageAcceptance::Ignore;
+            return Some(MessageAcceptance::Ignore);
         }
         let id = DocumentId::from_bytes(announcement.id);
-        let ours = self
-            .exchange
-            .store
-            .item_digest(&collection, &id)
-            .ok()
-            .flatten();
-        let theirs = minga_protocol::reconcile::heads_digest(&announcement.heads);
-        let withdrawn = announcement.heads.is_empty();
-        if ours != Some(theirs) && !(withdrawn && ours == Some(crate::store::TOMBSTONE_DIGEST)) {
-            let to_sync = ToSync {
-                collection: Some(collection),
-                ids: vec![*id.as_bytes()],
-                they_lack: BTreeSet::new(),
-            };
-            self.sync_with(source, &to_sync);
-            if let Some(origin) = message
-                .source
-                .filter(|o| *o != source && self.swarm.is_connected(o))
-            {
-                self.sync_with(origin, &to_sync);
-            }
+        let store = &self.exchange.store;
+        if store
+            .holds(&collection, &id, &announcement.heads)
+            .unwrap_or(false)
+        {
+            return Some(MessageAcceptance::Accept);
         }
-        MessageAcceptance::Accept
+        self.pull(source, collection, id);
+        let held = self.unforwarded.hold(
+            id,
+            message_id.clone(),
+            source,
+            collection,
+            announcement.heads,
+        );
+        (!held).then_some(MessageAcceptance::Ignore)
+    }
+
+    fn validated(
+        &mut self,
+        message: &gossipsub::MessageId,
+        source: &PeerId,
+        acceptance: MessageAcceptance,
+    ) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(message, source, acceptance);
+    }
+
+    /// Asks `peer` for what it holds of one document.
+    fn pull(&mut self, peer: PeerId, collection: DocumentId, id: DocumentId) {
+        let to_sync = ToSync {
+            collection: Some(collection),
+            ids: vec![*id.as_bytes()],
+            they_lack: BTreeSet::new(),
+        };
+        self.sync_with(peer, &to_sync);
+    }
+
+    /// A document changed here: forwards the announcements of it whose change is now held, and
+    /// pulls again for those still waiting (the pull in flight when they came may have
+    /// brought only older heads).
+    fn forward_arrived(&mut self, id: &DocumentId) {
+        let store = &self.exchange.store;
+        let arrived = self.unforwarded.take_arrived(id, |held| {
+            store
+                .holds(&held.collection, id, &held.heads)
+                .unwrap_or(false)
+        });
+        for held in arrived {
+            self.forwarded.inc();
+            self.validated(&held.message, &held.source, MessageAcceptance::Accept);
+        }
+        let again: Vec<(PeerId, DocumentId)> = self
+            .unforwarded
+            .waiting(id)
+            .iter()
+            .map(|held| (held.source, held.collection))
+            .collect();
+        for (peer, collection) in again {
+            self.pull(peer, collection, *id);
+        }
+    }
+
+    /// Lets gossipsub drop the announcements whose change did not come in time; reconciliation
+    /// repairs whatever they named.
+    fn drop_unforwarded(&mut self) {
+        let Some(before) = Instant::now().checked_sub(behaviour::FORWARD_WITHIN) else {
+            return;
+        };
+        for held in self.unforwarded.take_older(before) {
+            self.validated(&held.message, &held.source, MessageAcceptance::Ignore);
+        }
     }
 
     fn heard(&mut self, catalogue: Catalogue) {
@@ -652,6 +725,7 @@ impl Network {
     fn announce(&mut self, change: &Changed) {
         // A collection created or first received here is followed: listen on its topic too.
         self.follow_topic(&change.collection);
+        self.forward_arrived(&change.id);
         if change.spread == Spread::Quietly {
             self.quiet
                 .insert(change.collection, Instant::now() + QUIET_AFTER);

@@ -442,6 +442,33 @@ impl Store {
         Ok(Some(digest))
     }
 
+    /// Whether this node holds every change an announcement of `heads` names: the same heads,
+    /// or later ones built on them (each change's signature is kept under its hash). Empty heads
+    /// announce a withdrawal, held once the document is a tombstone here.
+    pub fn holds(
+        &self,
+        collection: &DocumentId,
+        id: &DocumentId,
+        heads: &[[u8; 32]],
+    ) -> Result<bool, StoreError> {
+        let digest = self.item_digest(collection, id)?;
+        if heads.is_empty() {
+            return Ok(digest == Some(TOMBSTONE_DIGEST));
+        }
+        if digest == Some(reconcile::heads_digest(heads)) {
+            return Ok(true);
+        }
+        for head in heads {
+            if !self
+                .db
+                .contains_key([key(b"s:", id).as_slice(), head].concat())?
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The change log's last sequence number: every later change of a reconciliation row gets
     /// a greater one.
     pub fn seq(&self) -> u64 {

@@ -154,6 +154,19 @@ impl Api {
         self.send("DELETE", path, None)
     }
 
+    /// A counter or gauge of the node's `/metrics`, by its full name (`..._total` for counters).
+    pub fn metric(&self, name: &str) -> anyhow::Result<u64> {
+        let text = self
+            .agent
+            .get(&format!("{}/metrics", self.base))
+            .call()?
+            .into_string()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no metric {name} in /metrics"))
+    }
+
     /// Sends a request; answers (status, JSON body or Null). Transport errors are status 0.
     pub fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
         let mut request = self.agent.request(method, &format!("{}{path}", self.base));

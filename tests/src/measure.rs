@@ -170,15 +170,7 @@ pub fn create_entries(
 /// Requests a node has sent on `/minga/sync/1` since it started (`/metrics`): each is answered
 /// by one response, so this counts its round trips.
 pub fn sync_requests(node: &Node) -> Result<u64> {
-    let url = format!("{}/metrics", node.api.base);
-    let text = ureq::get(&url)
-        .call()
-        .with_context(|| format!("GET {url}"))?
-        .into_string()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("minga_sync_requests_sent_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no minga_sync_requests_sent_total in /metrics")
+    node.metric("minga_sync_requests_sent_total")
 }
 
 /// Polls a byte counter every 100 ms until it has not moved for `quiet` (at most a minute);

@@ -81,6 +81,22 @@ fn an_entry_added_on_a_reaches_c_through_b() {
     wait_until(30, "the collection on C", || {
         line.c.get("/api/v1/collections").1["collections"][0]["name"] == "practicas"
     });
+    // With every catch-up done, a second entry travels by gossip alone: B pulls it from A,
+    // and only then forwards A's announcement to C, which pulls it from B.
+    let forwarded = || {
+        line.b
+            .metric("minga_announcements_forwarded_total")
+            .unwrap()
+    };
+    let before = forwarded();
+    let second = create(&line.a, &line.collection, "Caldo bordelés", "Cobre y cal.");
+    wait_until(60, "the second entry on C", || {
+        entry(&line.c, &second).is_some()
+    });
+    assert!(
+        forwarded() > before,
+        "B forwarded A's announcement once it held the entry"
+    );
     let (_, peers) = line.b.get("/api/v1/peers");
     assert_eq!(peers["peers"].as_array().unwrap().len(), 2);
     assert!(
