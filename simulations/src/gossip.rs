@@ -10,9 +10,10 @@ use crate::net::Net;
 use crate::rng::SimRng;
 use crate::scenario::Overlay;
 
-/// Bytes a gossipsub frame adds to an announcement (protobuf framing, topic, source, sequence
-/// number and the 64-byte message signature of `MessageAuthenticity::Signed`).
-pub const ENVELOPE_BYTES: u64 = 140;
+/// Bytes a gossipsub frame adds to an announcement: the frame's length, protobuf tags and
+/// lengths, and the topic (`minga/collections/1/NN`). The node's messages are unsigned
+/// (`MessageAuthenticity::Anonymous`), so they carry no source, sequence number or signature.
+pub const ENVELOPE_BYTES: u64 = 30;
 
 /// Bytes of a control message, and of each message id it names.
 const CONTROL_BYTES: u64 = 24;
