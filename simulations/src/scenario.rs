@@ -117,7 +117,8 @@ impl Default for Overlay {
             d_hi: 12,
             d_lazy: 6,
             heartbeat_ms: 1000.0,
-            history_gossip: 3,
+            // The node's setting (`network/behaviour.rs`), not gossipsub's default of 3.
+            history_gossip: 1,
             flood_publish: true,
         }
     }
