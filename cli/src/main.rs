@@ -295,6 +295,7 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         relay: args.relay || file.relay.unwrap_or(false),
         mirror: args.mirror || file.mirror.unwrap_or(false),
         blobs,
+        memory_link: None,
     };
     let web = WebConfig {
         search_writer_bytes: args

@@ -23,6 +23,7 @@ pub mod blob_codec;
 pub mod blobs;
 pub mod codec;
 mod exchange;
+pub mod link_model;
 mod unforwarded;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -91,6 +92,9 @@ pub struct NetworkConfig {
     pub mirror: bool,
     /// Blob size limit, fetch budget (ignored by a mirror, which fetches every blob) and rate.
     pub blobs: crate::BlobLimits,
+    /// Simulations only: the latency and uplink of this node's `/memory/` connections (none:
+    /// they hand bytes over at once).
+    pub memory_link: Option<link_model::LinkModel>,
 }
 
 impl NetworkConfig {

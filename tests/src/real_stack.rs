@@ -13,7 +13,9 @@ use anyhow::{Context, Result, anyhow, ensure};
 use libp2p::Multiaddr;
 use minga_node::config::WebConfig;
 use minga_node::network::NetworkConfig;
+use minga_node::network::link_model::LinkModel;
 use minga_node::{BlobLimits, Commons, DataDir, Store};
+use minga_simulations::scenario::Links;
 use tokio::sync::oneshot;
 
 use crate::content::Rng;
@@ -37,6 +39,11 @@ pub struct ClusterConfig {
     pub cache_bytes: u64,
     /// The search index writer's budget per node, bytes (at least tantivy's minimum).
     pub search_writer_bytes: usize,
+    /// The scenario's links (latency range, uplink), applied to the memory transport; `None`
+    /// hands bytes over at once. Each node's received bytes wait a latency drawn from the
+    /// range (so a link's two directions differ, where the model draws one per link); loss is
+    /// not modelled, as over TCP, where a lost segment is sent again.
+    pub links: Option<Links>,
     /// Where the nodes' data dirs go (the system's temporary dir if `None`). Hundreds of nodes
     /// on one disk queue behind each other's fsyncs, which nodes on their own machines do not:
     /// a tmpfs takes that out.
@@ -52,6 +59,7 @@ impl ClusterConfig {
             seed,
             cache_bytes: 4 << 20,
             search_writer_bytes: minga_node::search::MIN_WRITER_BYTES,
+            links: None,
             data_parent: None,
         }
     }
@@ -117,8 +125,13 @@ impl Cluster {
         }
         let addrs: Vec<Multiaddr> = opened.iter().map(|o| o.4.clone()).collect();
         let dials = random_dials(config.nodes, config.dials, config.seed);
+        let mut rng = Rng::new(config.seed, 0x0000_11A4);
         let mut nodes = Vec::with_capacity(config.nodes);
         for ((dir, data, commons, port, addr), dials) in opened.into_iter().zip(dials) {
+            let memory_link = config
+                .links
+                .as_ref()
+                .map(|links| link_model(links, &mut rng));
             let network = NetworkConfig {
                 listen: vec![format!("/memory/{port}").parse()?],
                 bootstrap: dials.iter().map(|&j| addrs[j].clone()).collect(),
@@ -126,6 +139,7 @@ impl Cluster {
                 relay: false,
                 mirror: false,
                 blobs: BlobLimits::default(),
+                memory_link,
             };
             let web = WebConfig {
                 search_writer_bytes: config.search_writer_bytes,
@@ -237,6 +251,16 @@ impl Drop for Cluster {
 }
 
 /// For each of `nodes` nodes, `dials` distinct other nodes to dial, drawn from `seed`.
+/// One node's link: a latency drawn uniformly from the scenario's range, and its uplink.
+fn link_model(links: &Links, rng: &mut Rng) -> LinkModel {
+    let [low, high] = links.latency_ms;
+    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    LinkModel {
+        latency: Duration::from_secs_f64((low + unit * (high - low)) / 1000.0),
+        uplink_bytes_per_s: (links.uplink_kbps * 1000.0 / 8.0) as u64,
+    }
+}
+
 fn random_dials(nodes: usize, dials: usize, seed: u64) -> Vec<Vec<usize>> {
     let mut rng = Rng::new(seed, 0x000D_1A15);
     (0..nodes)

@@ -1,6 +1,9 @@
 //! The libp2p stack of a node: which protocols it speaks and how the swarm is built.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::future::Either;
 
 use libp2p::core::transport::{MemoryTransport, OptionalTransport, upgrade::Version};
 use libp2p::swarm::NetworkBehaviour;
@@ -15,6 +18,7 @@ use prometheus_client::registry::Registry;
 use super::NetworkConfig;
 use super::blob_codec::{BLOB_PROTOCOL, BlobCodec};
 use super::codec::{SYNC_PROTOCOL, SyncCodec};
+use super::link_model::{Shaped, Uplink};
 
 /// Kademlia under Minga's own protocol name, so the commons forms its own DHT.
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/minga/kad/1");
@@ -92,8 +96,8 @@ type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 /// Builds the swarm: TCP and QUIC (with DNS), Noise, Yamux, the relay client, and the behaviours
 /// above; bytes on the wire are counted into `registry`. When the config names a `/memory/`
 /// address, the in-process memory transport is added too, upgraded like TCP (Noise, Yamux) and
-/// counted like it: that is how the real-stack simulations run hundreds of whole nodes in one
-/// process.
+/// counted like it, over the config's modelled link if it has one: that is how the real-stack
+/// simulations run hundreds of whole nodes in one process.
 pub fn build(
     keypair: identity::Keypair,
     config: &NetworkConfig,
@@ -102,6 +106,7 @@ pub fn build(
     let mdns_enabled = config.mdns;
     let relay_server = config.relay;
     let memory = config.uses_memory_transport();
+    let uplink = config.memory_link.map(Uplink::new);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -117,6 +122,10 @@ pub fn build(
             Ok(if memory {
                 OptionalTransport::some(
                     MemoryTransport::default()
+                        .map(move |channel, _| match &uplink {
+                            Some(uplink) => Either::Left(Shaped::new(channel, Arc::clone(uplink))),
+                            None => Either::Right(channel),
+                        })
                         .upgrade(Version::V1)
                         .authenticate(noise::Config::new(key)?)
                         .multiplex(yamux::Config::default()),

@@ -4,7 +4,8 @@
 //!
 //! Uses from the scenario: `nodes`, `seed`, `overlay.connections` (each node dials half as
 //! many peers), and the workload's `preload`, `entries`, `edits`, `start_s`, `spread_s`. Links
-//! are the memory transport's: no latency, bandwidth limit or loss, no churn, no partitions.
+//! are the memory transport's (no latency, bandwidth limit or loss), or with `--links` the
+//! scenario's latency and uplink (`--links scenario`; not its loss); no churn, no partitions.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use minga_tests::real_stack::updates::{self, Update};
 use minga_tests::real_stack::{Cluster, ClusterConfig, LocalNode};
 
 const USAGE: &str = "usage: real_sim --scenario FILE [--seed N] [--nodes N] [--spread-s S] \
-[--cache-mb MB] [--search-writer-mb MB] [--timeout-s S] [--data-in DIR] [--out DIR]";
+[--cache-mb MB] [--search-writer-mb MB] [--timeout-s S] [--data-in DIR] [--out DIR] [--links memory|scenario]";
 
 /// Seconds after an update at which the fraction of nodes holding it is reported.
 const FRACTION_AT: [f64; 6] = [0.25, 0.5, 1.0, 2.0, 5.0, 30.0];
@@ -34,12 +35,15 @@ struct Options {
     out: Option<PathBuf>,
     /// Parent of the nodes' data dirs.
     data_in: Option<PathBuf>,
+    /// Run on the scenario's latency and uplinks rather than the memory transport's.
+    scenario_links: bool,
 }
 
 fn options() -> Result<Options> {
     let mut path = None;
     let (mut seed, mut nodes, mut spread, mut out, mut data_in) = (None, None, None, None, None);
     let (mut cache_mb, mut search_writer_mb, mut timeout_s) = (4, 15, 300);
+    let mut scenario_links = false;
     for (flag, value) in minga_tests::flags::flag_values(USAGE)? {
         match flag.as_str() {
             "--scenario" => path = Some(PathBuf::from(value)),
@@ -51,6 +55,13 @@ fn options() -> Result<Options> {
             "--timeout-s" => timeout_s = value.parse()?,
             "--out" => out = Some(PathBuf::from(value)),
             "--data-in" => data_in = Some(PathBuf::from(value)),
+            "--links" => {
+                scenario_links = match value.as_str() {
+                    "scenario" => true,
+                    "memory" => false,
+                    _ => bail!("--links is memory or scenario\n{USAGE}"),
+                }
+            }
             _ => bail!("unknown flag {flag}\n{USAGE}"),
         }
     }
@@ -73,6 +84,7 @@ fn options() -> Result<Options> {
         timeout: Duration::from_secs(timeout_s),
         out,
         data_in,
+        scenario_links,
     })
 }
 
@@ -83,10 +95,18 @@ fn main() -> Result<()> {
     let n = sc.nodes as usize;
     let started = Instant::now();
     eprintln!("{} on the real stack: {n} nodes, seed {seed}", sc.name);
+    if options.scenario_links {
+        let [low, high] = sc.links.latency_ms;
+        eprintln!(
+            "  links: {low}–{high} ms, {} kbit/s uplinks (loss not modelled)",
+            sc.links.uplink_kbps
+        );
+    }
     let config = ClusterConfig {
         cache_bytes: options.cache_mb << 20,
         search_writer_bytes: options.search_writer_mb << 20,
         data_parent: options.data_in.clone(),
+        links: options.scenario_links.then(|| sc.links.clone()),
         ..ClusterConfig::new(n, (sc.overlay.connections / 2).max(1) as usize, seed)
     };
     let pid = std::process::id();

@@ -1,15 +1,25 @@
 //! Whole nodes in this process over libp2p's memory transport (the seam the real-stack
-//! simulations use): every node ends with the same heads of every entry written anywhere.
+//! simulations use), on modelled village links (a few milliseconds of latency, paced
+//! uplinks): every node ends with the same heads of every entry written anywhere.
 
 use std::time::Duration;
 
+use minga_simulations::scenario::Links;
 use minga_tests::real_stack::updates::{self, Update};
 use minga_tests::real_stack::{Cluster, ClusterConfig};
 
 #[test]
 fn ten_nodes_over_the_memory_transport_converge_to_identical_heads() {
     let seed = 11;
-    let cluster = Cluster::start(&ClusterConfig::new(10, 2, seed)).expect("starting 10 nodes");
+    let config = ClusterConfig {
+        links: Some(Links {
+            latency_ms: [1.0, 8.0],
+            uplink_kbps: 20_000.0,
+            loss: 0.0,
+        }),
+        ..ClusterConfig::new(10, 2, seed)
+    };
+    let cluster = Cluster::start(&config).expect("starting 10 nodes");
     cluster
         .wait_connected(Duration::from_secs(60))
         .expect("every node connected");
