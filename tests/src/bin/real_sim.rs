@@ -158,6 +158,7 @@ fn main() -> Result<()> {
     updates::poll(nodes, &mut run.updates)?;
 
     let heal = run.partitions.last_heal().map(|(at, wires)| Heal {
+        first_crossed: first_crossed(&run).map(|t| t.saturating_duration_since(at)),
         to_converged: everywhere_at(&run.updates).map(|t| t.saturating_duration_since(at)),
         received: received(wires, &after),
     });
@@ -202,6 +203,20 @@ fn everywhere_at(updates: &[Update]) -> Option<Instant> {
         .collect::<Option<Vec<_>>>()?
         .into_iter()
         .max()
+}
+
+/// When the first update made during a partition reached a node on the other side: after
+/// the heal, the first sign that links across are back.
+fn first_crossed(run: &Run) -> Option<Instant> {
+    let p = &run.partitions;
+    let crossings = run.updates.iter().zip(&run.during).flat_map(|(u, during)| {
+        let held = u.held_after.iter().enumerate();
+        held.filter_map(move |(node, t)| {
+            let across = during.is_some_and(|d| p.splits[d].apart(u.origin, node));
+            t.filter(|_| across).map(|t| u.made + t)
+        })
+    });
+    crossings.min()
 }
 
 /// One thing the runner does at a time of the scenario.
@@ -252,6 +267,8 @@ struct Partitions {
     active: Option<usize>,
     /// When each partition healed, and every node's byte counters then.
     healed: Vec<Option<(Instant, Vec<Wire>)>>,
+    /// For each partition, the nodes left without a link on their own side.
+    alone: Vec<Vec<usize>>,
 }
 
 impl Partitions {
@@ -262,6 +279,7 @@ impl Partitions {
             .collect();
         Partitions {
             healed: vec![None; splits.len()],
+            alone: vec![Vec::new(); splits.len()],
             splits,
             active: None,
         }
@@ -282,6 +300,7 @@ impl Partitions {
         let started = Instant::now();
         self.splits[i].cut(nodes, Duration::from_secs(60))?;
         self.active = Some(i);
+        self.alone[i] = self.splits[i].alone(nodes)?;
         eprintln!(
             "  partition {i}: {} of {} nodes cut off; no link crosses after {:.1} s",
             self.splits[i].cut_off(),
@@ -442,6 +461,8 @@ fn sent(before: &[Wire], after: &[Wire]) -> u64 {
 
 /// The last heal's figures.
 struct Heal {
+    /// From the heal until an update made during the partition first reached the other side.
+    first_crossed: Option<Duration>,
     /// From the heal until every node held every update (`None` if they never did).
     to_converged: Option<Duration>,
     /// Bytes all nodes received from the heal to the end.
@@ -550,6 +571,12 @@ impl Summary<'_> {
     fn print_heal(&self, heal: &Heal) {
         let sc = &self.options.scenario;
         let period = sc.sync.reconcile_s;
+        if let Some(t) = heal.first_crossed {
+            println!(
+                "heal -> first update across (s) {:.2} (the nodes redial their bootstrap peers with a backoff of up to 30 s)",
+                secs(t)
+            );
+        }
         match heal.to_converged {
             Some(t) => println!(
                 "heal -> every node held every update (s) {:.2} ({:.2} reconciliation periods of {period} s; goal <= 3)",
@@ -588,6 +615,10 @@ impl Summary<'_> {
                 sc.nodes,
                 p.start_s,
                 p.end_s
+            );
+            println!(
+                "  nodes left without a link on their own side (alone until the heal): {:?}",
+                self.run.partitions.alone[i]
             );
         }
         println!("updates {} (missed node-updates {missed})", updates.len());

@@ -103,6 +103,18 @@ impl Split {
         Ok(across)
     }
 
+    /// Nodes without a connection on their own side (every link they had crossed the
+    /// split): during the partition they hear from nobody.
+    pub fn alone(&self, nodes: &[LocalNode]) -> Result<Vec<usize>> {
+        let mut alone = Vec::new();
+        for (a, node) in nodes.iter().enumerate() {
+            if connected_peers(node)?.is_empty() {
+                alone.push(a);
+            }
+        }
+        Ok(alone)
+    }
+
     /// Node-updates held on the other side of the split from where they were made: any is a
     /// leak through the partition (a store keeps what it got, so checking once at the heal
     /// catches every leak since the cut).

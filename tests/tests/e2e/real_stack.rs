@@ -35,7 +35,7 @@ fn ten_nodes_over_the_memory_transport_converge_to_identical_heads() {
     cluster.stop().expect("every node stops cleanly");
 }
 
-/// Two halves of 10 nodes, cut apart through the nodes' block API, each make an entry that
+/// Ten nodes cut into two halves through the nodes' block API each make an entry that
 /// stays on its side; after the unblocking the nodes reconnect by themselves and end with the
 /// same heads.
 #[test]
