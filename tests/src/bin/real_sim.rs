@@ -291,9 +291,15 @@ impl Partitions {
             .is_none_or(|p| !self.splits[p].apart(update.origin, node))
     }
 
-    /// Nodes on `origin`'s side of partition `p`, or every node.
-    fn side(&self, p: Option<usize>, origin: usize) -> impl Fn(usize) -> bool + '_ {
-        move |node| p.is_none_or(|p| !self.splits[p].apart(origin, node))
+    /// Whether an update made on `origin` while partition `p` was in force could reach `node`
+    /// before the heal: on the same side, and not left alone there (any node if `p` is none).
+    fn reachable(&self, p: Option<usize>, origin: usize, node: usize) -> bool {
+        p.is_none_or(|p| !self.splits[p].apart(origin, node) && !self.alone[p].contains(&node))
+    }
+
+    /// Whether `node` was alone on its side of partition `p`.
+    fn alone(&self, p: Option<usize>, node: usize) -> bool {
+        p.is_some_and(|p| self.alone[p].contains(&node))
     }
 
     fn cut(&mut self, i: usize, nodes: &[LocalNode]) -> Result<()> {
@@ -494,21 +500,27 @@ struct Summary<'a> {
 enum Made {
     /// While every link was up: spread over all nodes.
     Connected,
-    /// During a partition: spread over the origin's side.
+    /// During a partition: spread over the nodes of the origin's side it could reach.
     Apart,
+    /// During a partition, on a node alone on its side: spread over all nodes (it left the
+    /// node only after the heal).
+    Alone,
 }
 
 impl Summary<'_> {
     /// The nodes an update's spread is measured over: its side while a partition was in force.
     fn side(&self, u: usize) -> impl Fn(usize) -> bool + '_ {
-        let update = &self.run.updates[u];
-        self.run.partitions.side(self.run.during[u], update.origin)
+        let (origin, during) = (self.run.updates[u].origin, self.run.during[u]);
+        let everywhere = self.made(u) == Made::Alone;
+        move |node| everywhere || self.run.partitions.reachable(during, origin, node)
     }
 
     fn made(&self, u: usize) -> Made {
-        match self.run.during[u] {
-            Some(_) => Made::Apart,
+        let (origin, during) = (self.run.updates[u].origin, self.run.during[u]);
+        match during {
             None => Made::Connected,
+            Some(_) if self.run.partitions.alone(during, origin) => Made::Alone,
+            Some(_) => Made::Apart,
         }
     }
 
@@ -543,7 +555,10 @@ impl Summary<'_> {
                 println!("updates made with every link up {count} (spread over all nodes)")
             }
             Made::Apart => println!(
-                "updates made during a partition {count} (spread over the origin's side; the other side got them after the heal)"
+                "updates made during a partition {count} (spread over the nodes of the origin's side that had a link there; the rest got them after the heal)"
+            ),
+            Made::Alone => println!(
+                "updates made during a partition on a node alone on its side {count} (spread over all nodes: they left that node only after the heal)"
             ),
         }
         if count == 0 {
@@ -629,6 +644,7 @@ impl Summary<'_> {
         self.print_spread(Made::Connected);
         if !sc.partitions.is_empty() {
             self.print_spread(Made::Apart);
+            self.print_spread(Made::Alone);
         }
         if let Some(heal) = &self.heal {
             self.print_heal(heal);
@@ -657,15 +673,16 @@ impl Summary<'_> {
     }
 
     /// `updates.csv`: one row per update, as the simulator's. The times and fractions are over
-    /// the origin's side for an update made during a partition (`partition` names it), over
-    /// all nodes otherwise; `everywhere_s` is when the last node held it, after it was made.
+    /// the nodes `spread_over` says: `side` for an update made during a partition (`partition`
+    /// names it; the nodes of the origin's side that had a link there), `all` otherwise;
+    /// `everywhere_s` is when the last node of all held it, after it was made.
     fn write(&self, dir: &std::path::Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
         let mut csv = std::fs::File::create(dir.join("updates.csv"))?;
         let fractions: Vec<String> = FRACTION_AT.iter().map(|at| format!("held_{at}s")).collect();
         writeln!(
             csv,
-            "update,edit,origin,partition,text_bytes,t50_s,t99_s,t100_s,everywhere_s,holders,{}",
+            "update,edit,origin,partition,spread_over,text_bytes,t50_s,t99_s,t100_s,everywhere_s,holders,{}",
             fractions.join(",")
         )?;
         for (i, up) in self.run.updates.iter().enumerate() {
@@ -684,10 +701,14 @@ impl Summary<'_> {
                 .collect();
             writeln!(
                 csv,
-                "{i},{},{},{},{},{},{},{},{},{},{}",
+                "{i},{},{},{},{},{},{},{},{},{},{},{}",
                 up.edit,
                 up.origin,
                 self.run.during[i].map_or(String::new(), |p| p.to_string()),
+                match self.made(i) {
+                    Made::Apart => "side",
+                    Made::Connected | Made::Alone => "all",
+                },
                 up.text_bytes,
                 t(0.5),
                 t(0.99),
