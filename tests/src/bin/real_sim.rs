@@ -360,6 +360,8 @@ impl Partitions {
 
 /// What the workload made, and the partitions it ran through.
 struct Run {
+    /// When the workload's clock started (the scenario's time 0).
+    began: Instant,
     updates: Vec<Update>,
     /// For each update, the partition in force when it was made.
     during: Vec<Option<usize>>,
@@ -378,11 +380,12 @@ fn run_workload(
     let (steps, mut rng) = timeline(options);
     let mut editable: Vec<_> = preload.iter().map(|u| u.entry).collect();
     let mut run = Run {
+        began: Instant::now(),
         updates: Vec::new(),
         during: Vec::new(),
         partitions: Partitions::new(options),
     };
-    let began = Instant::now();
+    let began = run.began;
     let mut last_progress = Instant::now();
     for (at, step) in steps {
         while secs(began.elapsed()) < at {
@@ -576,6 +579,10 @@ impl Summary<'_> {
             .max()
             .unwrap_or_default();
         println!("  t100 max (s) {:.2}", secs(worst));
+        if made != Made::Connected {
+            let after_heal = self.mean(made, |u| self.heal_to_everywhere(u));
+            println!("  heal -> every node held it, mean (s) {after_heal}");
+        }
         for at in FRACTION_AT {
             let after = Duration::from_secs_f64(at);
             let mean = self.mean(made, |u| Some(self.percent_at(u, after)));
@@ -672,17 +679,26 @@ impl Summary<'_> {
         println!("wall time (s) {:.0}", secs(self.wall));
     }
 
+    /// Seconds from the heal of the partition update `u` was made in until every node held
+    /// it; empty for an update made with every link up, or never held everywhere.
+    fn heal_to_everywhere(&self, u: usize) -> Option<f64> {
+        let (at, _) = self.run.during[u].and_then(|p| self.run.partitions.healed[p].as_ref())?;
+        let everywhere = self.run.updates[u].everywhere_at()?;
+        Some(secs(everywhere.saturating_duration_since(*at)))
+    }
+
     /// `updates.csv`: one row per update, as the simulator's. The times and fractions are over
     /// the nodes `spread_over` says: `side` for an update made during a partition (`partition`
     /// names it; the nodes of the origin's side that had a link there), `all` otherwise;
-    /// `everywhere_s` is when the last node of all held it, after it was made.
+    /// `everywhere_s` is when the last node of all held it, after it was made;
+    /// `heal_to_everywhere_s` the same from the heal, for an update made during a partition.
     fn write(&self, dir: &std::path::Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
         let mut csv = std::fs::File::create(dir.join("updates.csv"))?;
         let fractions: Vec<String> = FRACTION_AT.iter().map(|at| format!("held_{at}s")).collect();
         writeln!(
             csv,
-            "update,edit,origin,partition,spread_over,text_bytes,t50_s,t99_s,t100_s,everywhere_s,holders,{}",
+            "update,made_s,edit,origin,partition,spread_over,text_bytes,t50_s,t99_s,t100_s,everywhere_s,heal_to_everywhere_s,holders,{}",
             fractions.join(",")
         )?;
         for (i, up) in self.run.updates.iter().enumerate() {
@@ -701,7 +717,8 @@ impl Summary<'_> {
                 .collect();
             writeln!(
                 csv,
-                "{i},{},{},{},{},{},{},{},{},{},{},{}",
+                "{i},{:.3},{},{},{},{},{},{},{},{},{},{},{},{}",
+                secs(up.made - self.run.began),
                 up.edit,
                 up.origin,
                 self.run.during[i].map_or(String::new(), |p| p.to_string()),
@@ -714,6 +731,8 @@ impl Summary<'_> {
                 t(0.99),
                 t(1.0),
                 t_all(up),
+                self.heal_to_everywhere(i)
+                    .map_or(String::new(), |t| format!("{t:.3}")),
                 up.holders(),
                 held.join(",")
             )?;
