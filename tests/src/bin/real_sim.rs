@@ -680,7 +680,7 @@ impl Summary<'_> {
     }
 
     /// Seconds from the heal of the partition update `u` was made in until every node held
-    /// it; empty for an update made with every link up, or never held everywhere.
+    /// it; `None` for an update made with every link up, or never held everywhere.
     fn heal_to_everywhere(&self, u: usize) -> Option<f64> {
         let (at, _) = self.run.during[u].and_then(|p| self.run.partitions.healed[p].as_ref())?;
         let everywhere = self.run.updates[u].everywhere_at()?;
