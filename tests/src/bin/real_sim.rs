@@ -302,6 +302,7 @@ impl Partitions {
         p.is_some_and(|p| self.alone[p].contains(&node))
     }
 
+    /// Cuts partition `i` and notes which nodes it leaves alone on their side.
     fn cut(&mut self, i: usize, nodes: &[LocalNode]) -> Result<()> {
         let started = Instant::now();
         self.splits[i].cut(nodes, Duration::from_secs(60))?;
@@ -322,7 +323,7 @@ impl Partitions {
         &mut self,
         i: usize,
         nodes: &[LocalNode],
-        run: &mut [Update],
+        made: &mut [Update],
         during: &[Option<usize>],
     ) -> Result<()> {
         let split = &self.splits[i];
@@ -331,8 +332,8 @@ impl Partitions {
             across == 0,
             "partition {i}: {across} links crossed it before the heal"
         );
-        updates::poll(nodes, run)?;
-        let made_during = run.iter().zip(during).filter(|(_, d)| **d == Some(i));
+        updates::poll(nodes, made)?;
+        let made_during = made.iter().zip(during).filter(|(_, d)| **d == Some(i));
         let leaks = split.leaks(made_during.map(|(u, _)| u));
         ensure!(
             leaks == 0,
