@@ -194,7 +194,10 @@ async fn block(State(state): State<AppState>, Path(peer): Path<String>) -> ApiRe
 
 #[utoipa::path(delete, path = "/api/v1/peers/{peer}/block", tag = "network", params(("peer" = String, Path, description = "A libp2p peer id")), responses((status = 200, description = "{blocked: false}")))]
 async fn unblock(State(state): State<AppState>, Path(peer): Path<String>) -> ApiResult<Response> {
-    state.handle.set_blocked(peer, false, None).await?;
+    state.handle.set_blocked(peer.clone(), false, None).await?;
+    if let Ok(peer_id) = peer.parse::<PeerId>() {
+        state.net.send(NetCommand::Unblock(peer_id)).await;
+    }
     Ok(Json(json!({"blocked": false})).into_response())
 }
 

@@ -152,6 +152,9 @@ pub enum NetCommand {
     Followed(DocumentId),
     /// Refuse this peer from now on.
     Block(PeerId),
+    /// This peer is welcome again: if it is a bootstrap peer, dial it at the next redial
+    /// rather than after the backoff its refusals built up.
+    Unblock(PeerId),
 }
 
 impl NetHandle {
@@ -398,6 +401,14 @@ impl Network {
             }
             NetCommand::Block(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            NetCommand::Unblock(peer) => {
+                let now = Instant::now();
+                for (addr, next, backoff) in &mut self.bootstrap {
+                    if peer_of(addr) == Some(peer) {
+                        (*next, *backoff) = (now, Duration::from_secs(1));
+                    }
+                }
             }
         }
     }
@@ -1086,11 +1097,7 @@ impl Network {
         let now = Instant::now();
         for i in 0..self.bootstrap.len() {
             let (addr, next, backoff) = self.bootstrap[i].clone();
-            let peer = addr.iter().find_map(|p| match p {
-                Protocol::P2p(peer) => Some(peer),
-                _ => None,
-            });
-            if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+            if peer_of(&addr).is_some_and(|p| self.swarm.is_connected(&p)) {
                 self.bootstrap[i].2 = Duration::from_secs(1);
                 continue;
             }
@@ -1132,6 +1139,14 @@ impl Network {
             info.last_seen = now_ms();
         }
     }
+}
+
+/// The peer id an address ends in (`/p2p/<peer id>`), if it names one.
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
 }
 
 fn shard_of(collection: &DocumentId) -> u8 {

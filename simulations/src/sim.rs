@@ -27,6 +27,10 @@ use crate::scenario::Scenario;
 /// Sync rounds after the first request (the node's `Purpose::Sync(round)`, round < 2).
 const MAX_SYNC_ROUND: u8 = 2;
 
+/// How long an announcement waits for what it names before it is dropped unforwarded (the
+/// node's `FORWARD_WITHIN`).
+const FORWARD_WITHIN: Micros = 60_000_000;
+
 /// A reconciliation is offered to every neighbour this long after a bundle import ends.
 const QUIET_AFTER_S: f64 = 2.5;
 
@@ -99,8 +103,9 @@ struct Node<D> {
     items: Arc<ItemSet>,
     /// Documents being pulled, and until when the pull is awaited.
     pulling: Vec<(u32, Micros)>,
-    /// Announcements (message, received from) waiting for their pull before being forwarded.
-    awaiting: Vec<(u32, u32)>,
+    /// Announcements (message, received from, when) waiting for what they name before being
+    /// forwarded.
+    awaiting: Vec<(u32, u32, Micros)>,
 }
 
 impl<D> Node<D> {
@@ -150,8 +155,8 @@ pub struct Sim<D: SimDoc> {
     gossip: Gossip,
     nodes: Vec<Node<D>>,
     registry: Registry<D>,
-    /// Per announcement: the document and the digest of the heads it announced.
-    announced: Vec<(u32, [u8; 16])>,
+    /// Per announcement: the document and the heads it announced.
+    announced: Vec<(u32, Vec<[u8; 32]>)>,
     /// A hostile node's forged payloads (attack, document, payload); `None` for honest nodes.
     hostile: Vec<Option<Arc<Forged>>>,
     plan: Vec<Planned>,
@@ -537,15 +542,29 @@ impl<D: SimDoc> Sim<D> {
         let Some(m) = received.fresh else {
             return;
         };
-        let (doc, digest) = self.announced[m as usize];
-        let node = &self.nodes[to as usize];
-        let ours = node.doc(doc).map(|d| reconcile::heads_digest(&d.heads()));
-        if ours == Some(digest) {
+        if self.holds(to, m) {
             return self.forward(to, from, m);
         }
-        let pulling = node.pulling.iter().any(|(d, _)| *d == doc);
-        self.nodes[to as usize].awaiting.push((m, from));
-        if pulling {
+        let doc = self.announced[m as usize].0;
+        self.nodes[to as usize].awaiting.push((m, from, self.now));
+        self.pull(to, from, doc);
+    }
+
+    /// Whether `node` holds every change announcement `m` names, as the node's `Store::holds`.
+    fn holds(&self, node: u32, m: u32) -> bool {
+        let (doc, heads) = &self.announced[m as usize];
+        self.nodes[node as usize]
+            .doc(*doc)
+            .is_some_and(|held| heads.iter().all(|h| held.has_change(h)))
+    }
+
+    /// Pulls `doc` from `from` unless a pull of it is on its way already.
+    fn pull(&mut self, to: u32, from: u32, doc: u32) {
+        if self.nodes[to as usize]
+            .pulling
+            .iter()
+            .any(|(d, _)| *d == doc)
+        {
             return;
         }
         let timeout = micros(self.scenario.sync.request_timeout_s);
@@ -574,21 +593,33 @@ impl<D: SimDoc> Sim<D> {
         }
     }
 
-    /// A pull of `doc` ended (answered or timed out): announcements of it waiting for the pull
-    /// go on.
+    /// A pull of `doc` ended (answered or timed out): the announcements of it whose changes
+    /// are here go on, as the node's `forward_arrived`; those still waiting pull again from
+    /// their sender, and are dropped after [`FORWARD_WITHIN`], as the node drops them.
     fn pulled(&mut self, node: u32, doc: u32) {
+        self.nodes[node as usize].pulling.retain(|(d, _)| *d != doc);
+        self.forward_arrived(node, doc);
+        let oldest = self.now.saturating_sub(FORWARD_WITHIN);
         let state = &mut self.nodes[node as usize];
-        state.pulling.retain(|(d, _)| *d != doc);
-        let announced = &self.announced;
-        let mut ready = Vec::new();
-        state.awaiting.retain(|&(m, from)| {
-            let due = announced[m as usize].0 == doc;
-            if due {
-                ready.push((m, from));
-            }
-            !due
-        });
-        for (m, from) in ready {
+        state.awaiting.retain(|&(_, _, since)| since >= oldest);
+        let again = state
+            .awaiting
+            .iter()
+            .find(|&&(m, _, _)| self.announced[m as usize].0 == doc)
+            .map(|&(_, from, _)| from);
+        if let Some(from) = again {
+            self.pull(node, from, doc);
+        }
+    }
+
+    /// Forwards the announcements of `doc` waiting at `node` whose changes it now holds.
+    fn forward_arrived(&mut self, node: u32, doc: u32) {
+        let waiting = std::mem::take(&mut self.nodes[node as usize].awaiting);
+        let (arrived, waiting): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|&(m, _, _)| self.announced[m as usize].0 == doc && self.holds(node, m));
+        self.nodes[node as usize].awaiting = waiting;
+        for (m, from, _) in arrived {
             self.forward(node, from, m);
         }
     }
@@ -761,6 +792,7 @@ impl<D: SimDoc> Sim<D> {
             id: *self.registry.ids[doc as usize].as_bytes(),
             digest,
         });
+        self.forward_arrived(node, doc);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -833,7 +865,6 @@ impl<D: SimDoc> Sim<D> {
     }
 
     fn announce(&mut self, node: u32, doc: u32, heads: Vec<[u8; 32]>) {
-        let digest = reconcile::heads_digest(&heads);
         let announcement = Announcement {
             collection: *collection_id().as_bytes(),
             id: *self.registry.ids[doc as usize].as_bytes(),
@@ -843,7 +874,7 @@ impl<D: SimDoc> Sim<D> {
         let m = self
             .gossip
             .register(wire::encode(&announcement).len() as u64);
-        self.announced.push((doc, digest));
+        self.announced.push((doc, announcement.heads));
         for (to, g) in self.gossip.publish(node, m, &self.net) {
             self.send_gossip(node, to, g);
         }

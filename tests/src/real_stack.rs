@@ -3,6 +3,7 @@
 //! real-stack scenarios check the simulator's model against the real swarm, not against a
 //! second implementation of the protocol.
 
+pub mod partition;
 pub mod updates;
 
 use std::path::PathBuf;
@@ -83,6 +84,19 @@ pub struct LocalNode {
     task: Option<tokio::task::JoinHandle<Result<(), minga_node::Error>>>,
     /// Removed when the node is dropped.
     _dir: tempfile::TempDir,
+}
+
+impl LocalNode {
+    /// The node's libp2p peer id, as the API names peers.
+    pub fn peer_id(&self) -> String {
+        self.addr
+            .iter()
+            .find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(peer) => Some(peer.to_string()),
+                _ => None,
+            })
+            .expect("a node's address ends in its peer id")
+    }
 }
 
 impl std::ops::Deref for LocalNode {

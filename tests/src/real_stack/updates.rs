@@ -130,10 +130,30 @@ impl Update {
 
     /// Time until `fraction` of the nodes held it (`None` if they never did).
     pub fn time_to(&self, fraction: f64) -> Option<Duration> {
-        let mut times: Vec<Duration> = self.held_after.iter().flatten().copied().collect();
+        self.time_to_among(fraction, |_| true)
+    }
+
+    /// Time until `fraction` of the nodes `among` picks held it: an update made during a
+    /// partition spreads within its side, and is measured there.
+    pub fn time_to_among(&self, fraction: f64, among: impl Fn(usize) -> bool) -> Option<Duration> {
+        let counted: Vec<Option<Duration>> = (0..self.held_after.len())
+            .filter(|&i| among(i))
+            .map(|i| self.held_after[i])
+            .collect();
+        let mut times: Vec<Duration> = counted.iter().flatten().copied().collect();
         times.sort_unstable();
-        let needed = ((fraction * self.held_after.len() as f64).ceil() as usize).max(1);
+        let needed = ((fraction * counted.len() as f64).ceil() as usize).max(1);
         times.get(needed - 1).copied()
+    }
+
+    /// When the last node came to hold it (`None` while some node lacks it).
+    pub fn everywhere_at(&self) -> Option<Instant> {
+        let last = self
+            .held_after
+            .iter()
+            .copied()
+            .collect::<Option<Vec<_>>>()?;
+        Some(self.made + last.into_iter().max().unwrap_or_default())
     }
 
     /// Fraction of the nodes holding it `after` it was made.
@@ -145,10 +165,21 @@ impl Update {
 
 /// Checks every node for every update not yet held everywhere; answers how many are.
 pub fn poll(nodes: &[LocalNode], updates: &mut [Update]) -> Result<usize> {
+    poll_where(nodes, updates, |_, _| true)
+}
+
+/// [`poll`], looking only at the nodes `watch` picks for each update (during a partition the
+/// other side need not be read every few milliseconds: a leak stays held, and is found by a
+/// full poll at the heal).
+pub fn poll_where(
+    nodes: &[LocalNode],
+    updates: &mut [Update],
+    watch: impl Fn(&Update, usize) -> bool,
+) -> Result<usize> {
     let mut complete = 0;
     for update in updates.iter_mut() {
         for (i, node) in nodes.iter().enumerate() {
-            if update.held_after[i].is_none() && update.held_by(node)? {
+            if update.held_after[i].is_none() && watch(update, i) && update.held_by(node)? {
                 update.held_after[i] = Some(update.made.elapsed());
             }
         }

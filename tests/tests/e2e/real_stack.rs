@@ -1,10 +1,12 @@
 //! Whole nodes in this process over libp2p's memory transport (the seam the real-stack
-//! simulations use), on modelled village links (a few milliseconds of latency, paced
-//! uplinks): every node ends with the same heads of every entry written anywhere.
+//! simulations use): every node ends with the same heads of every entry written anywhere, on
+//! modelled village links (a few milliseconds of latency, paced uplinks), and also after a
+//! partition made through the nodes' own API heals.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use minga_simulations::scenario::Links;
+use minga_tests::real_stack::partition::Split;
 use minga_tests::real_stack::updates::{self, Update};
 use minga_tests::real_stack::{Cluster, ClusterConfig};
 
@@ -38,6 +40,61 @@ fn ten_nodes_over_the_memory_transport_converge_to_identical_heads() {
         made.push(Update::edit(nodes, origin, entry, seed, k as u64).expect("an edit"));
     }
     updates::wait_all_held(nodes, &mut made, Duration::from_secs(180)).expect("edits spread");
+    let differing = updates::differing_heads(nodes, &made).expect("reading heads");
+    assert!(differing.is_empty(), "heads differ for {differing:?}");
+    cluster.stop().expect("every node stops cleanly");
+}
+
+/// Ten nodes cut into two halves through the nodes' block API each make an entry that
+/// stays on its side; after the unblocking the nodes reconnect by themselves and end with the
+/// same heads.
+#[test]
+fn halves_cut_apart_converge_after_the_heal() {
+    let seed = 5;
+    let cluster = Cluster::start(&ClusterConfig::new(10, 3, seed)).expect("starting 10 nodes");
+    cluster
+        .wait_connected(Duration::from_secs(60))
+        .expect("every node connected");
+    let nodes = &cluster.nodes;
+    let collection = cluster.shared_collection("partida").expect("a collection");
+    let split = Split::seeded(nodes.len(), 0.5, seed, 0);
+    split
+        .cut(nodes, Duration::from_secs(30))
+        .expect("no link across the cut");
+    let origins = [0, (1..nodes.len()).find(|&b| split.apart(0, b)).unwrap()];
+    let mut made: Vec<Update> = (0..2)
+        .map(|i| Update::create(nodes, origins[i], &collection, seed, i as u64).expect("an entry"))
+        .collect();
+    // Each entry reaches its own side (so gossip runs), and after a few more seconds still
+    // none of the other.
+    let on_own_side = |u: &Update| {
+        u.time_to_among(1.0, |i| !split.apart(u.origin, i))
+            .is_some()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        updates::poll(nodes, &mut made).expect("polling");
+        if made.iter().all(on_own_side) {
+            break;
+        }
+        let holders: Vec<usize> = made.iter().map(Update::holders).collect();
+        assert!(
+            Instant::now() < deadline,
+            "entries not on their sides: {holders:?} holders"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    updates::poll(nodes, &mut made).expect("polling");
+    assert_eq!(
+        split.links_across(nodes).expect("peer lists"),
+        0,
+        "a link crossed the cut"
+    );
+    assert_eq!(split.leaks(&made), 0, "an entry crossed the cut");
+    split.heal(nodes).expect("unblocking");
+    updates::wait_all_held(nodes, &mut made, Duration::from_secs(120))
+        .expect("entries spread after the heal");
     let differing = updates::differing_heads(nodes, &made).expect("reading heads");
     assert!(differing.is_empty(), "heads differ for {differing:?}");
     cluster.stop().expect("every node stops cleanly");
