@@ -612,6 +612,8 @@ impl Network {
         (!held).then_some(MessageAcceptance::Ignore)
     }
 
+    /// Gives gossipsub its verdict on a message it holds until validated: forward, drop, or
+    /// drop and count against the sender.
     fn validated(
         &mut self,
         message: &gossipsub::MessageId,
