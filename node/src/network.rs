@@ -23,6 +23,7 @@ pub mod blob_codec;
 pub mod blobs;
 pub mod codec;
 mod exchange;
+mod fetching;
 pub mod link_model;
 mod unforwarded;
 
@@ -315,6 +316,7 @@ pub fn start(
             operator,
             received,
             offered: Offered::default(),
+            fetching: Default::default(),
         },
         bootstrap: config
             .bootstrap
@@ -384,6 +386,7 @@ impl Network {
                     self.redial();
                     self.reconcile_quiet();
                     self.drop_unforwarded();
+                    self.fetch_unblocked();
                 }
                 _ = shutdown.changed() => break,
             }
@@ -468,6 +471,7 @@ impl Network {
                 self.in_flight.remove(&peer_id);
                 self.placed.retain(|(peer, _)| *peer != peer_id);
                 self.exchange.offered.forget(peer_id);
+                self.exchange.fetching.forget(peer_id);
                 self.status
                     .write()
                     .expect("status lock")
@@ -1033,7 +1037,7 @@ impl Network {
                     let _ = handle.set_peer_seq(peer.to_string(), collection, seq).await;
                     let next = if complete {
                         exchange
-                            .since_differences(collection, &items)
+                            .since_differences(peer, collection, &items)
                             .map(|to_sync| (Vec::new(), to_sync))
                     } else {
                         exchange
@@ -1044,7 +1048,10 @@ impl Network {
                 }
                 (Purpose::Sync(round, spread), Response::Sync { answers }) => {
                     exchange.offered.settle(peer, &answers);
-                    exchange.on_answers(answers, spread).await.map(|next| {
+                    let answered: Vec<[u8; 16]> = answers.iter().map(|a| a.id).collect();
+                    let applied = exchange.on_answers(answers, spread).await;
+                    exchange.fetching.landed(peer, &answered);
+                    applied.map(|next| {
                         let requests = next
                             .filter(|_| round < 2)
                             .map(|r| (r, Purpose::Sync(round + 1, spread)))
@@ -1072,7 +1079,19 @@ impl Network {
                     let _ = work.send(Work::Misbehaved(peer, reason)).await;
                 }
             }
+            fetch_unblocked(&exchange, &work).await;
         });
+    }
+
+    /// Fetches, off the swarm task, the listings a fetch from another peer held back once it
+    /// failed (or its peer left) without bringing them level.
+    fn fetch_unblocked(&self) {
+        if !self.exchange.fetching.has_waiting() {
+            return;
+        }
+        let exchange = self.exchange.clone();
+        let work = self.work_tx.clone();
+        tokio::spawn(async move { fetch_unblocked(&exchange, &work).await });
     }
 
     fn on_work(&mut self, work: Work) {
@@ -1172,6 +1191,14 @@ fn now_ms() -> i64 {
 
 /// Offers the documents reconciliation found differing, batch by batch: each is read from the
 /// store only once the network took the previous one.
+/// Fetches the listings that waited for a fetch which has landed or failed, where they still
+/// differ from what is here.
+async fn fetch_unblocked(exchange: &Exchange, work: &mpsc::Sender<Work>) {
+    for (peer, to_sync) in exchange.unblocked_fetches() {
+        send_offers(exchange, work, peer, &to_sync).await;
+    }
+}
+
 async fn send_offers(
     exchange: &Exchange,
     work: &mpsc::Sender<Work>,

@@ -18,6 +18,7 @@ use minga_protocol::wire::{
 use minga_protocol::{AuthorId, DocKind, DocumentId, Signature, VerifyError};
 use prometheus_client::metrics::counter::Counter;
 
+use super::fetching::Fetching;
 use crate::commons::{Spread, load};
 use crate::{Error, Handle, Store};
 
@@ -40,6 +41,8 @@ pub struct Exchange {
     pub received: Counter,
     /// Documents offered to each peer by reconciliation and not answered yet.
     pub offered: Offered,
+    /// Documents a change listing named, being fetched from one peer.
+    pub fetching: Fetching,
 }
 
 /// How long an unanswered offer keeps a document from being offered to the same peer again.
@@ -208,26 +211,60 @@ impl Exchange {
         }
     }
 
-    /// The documents of a peer's [`Response::Since`] that differ from ours.
+    /// The documents of `peer`'s [`Response::Since`] that differ from ours, except those being
+    /// fetched from another peer already (they wait for it: see [`Fetching`]).
     pub fn since_differences(
         &self,
+        peer: PeerId,
         collection: DocumentId,
         theirs: &[Item],
     ) -> Result<ToSync, Error> {
-        let mut ids = Vec::new();
+        let mut differing = Vec::new();
         for item in theirs {
             let id = DocumentId::from_bytes(item.id);
             if self.store.item_digest(&collection, &id)? != Some(item.digest) {
-                ids.push(item.id);
+                differing.push(*item);
             }
         }
-        ids.sort();
-        ids.dedup();
+        differing.sort_by_key(|item| item.id);
+        differing.dedup_by_key(|item| item.id);
+        let ids = self.fetching.claim(peer, collection, &differing);
         Ok(ToSync {
             collection: Some(collection),
             ids,
             they_lack: BTreeSet::new(),
         })
+    }
+
+    /// Listings that waited for a fetch from another peer which has since landed or failed,
+    /// and still differ from what is here: what to fetch from whom.
+    pub fn unblocked_fetches(&self) -> Vec<(PeerId, ToSync)> {
+        let mut by_peer: HashMap<(PeerId, DocumentId), Vec<[u8; 16]>> = HashMap::new();
+        for waiting in self.fetching.take_unblocked() {
+            let id = DocumentId::from_bytes(waiting.item.id);
+            let ours = self
+                .store
+                .item_digest(&waiting.collection, &id)
+                .ok()
+                .flatten();
+            if ours != Some(waiting.item.digest) {
+                by_peer
+                    .entry((waiting.peer, waiting.collection))
+                    .or_default()
+                    .push(waiting.item.id);
+            }
+        }
+        by_peer
+            .into_iter()
+            .map(|((peer, collection), ids)| {
+                let to_sync = ToSync {
+                    collection: Some(collection),
+                    ids,
+                    they_lack: BTreeSet::new(),
+                };
+                (peer, to_sync)
+            })
+            .collect()
     }
 
     /// The first message of reconciling `collection`.
