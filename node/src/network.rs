@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 pub use libp2p::Multiaddr;
+use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
@@ -258,6 +259,8 @@ pub struct Network {
     quiet: HashMap<DocumentId, Instant>,
     /// Announcements heard whose change is still being pulled: forwarded once it is here.
     unforwarded: Unforwarded,
+    /// What this node listens on, removed when it stops.
+    listeners: Vec<ListenerId>,
     /// Blob downloads and uploads (`/minga/blob/1`).
     fetcher: Fetcher,
     /// Sync requests sent, for `/metrics` (benchmarks count round trips with it).
@@ -296,9 +299,11 @@ pub fn start(
         "Announcements of changes pulled from a peer, forwarded once the change was here",
         forwarded.clone(),
     );
-    for addr in &config.listen {
-        swarm.listen_on(addr.clone())?;
-    }
+    let listeners = config
+        .listen
+        .iter()
+        .map(|addr| swarm.listen_on(addr.clone()))
+        .collect::<Result<_, _>>()?;
     let status = Arc::new(RwLock::new(NetStatus {
         peer_id: swarm.local_peer_id().to_string(),
         ..NetStatus::default()
@@ -338,6 +343,7 @@ pub fn start(
         checks: 0,
         placed: HashSet::new(),
         unforwarded: Unforwarded::default(),
+        listeners,
         fetcher,
         requests_sent,
         forwarded,
@@ -390,6 +396,11 @@ impl Network {
                 }
                 _ = shutdown.changed() => break,
             }
+        }
+        // Dropping a listener does not free a `/memory/` port (only removing it does), and a
+        // node restarted in the same process listens on the same address again.
+        for listener in std::mem::take(&mut self.listeners) {
+            self.swarm.remove_listener(listener);
         }
     }
 

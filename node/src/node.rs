@@ -53,7 +53,7 @@ pub async fn run(
         indexer: Some(indexer.wake()),
     };
     let (handle, event_loop) = event_loop::spawn(commons, outlets);
-    let (swarm_task, net) = network::start(
+    let started = network::start(
         keypair,
         network,
         store.clone(),
@@ -61,8 +61,22 @@ pub async fn run(
         handle.clone(),
         changes_rx,
         operator,
-    )
-    .map_err(|e| StoreError::Io(std::io::Error::other(format!("starting the network: {e}"))))?;
+    );
+    let (swarm_task, net) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            // The event loop and the indexer hold the store (and its lock on the data dir):
+            // end them before giving up, so the node can be started again.
+            drop(handle);
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = event_loop.join();
+                indexer.stop();
+            })
+            .await;
+            let reason = format!("starting the network: {e:?}");
+            return Err(StoreError::Io(std::io::Error::other(reason)).into());
+        }
+    };
     let (stop_network, network_stopped) = watch::channel(false);
     let network_task = tokio::spawn(swarm_task.run(network_stopped));
 
