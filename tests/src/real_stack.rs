@@ -300,7 +300,7 @@ impl Cluster {
         let commons = Commons::open(&node.launch.data, node.launch.cache_bytes)
             .with_context(|| format!("reopening node {i}"))?;
         node.run(spawn(runtime, commons, &node.launch)?);
-        Ok(())
+        wait_serving(runtime, node).with_context(|| format!("restarting node {i}"))
     }
 
     /// Stops every running node and waits for each to flush and end.
@@ -350,6 +350,28 @@ fn spawn(runtime: &tokio::runtime::Runtime, commons: Commons, launch: &Launch) -
         stop,
         task,
     })
+}
+
+/// Waits until a started node answers on its API (it opens its search index and starts its
+/// network first), or for the error that ended it.
+fn wait_serving(runtime: &tokio::runtime::Runtime, node: &mut LocalNode) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if node.task.as_ref().is_some_and(|t| t.is_finished()) {
+            node.store = None;
+            let task = node.task.take().context("the node's task")?;
+            join(runtime, task)?;
+            return Err(anyhow!("the node ended at once"));
+        }
+        if node.get("/api/v1/status").0 == 200 {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the node did not serve within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits for a node's task to end; its error or panic if it failed.
