@@ -297,10 +297,22 @@ impl Cluster {
         let runtime = self.runtime.as_ref().context("the runtime is gone")?;
         let node = &mut self.nodes[i];
         ensure!(!node.online(), "node {i} is running");
-        let commons = Commons::open(&node.launch.data, node.launch.cache_bytes)
-            .with_context(|| format!("reopening node {i}"))?;
-        node.run(spawn(runtime, commons, &node.launch)?);
-        wait_serving(runtime, node).with_context(|| format!("restarting node {i}"))
+        // The first run on a churned node found its memory port still taken just after the
+        // stop (the network failed to start); trying again for a while gives it time to go.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let commons = Commons::open(&node.launch.data, node.launch.cache_bytes)
+                .with_context(|| format!("reopening node {i}"))?;
+            node.run(spawn(runtime, commons, &node.launch)?);
+            match wait_serving(runtime, node) {
+                Ok(()) => return Ok(()),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("  node {i} did not start ({e:#}); trying again");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e.context(format!("restarting node {i}"))),
+            }
+        }
     }
 
     /// Stops every running node and waits for each to flush and end.
