@@ -297,14 +297,18 @@ impl Cluster {
         let runtime = self.runtime.as_ref().context("the runtime is gone")?;
         let node = &mut self.nodes[i];
         ensure!(!node.online(), "node {i} is running");
-        // The first run on a churned node found its memory port still taken just after the
-        // stop (the network failed to start); trying again for a while gives it time to go.
+        // The first runs on a churned node found its memory port still taken just after the
+        // stop (the network failed to start), and then the store still locked by the failed
+        // start's event loop; trying again for a while gives both time to go.
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let commons = Commons::open(&node.launch.data, node.launch.cache_bytes)
-                .with_context(|| format!("reopening node {i}"))?;
-            node.run(spawn(runtime, commons, &node.launch)?);
-            match wait_serving(runtime, node) {
+            let started = Commons::open(&node.launch.data, node.launch.cache_bytes)
+                .with_context(|| format!("reopening node {i}"))
+                .and_then(|commons| {
+                    node.run(spawn(runtime, commons, &node.launch)?);
+                    wait_serving(runtime, node)
+                });
+            match started {
                 Ok(()) => return Ok(()),
                 Err(e) if std::time::Instant::now() < deadline => {
                     eprintln!("  node {i} did not start ({e:#}); trying again");
