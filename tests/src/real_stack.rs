@@ -2,7 +2,12 @@
 //! node's own `node::run` (store, event loop, search indexer, network task, HTTP API), so the
 //! real-stack scenarios check the simulator's model against the real swarm, not against a
 //! second implementation of the protocol.
+//!
+//! A node can be stopped and started again on its data dir ([`Cluster::stop_node`],
+//! [`Cluster::restart_node`]), as churn needs: same identity (its keys are in the data dir),
+//! same listen address and bootstrap list.
 
+pub mod churn;
 pub mod partition;
 pub mod updates;
 
@@ -75,18 +80,60 @@ pub struct Cluster {
 
 /// One whole node of a cluster.
 pub struct LocalNode {
+    /// The node's HTTP API (a new port each time the node starts).
     pub api: Api,
-    /// The node's store, read directly (as the node's own HTTP handlers do) to see what it holds.
-    pub store: Store,
+    /// The node's store while it runs, read directly (as the node's own HTTP handlers do) to
+    /// see what it holds; `None` while it is stopped, because sled locks its dir and the node
+    /// could not open it again while this handle lives.
+    store: Option<Store>,
     /// `/memory/N/p2p/<peer id>`
     pub addr: Multiaddr,
+    /// What starting the node again takes.
+    launch: Launch,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), minga_node::Error>>>,
+    task: Option<NodeTask>,
     /// Removed when the node is dropped.
     _dir: tempfile::TempDir,
 }
 
+type NodeTask = tokio::task::JoinHandle<Result<(), minga_node::Error>>;
+
+/// A node's data dir and configuration, kept to start it again the same way.
+struct Launch {
+    data: DataDir,
+    cache_bytes: u64,
+    network: NetworkConfig,
+    web: WebConfig,
+}
+
+/// A started node's handles.
+struct Started {
+    api: Api,
+    store: Store,
+    stop: oneshot::Sender<()>,
+    task: NodeTask,
+}
+
 impl LocalNode {
+    /// Whether the node is running (not stopped by churn).
+    pub fn online(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// The running node's store.
+    pub fn store(&self) -> Result<&Store> {
+        self.store
+            .as_ref()
+            .with_context(|| format!("node {} is stopped", self.peer_id()))
+    }
+
+    fn run(&mut self, started: Started) {
+        self.api = started.api;
+        self.store = Some(started.store);
+        self.stop = Some(started.stop);
+        self.task = Some(started.task);
+    }
+
     /// The node's libp2p peer id, as the API names peers.
     pub fn peer_id(&self) -> String {
         self.addr
@@ -146,35 +193,31 @@ impl Cluster {
                 .links
                 .as_ref()
                 .map(|links| link_model(links, &mut rng));
-            let network = NetworkConfig {
-                listen: vec![format!("/memory/{port}").parse()?],
-                bootstrap: dials.iter().map(|&j| addrs[j].clone()).collect(),
-                mdns: false,
-                relay: false,
-                mirror: false,
-                blobs: BlobLimits::default(),
-                memory_link,
+            let launch = Launch {
+                data,
+                cache_bytes: config.cache_bytes,
+                network: NetworkConfig {
+                    listen: vec![format!("/memory/{port}").parse()?],
+                    bootstrap: dials.iter().map(|&j| addrs[j].clone()).collect(),
+                    mdns: false,
+                    relay: false,
+                    mirror: false,
+                    blobs: BlobLimits::default(),
+                    memory_link,
+                },
+                web: WebConfig {
+                    search_writer_bytes: config.search_writer_bytes,
+                    contributor_code: None,
+                },
             };
-            let web = WebConfig {
-                search_writer_bytes: config.search_writer_bytes,
-                contributor_code: None,
-            };
-            let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-            let api = Api::new(format!("http://{}", listener.local_addr()?));
-            let store = commons.store().clone();
-            let (stop, stopped) = oneshot::channel::<()>();
-            let task = runtime.spawn(async move {
-                let shutdown = async {
-                    let _ = stopped.await;
-                };
-                minga_node::node::run(commons, &data, listener, network, web, shutdown).await
-            });
+            let started = spawn(&runtime, commons, &launch)?;
             nodes.push(LocalNode {
-                api,
-                store,
+                api: started.api,
+                store: Some(started.store),
                 addr,
-                stop: Some(stop),
-                task: Some(task),
+                launch,
+                stop: Some(started.stop),
+                task: Some(started.task),
                 _dir: dir,
             });
         }
@@ -216,7 +259,7 @@ impl Cluster {
         let lacking = || -> Result<usize> {
             let mut lacking = 0;
             for node in &self.nodes {
-                lacking += usize::from(node.store.collection(&id)?.is_none());
+                lacking += usize::from(node.store()?.collection(&id)?.is_none());
             }
             Ok(lacking)
         };
@@ -230,7 +273,53 @@ impl Cluster {
         Ok(collection)
     }
 
-    /// Stops every node and waits for each to flush and end.
+    /// Stops node `i` cleanly, as [`Cluster::stop`] does every node (its API stops, the
+    /// network task ends, the event loop flushes and releases the data dir), and drops the
+    /// runner's store handle, so the dir can be opened again. Its peers see the connections
+    /// close. Not an abort: the node's event loop and indexer run on threads of their own and
+    /// hold the store, so an aborted task would leave the dir locked.
+    pub fn stop_node(&mut self, i: usize) -> Result<()> {
+        let runtime = self.runtime.as_ref().context("the runtime is gone")?;
+        let node = &mut self.nodes[i];
+        ensure!(node.online(), "node {i} is already stopped");
+        node.store = None;
+        if let Some(stop) = node.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = node.task.take().context("a running node's task")?;
+        join(runtime, task).with_context(|| format!("stopping node {i}"))
+    }
+
+    /// Starts node `i` again on its data dir, with the same identity, listen address and
+    /// bootstrap list; its peers redial it by their own backoff, and it dials its bootstrap
+    /// peers at once.
+    pub fn restart_node(&mut self, i: usize) -> Result<()> {
+        let runtime = self.runtime.as_ref().context("the runtime is gone")?;
+        let node = &mut self.nodes[i];
+        ensure!(!node.online(), "node {i} is running");
+        // The first runs on a churned node found its memory port still taken just after the
+        // stop (the network failed to start), and then the store still locked by the failed
+        // start's event loop; trying again for a while gives both time to go.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let started = Commons::open(&node.launch.data, node.launch.cache_bytes)
+                .with_context(|| format!("reopening node {i}"))
+                .and_then(|commons| {
+                    node.run(spawn(runtime, commons, &node.launch)?);
+                    wait_serving(runtime, node)
+                });
+            match started {
+                Ok(()) => return Ok(()),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("  node {i} did not start ({e:#}); trying again");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e.context(format!("restarting node {i}"))),
+            }
+        }
+    }
+
+    /// Stops every running node and waits for each to flush and end.
     pub fn stop(mut self) -> Result<()> {
         let runtime = self.runtime.take().context("the runtime is gone")?;
         for node in &mut self.nodes {
@@ -240,12 +329,10 @@ impl Cluster {
         }
         let mut failed = Vec::new();
         for (i, node) in self.nodes.iter_mut().enumerate() {
-            if let Some(task) = node.task.take() {
-                match runtime.block_on(task) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => failed.push(format!("node {i}: {e}")),
-                    Err(e) => failed.push(format!("node {i}: {e}")),
-                }
+            if let Some(task) = node.task.take()
+                && let Err(e) = join(&runtime, task)
+            {
+                failed.push(format!("node {i}: {e}"));
             }
         }
         runtime.shutdown_timeout(Duration::from_secs(10));
@@ -253,6 +340,62 @@ impl Cluster {
             true => Ok(()),
             false => Err(anyhow!("nodes failed: {}", failed.join("; "))),
         }
+    }
+}
+
+/// Starts `node::run` for an opened data dir, with its API on a fresh local port.
+fn spawn(runtime: &tokio::runtime::Runtime, commons: Commons, launch: &Launch) -> Result<Started> {
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let api = Api::new(format!("http://{}", listener.local_addr()?));
+    let store = commons.store().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (data, network, web) = (
+        launch.data.clone(),
+        launch.network.clone(),
+        launch.web.clone(),
+    );
+    let task = runtime.spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        minga_node::node::run(commons, &data, listener, network, web, shutdown).await
+    });
+    Ok(Started {
+        api,
+        store,
+        stop,
+        task,
+    })
+}
+
+/// Waits until a started node answers on its API (it opens its search index and starts its
+/// network first), or for the error that ended it.
+fn wait_serving(runtime: &tokio::runtime::Runtime, node: &mut LocalNode) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if node.task.as_ref().is_some_and(|t| t.is_finished()) {
+            node.store = None;
+            let task = node.task.take().context("the node's task")?;
+            join(runtime, task)?;
+            return Err(anyhow!("the node ended at once"));
+        }
+        if node.get("/api/v1/status").0 == 200 {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the node did not serve within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for a node's task to end; its error or panic if it failed.
+fn join(runtime: &tokio::runtime::Runtime, task: NodeTask) -> Result<()> {
+    match runtime.block_on(task) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(anyhow!("{e}")),
+        Err(e) => Err(anyhow!("{e}")),
     }
 }
 
@@ -264,17 +407,22 @@ impl Drop for Cluster {
     }
 }
 
-/// For each of `nodes` nodes, `dials` distinct other nodes to dial, drawn from `seed`.
 /// One node's link: a latency drawn uniformly from the scenario's range, and its uplink.
 fn link_model(links: &Links, rng: &mut Rng) -> LinkModel {
     let [low, high] = links.latency_ms;
-    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let unit = unit(rng);
     LinkModel {
         latency: Duration::from_secs_f64((low + unit * (high - low)) / 1000.0),
         uplink_bytes_per_s: (links.uplink_kbps * 1000.0 / 8.0) as u64,
     }
 }
 
+/// A uniform draw in [0, 1) with 53 bits, as the simulator's.
+fn unit(rng: &mut Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// For each of `nodes` nodes, `dials` distinct other nodes to dial, drawn from `seed`.
 fn random_dials(nodes: usize, dials: usize, seed: u64) -> Vec<Vec<usize>> {
     let mut rng = Rng::new(seed, 0x000D_1A15);
     (0..nodes)

@@ -8,7 +8,12 @@
 //! `start_s` every node of the cut-off group blocks every node outside it and the reverse,
 //! through the node's API, and at `end_s` unblocks them. Links are the memory transport's (no
 //! latency, bandwidth limit or loss), or with `--links scenario` the scenario's latency and
-//! uplinks (not its loss); no churn.
+//! uplinks (not its loss). `[churn]` (`fraction`, `mean_online_s`, `mean_offline_s`,
+//! `until_s`) stops and restarts nodes on the simulator's schedule (`real_stack::churn`): a
+//! node going offline is shut down cleanly and its store handle released, and comes back as
+//! `node::run` on the same data dir, address and bootstrap list; updates are made only on
+//! running nodes. Churn and partitions are not run together (a partition is made through the
+//! API of every node).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,6 +24,7 @@ use minga_simulations::Scenario;
 use minga_tests::content::Rng;
 use minga_tests::measure::{self, Wire, secs};
 use minga_tests::procfs;
+use minga_tests::real_stack::churn::{self, Absence, CatchUp};
 use minga_tests::real_stack::partition::Split;
 use minga_tests::real_stack::updates::{self, Update};
 use minga_tests::real_stack::{Cluster, ClusterConfig, LocalNode};
@@ -77,9 +83,10 @@ fn options() -> Result<Options> {
     if let Some(spread) = spread {
         scenario.workload.spread_s = spread;
     }
-    if scenario.churn.is_some() {
-        eprintln!("note: churn is not run on the real stack; ignored");
-    }
+    ensure!(
+        scenario.churn.is_none() || scenario.partitions.is_empty(),
+        "churn and partitions are not run together on the real stack"
+    );
     check_partitions(&scenario)?;
     Ok(Options {
         seed: seed.unwrap_or(scenario.seed),
@@ -134,7 +141,7 @@ fn main() -> Result<()> {
         ..ClusterConfig::new(n, (sc.overlay.connections / 2).max(1) as usize, seed)
     };
     let pid = std::process::id();
-    let cluster = Cluster::start(&config)?;
+    let mut cluster = Cluster::start(&config)?;
     cluster.wait_connected(Duration::from_secs(120))?;
     let rss_started = procfs::rss(pid)?;
     eprintln!(
@@ -142,8 +149,8 @@ fn main() -> Result<()> {
         secs(started.elapsed()),
         measure::mib(rss_started)
     );
-    let nodes = &cluster.nodes;
     let collection = cluster.shared_collection(&sc.name)?;
+    let nodes = &cluster.nodes;
 
     let mut preload = Vec::new();
     for i in 0..u64::from(sc.workload.preload) {
@@ -166,7 +173,8 @@ fn main() -> Result<()> {
     let idle_received = received(&idle_before, &baseline) as f64 / n as f64 / secs(idle_window);
 
     let cpu_before = procfs::cpu_time(pid)?;
-    let mut run = run_workload(&options, nodes, &collection, &preload)?;
+    let mut run = run_workload(&options, &mut cluster, &collection, &preload)?;
+    let nodes = &cluster.nodes;
     let converged_at = everywhere_at(&run.updates).unwrap_or_else(Instant::now);
     measure::settle();
     let after = wires(nodes)?;
@@ -248,6 +256,10 @@ enum Step {
     Cut(usize),
     /// Partition `i` ends.
     Heal(usize),
+    /// Node `i` goes offline.
+    Down(usize),
+    /// Node `i` comes back.
+    Up(usize),
 }
 
 /// The scenario's steps in time order: its entries and edits at uniform random times over the
@@ -274,6 +286,13 @@ fn timeline(options: &Options) -> (Vec<(f64, Step)>, Rng) {
     for (i, p) in options.scenario.partitions.iter().enumerate() {
         steps.push((p.start_s, Step::Cut(i)));
         steps.push((p.end_s, Step::Heal(i)));
+    }
+    if let Some(c) = &options.scenario.churn {
+        let nodes = options.scenario.nodes as usize;
+        for spell in churn::schedule(nodes, c, options.seed) {
+            steps.push((spell.down_s, Step::Down(spell.node)));
+            steps.push((spell.up_s, Step::Up(spell.node)));
+        }
     }
     // Stable: at equal times the updates go first, then the cuts and heals in order.
     steps.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -387,14 +406,44 @@ struct Run {
     /// For each update, the partition in force when it was made.
     during: Vec<Option<usize>>,
     partitions: Partitions,
+    /// Every offline spell, in the order they began.
+    absences: Vec<Absence>,
+    /// How long each stop and each restart took (the call, not the reconnection).
+    stopping: Vec<Duration>,
+    starting: Vec<Duration>,
+}
+
+impl Run {
+    /// Stops node `i` and notes when.
+    fn down(&mut self, cluster: &mut Cluster, i: usize) -> Result<()> {
+        let down = Instant::now();
+        cluster.stop_node(i)?;
+        self.stopping.push(down.elapsed());
+        self.absences.push(Absence {
+            node: i,
+            down,
+            up: None,
+        });
+        Ok(())
+    }
+
+    /// Starts node `i` again and notes when.
+    fn up(&mut self, cluster: &mut Cluster, i: usize) -> Result<()> {
+        let up = Instant::now();
+        cluster.restart_node(i)?;
+        self.starting.push(up.elapsed());
+        let absence = self.absences.iter_mut().rev().find(|a| a.node == i);
+        absence.context("a node back that never left")?.up = Some(up);
+        Ok(())
+    }
 }
 
 /// Makes the scenario's entries and edits on random nodes at their times (uniform over the
-/// spread, like the simulator) and its partitions, polling who holds what meanwhile; then
-/// waits for convergence.
+/// spread, like the simulator), its partitions and its churn, polling who holds what
+/// meanwhile; then waits for convergence.
 fn run_workload(
     options: &Options,
-    nodes: &[LocalNode],
+    cluster: &mut Cluster,
     collection: &str,
     preload: &[Update],
 ) -> Result<Run> {
@@ -405,10 +454,14 @@ fn run_workload(
         updates: Vec::new(),
         during: Vec::new(),
         partitions: Partitions::new(options),
+        absences: Vec::new(),
+        stopping: Vec::new(),
+        starting: Vec::new(),
     };
     let began = run.began;
     let mut last_progress = Instant::now();
     for (at, step) in steps {
+        let nodes = &cluster.nodes;
         while secs(began.elapsed()) < at {
             let p = &run.partitions;
             updates::poll_where(nodes, &mut run.updates, |u, i| p.watch(u, i))?;
@@ -423,6 +476,14 @@ fn run_workload(
             Step::Heal(i) => {
                 run.partitions
                     .heal(i, nodes, &mut run.updates, &run.during)?;
+                continue;
+            }
+            Step::Down(i) => {
+                run.down(cluster, i)?;
+                continue;
+            }
+            Step::Up(i) => {
+                run.up(cluster, i)?;
                 continue;
             }
         };
@@ -441,15 +502,16 @@ fn run_workload(
             last_progress = Instant::now();
         }
     }
-    if let Err(e) = updates::wait_all_held(nodes, &mut run.updates, options.timeout) {
+    if let Err(e) = updates::wait_all_held(&cluster.nodes, &mut run.updates, options.timeout) {
         // An overloaded network is a result too: report what was held by then.
         eprintln!("  {e}; reporting what every node held by then");
     }
     Ok(run)
 }
 
-/// Update `k`: an edit on a random node holding a random existing entry (as in the simulator),
-/// or a new entry on a random node.
+/// Update `k`: an edit on a random running node holding a random existing entry (as in the
+/// simulator), or a new entry on a random running node; an edit whose entry no running node
+/// holds is made a new entry (the simulator skips it).
 fn make_update(
     options: &Options,
     nodes: &[LocalNode],
@@ -462,15 +524,17 @@ fn make_update(
     if edit && !editable.is_empty() {
         let entry = editable[rng.range(0, editable.len() - 1)];
         let holders: Vec<usize> = (0..nodes.len())
-            .filter(|&i| matches!(nodes[i].store.entry(&entry), Ok(Some(_))))
+            .filter(|&i| matches!(nodes[i].store().map(|s| s.entry(&entry)), Ok(Ok(Some(_)))))
             .collect();
-        let origin = holders[rng.range(0, holders.len() - 1)];
-        Update::edit(nodes, origin, entry, options.seed, k as u64)
-    } else {
-        let origin = rng.range(0, nodes.len() - 1);
-        let i = u64::from(options.scenario.workload.preload) + k as u64;
-        Update::create(nodes, origin, collection, options.seed, i)
+        if !holders.is_empty() {
+            let origin = holders[rng.range(0, holders.len() - 1)];
+            return Update::edit(nodes, origin, entry, options.seed, k as u64);
+        }
     }
+    let online: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].online()).collect();
+    let origin = online[rng.range(0, online.len() - 1)];
+    let i = u64::from(options.scenario.workload.preload) + k as u64;
+    Update::create(nodes, origin, collection, options.seed, i)
 }
 
 fn wires(nodes: &[LocalNode]) -> Result<Vec<Wire>> {
@@ -554,10 +618,7 @@ impl Summary<'_> {
             .filter(|&u| self.made(u) == made)
             .filter_map(of)
             .collect();
-        match values.is_empty() {
-            true => "—".into(),
-            false => format!("{:.2}", values.iter().sum::<f64>() / values.len() as f64),
-        }
+        mean_of(&values)
     }
 
     /// Percent of the nodes `side` picks holding update `u` `after` it was made.
@@ -677,6 +738,9 @@ impl Summary<'_> {
         if let Some(heal) = &self.heal {
             self.print_heal(heal);
         }
+        if let Some(churn) = &sc.churn {
+            self.print_churn(churn);
+        }
         println!(
             "last update -> converged (s) {:.2}",
             secs(self.last_update_to_converged)
@@ -698,6 +762,58 @@ impl Summary<'_> {
             1000.0 * secs(self.cpu) / u / n
         );
         println!("wall time (s) {:.0}", secs(self.wall));
+    }
+
+    fn print_churn(&self, churn: &minga_simulations::scenario::Churn) {
+        let run = self.run;
+        let mut churned: Vec<usize> = run.absences.iter().map(|a| a.node).collect();
+        churned.sort_unstable();
+        churned.dedup();
+        println!(
+            "churn: {} nodes ({} of {}), {} offline spells until {} s (online / offline means {} s / {} s); a spell is a clean stop and a restart on the same data dir",
+            churned.len(),
+            churn.fraction,
+            self.options.scenario.nodes,
+            run.absences.len(),
+            churn.until_s,
+            churn.mean_online_s,
+            churn.mean_offline_s
+        );
+        let away: Vec<f64> = (run.absences.iter())
+            .filter_map(|a| a.up.map(|up| secs(up - a.down)))
+            .collect();
+        println!("  offline (s) mean {}", mean_of(&away));
+        let calls = |d: &[Duration]| mean_of(&d.iter().map(|d| secs(*d)).collect::<Vec<_>>());
+        println!(
+            "  stop call (s) mean {}, restart call (s) mean {}",
+            calls(&run.stopping),
+            calls(&run.starting)
+        );
+        let catch_ups: Vec<CatchUp> = (run.absences.iter())
+            .map(|a| a.catch_up(&run.updates))
+            .collect();
+        let after: Vec<f64> = (catch_ups.iter())
+            .filter_map(|c| match c {
+                CatchUp::After(d) => Some(secs(*d)),
+                _ => None,
+            })
+            .collect();
+        let count = |want: CatchUp| catch_ups.iter().filter(|c| **c == want).count();
+        println!(
+            "  returns with updates made while away {} (none made during {}; never caught up {})",
+            after.len(),
+            count(CatchUp::Nothing),
+            count(CatchUp::Not)
+        );
+        let worst = after.iter().copied().fold(0.0, f64::max);
+        println!(
+            "  restart -> held every update made while away (s) mean {}, max {worst:.2}",
+            mean_of(&after)
+        );
+        let missed: Vec<f64> = (run.absences.iter())
+            .map(|a| run.updates.iter().filter(|u| a.missed(u)).count() as f64)
+            .collect();
+        println!("  updates made during a spell, mean {}", mean_of(&missed));
     }
 
     /// Seconds from the heal of the partition update `u` was made in until every node held
@@ -760,6 +876,14 @@ impl Summary<'_> {
         }
         eprintln!("wrote {}", dir.join("updates.csv").display());
         Ok(())
+    }
+}
+
+/// The mean, to two decimals, `—` if there is nothing.
+fn mean_of(values: &[f64]) -> String {
+    match values.is_empty() {
+        true => "—".into(),
+        false => format!("{:.2}", values.iter().sum::<f64>() / values.len() as f64),
     }
 }
 

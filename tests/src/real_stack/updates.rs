@@ -49,7 +49,7 @@ impl Update {
         let entry: DocumentId = answer["id"].as_str().context("the new id")?.parse()?;
         let made = Instant::now();
         let view = node
-            .store
+            .store()?
             .entry(&entry)?
             .context("the new entry in its store")?;
         let text_bytes = view.title.len() + view.body.len();
@@ -73,7 +73,7 @@ impl Update {
         k: u64,
     ) -> Result<Update> {
         let node = &nodes[origin];
-        let before = node.store.entry(&entry)?.context("the edited entry")?;
+        let before = node.store()?.entry(&entry)?.context("the edited entry")?;
         let body = content::small_edit(seed, k, &before.body);
         let text_bytes = body.len() - before.body.len();
         let path = format!("/api/v1/entries/{entry}");
@@ -115,10 +115,14 @@ impl Update {
         })
     }
 
-    /// Whether `node`'s store holds this update's change.
+    /// Whether `node`'s store holds this update's change (a stopped node is not read: it
+    /// holds what it held when it stopped, and is read again once it runs).
     pub fn held_by(&self, node: &LocalNode) -> Result<bool> {
+        if !node.online() {
+            return Ok(false);
+        }
         Ok(node
-            .store
+            .store()?
             .signatures(&self.entry)?
             .iter()
             .any(|(hash, _)| hash.to_string() == self.change))
@@ -220,7 +224,7 @@ pub fn differing_heads(nodes: &[LocalNode], updates: &[Update]) -> Result<Vec<Do
     for entry in entries {
         let mut seen = BTreeSet::new();
         for node in nodes {
-            seen.insert(node.store.entry(&entry)?.map(|e| e.heads));
+            seen.insert(node.store()?.entry(&entry)?.map(|e| e.heads));
         }
         if seen.len() != 1 {
             differing.push(entry);

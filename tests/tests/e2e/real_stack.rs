@@ -1,7 +1,8 @@
 //! Whole nodes in this process over libp2p's memory transport (the seam the real-stack
 //! simulations use): every node ends with the same heads of every entry written anywhere, on
-//! modelled village links (a few milliseconds of latency, paced uplinks), and also after a
-//! partition made through the nodes' own API heals.
+//! modelled village links (a few milliseconds of latency, paced uplinks), after a partition
+//! made through the nodes' own API heals, and after a node stopped and started again on its
+//! data dir catches up.
 
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,52 @@ fn halves_cut_apart_converge_after_the_heal() {
     updates::wait_all_held(nodes, &mut made, Duration::from_secs(120))
         .expect("entries spread after the heal");
     let differing = updates::differing_heads(nodes, &made).expect("reading heads");
+    assert!(differing.is_empty(), "heads differ for {differing:?}");
+    cluster.stop().expect("every node stops cleanly");
+}
+
+/// One of eight nodes is stopped, an entry is made elsewhere and reaches every running node;
+/// the stopped node, started again on its data dir (same identity and address), gets it from
+/// its peers and ends with the same heads. Its own entry made before the stop is still there.
+#[test]
+fn a_restarted_node_catches_up_to_identical_heads() {
+    let seed = 8;
+    let mut cluster = Cluster::start(&ClusterConfig::new(8, 2, seed)).expect("starting 8 nodes");
+    cluster
+        .wait_connected(Duration::from_secs(60))
+        .expect("every node connected");
+    let collection = cluster.shared_collection("volta").expect("a collection");
+    let away = 5;
+    let mut made =
+        vec![Update::create(&cluster.nodes, away, &collection, seed, 0).expect("an entry")];
+    updates::wait_all_held(&cluster.nodes, &mut made, Duration::from_secs(60))
+        .expect("the first entry spread");
+    cluster.stop_node(away).expect("a clean stop");
+    assert!(!cluster.nodes[away].online());
+    made.push(Update::create(&cluster.nodes, 2, &collection, seed, 1).expect("an entry"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while made[1].holders() < cluster.nodes.len() - 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the entry did not reach the running nodes"
+        );
+        updates::poll(&cluster.nodes, &mut made).expect("polling");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(made[1].held_after[away], None, "a stopped node was read");
+    cluster
+        .restart_node(away)
+        .expect("a restart on the same data dir");
+    let (status, body) = cluster.nodes[away].get("/api/v1/status");
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["peer_id"],
+        cluster.nodes[away].peer_id(),
+        "a new identity"
+    );
+    updates::wait_all_held(&cluster.nodes, &mut made, Duration::from_secs(120))
+        .expect("the restarted node caught up");
+    let differing = updates::differing_heads(&cluster.nodes, &made).expect("reading heads");
     assert!(differing.is_empty(), "heads differ for {differing:?}");
     cluster.stop().expect("every node stops cleanly");
 }
