@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crate::SearchIndex;
 use crate::api::access::Access;
@@ -45,6 +46,18 @@ pub async fn run(
         web.search_writer_bytes,
         &store,
     )?);
+    let access = Access::new(
+        api_addr.ip().is_loopback(),
+        dir.api_token().map_err(StoreError::Io)?,
+        web.contributor_code.clone(),
+    );
+    write_atomic(
+        &dir.api_addr_file(),
+        format!("{api_addr}\n").as_bytes(),
+        0o644,
+    )
+    .map_err(StoreError::Io)?;
+    // From here on threads hold the store: every way out goes through `wind_down`.
     let indexer = Indexer::spawn(search.clone(), store.clone()).map_err(StoreError::Io)?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_QUEUE);
     let outlets = Outlets {
@@ -65,14 +78,8 @@ pub async fn run(
     let (swarm_task, net) = match started {
         Ok(started) => started,
         Err(e) => {
-            // The event loop and the indexer hold the store (and its lock on the data dir):
-            // end them before giving up, so the node can be started again.
             drop(handle);
-            let _ = tokio::task::spawn_blocking(move || {
-                let _ = event_loop.join();
-                indexer.stop();
-            })
-            .await;
+            wind_down(dir, event_loop, indexer).await;
             let reason = format!("starting the network: {e:?}");
             return Err(StoreError::Io(std::io::Error::other(reason)).into());
         }
@@ -80,19 +87,8 @@ pub async fn run(
     let (stop_network, network_stopped) = watch::channel(false);
     let network_task = tokio::spawn(swarm_task.run(network_stopped));
 
-    write_atomic(
-        &dir.api_addr_file(),
-        format!("{api_addr}\n").as_bytes(),
-        0o644,
-    )
-    .map_err(StoreError::Io)?;
     tracing::info!(%peer_id, "minga node serving http://{api_addr}");
 
-    let access = Access::new(
-        api_addr.ip().is_loopback(),
-        dir.api_token().map_err(StoreError::Io)?,
-        web.contributor_code.clone(),
-    );
     let router = api::router(AppState {
         handle,
         store,
@@ -111,16 +107,26 @@ pub async fn run(
     // flushes and ends.
     let _ = stop_network.send(true);
     let _ = network_task.await;
-    let joined = tokio::task::spawn_blocking(move || {
-        let joined = event_loop.join();
-        indexer.stop();
-        joined
-    })
-    .await;
-    let _ = std::fs::remove_file(dir.api_addr_file());
+    let ended = wind_down(dir, event_loop, indexer).await;
     served.map_err(StoreError::Io)?;
-    match joined {
-        Ok(Ok(_commons)) => Ok(()),
-        _ => Err(StoreError::Io(std::io::Error::other("the event loop panicked")).into()),
+    if !ended {
+        return Err(StoreError::Io(std::io::Error::other("the event loop panicked")).into());
     }
+    Ok(())
+}
+
+/// Ends what holds the store (and its lock on the data dir), once nothing sends it commands:
+/// the event loop, which flushes when its last handle is gone, and the indexer; removes
+/// `api.addr`. Answers whether the event loop ended cleanly. After it the node can be started
+/// again on the same data dir.
+async fn wind_down(dir: &DataDir, event_loop: JoinHandle<Commons>, indexer: Indexer) -> bool {
+    let ended = tokio::task::spawn_blocking(move || {
+        let ended = event_loop.join().is_ok();
+        indexer.stop();
+        ended
+    })
+    .await
+    .unwrap_or(false);
+    let _ = std::fs::remove_file(dir.api_addr_file());
+    ended
 }
