@@ -1016,6 +1016,8 @@ impl Network {
             let _permit = permits.acquire_owned().await;
             // Requests to send, and documents to offer after them.
             type Outcome = Result<(Vec<(Request, Purpose)>, ToSync), Misbehaved>;
+            // Only sync answers land fetches, and so free listings that waited for them.
+            let may_land = matches!(purpose, Purpose::Sync(..));
             let outcome: Outcome = match (purpose, response) {
                 (Purpose::Reconcile(collection), Response::Reconcile { parts }) => {
                     if parts.is_empty() {
@@ -1090,7 +1092,9 @@ impl Network {
                     let _ = work.send(Work::Misbehaved(peer, reason)).await;
                 }
             }
-            fetch_unblocked(&exchange, &work).await;
+            if may_land {
+                fetch_unblocked(&exchange, &work).await;
+            }
         });
     }
 
@@ -1200,8 +1204,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Offers the documents reconciliation found differing, batch by batch: each is read from the
-/// store only once the network took the previous one.
 /// Fetches the listings that waited for a fetch which has landed or failed, where they still
 /// differ from what is here.
 async fn fetch_unblocked(exchange: &Exchange, work: &mpsc::Sender<Work>) {
@@ -1210,6 +1212,8 @@ async fn fetch_unblocked(exchange: &Exchange, work: &mpsc::Sender<Work>) {
     }
 }
 
+/// Offers the documents reconciliation found differing, batch by batch: each is read from the
+/// store only once the network took the previous one.
 async fn send_offers(
     exchange: &Exchange,
     work: &mpsc::Sender<Work>,
