@@ -59,6 +59,10 @@ pub struct Metrics {
     /// `Changes` payloads that lacked dependencies lost in transit (not an attack).
     pub missing_dependencies: u64,
     pub dropped_peers: u64,
+    /// Documents pulled because a peer's change log listed them on reconnecting.
+    pub listed_pulls: u64,
+    /// Listings that waited because the document was being pulled from another peer.
+    pub listings_waited: u64,
     pub bundle_bytes: u64,
     /// When the bundle was imported, and the updates it brought to its importer.
     pub bundle: Option<(Micros, Vec<u32>)>,

@@ -69,6 +69,10 @@ pub struct Report {
     pub rejected: Vec<(String, u64)>,
     pub dropped_peers: u64,
     pub missing_dependencies: u64,
+    /// Documents pulled from change-log listings on reconnecting, and listings that waited
+    /// for a pull of the same document from another peer.
+    pub listed_pulls: u64,
+    pub listings_waited: u64,
     pub bundle_bytes: u64,
     /// Updates the bundle brought into the cut-off region, and the seconds from its import
     /// until every node of the region held them (`None`: not before the run ended).
@@ -213,6 +217,8 @@ impl Report {
                 .collect(),
             dropped_peers: m.dropped_peers,
             missing_dependencies: m.missing_dependencies,
+            listed_pulls: m.listed_pulls,
+            listings_waited: m.listings_waited,
             bundle_bytes: m.bundle_bytes,
             bundle_updates: m.bundle.as_ref().map_or(0, |(_, u)| u.len()),
             bundle_spread_s: m.bundle.as_ref().and_then(|(at, carried)| {
@@ -311,6 +317,13 @@ impl Report {
                 "convergence after the heal: {} ({} reconciliation periods)",
                 opt(self.heal_convergence_s),
                 periods.map_or("-".into(), |p| format!("{p:.2}"))
+            );
+        }
+        if self.listed_pulls + self.listings_waited > 0 {
+            let _ = writeln!(
+                s,
+                "catch-up on reconnecting: {} documents pulled from change-log listings, {} listings waited for a pull from another peer",
+                self.listed_pulls, self.listings_waited
             );
         }
         if self.bundle_bytes > 0 {

@@ -1,19 +1,22 @@
 //! The discrete-event simulator: nodes that hold documents, an event queue in simulated time,
 //! and the handlers that run the real sync core on every message. Each node does what the
 //! node's network task does: announce its own changes on gossip, pull what an announcement
-//! says it lacks (`sync::offer` → `answer` → `follow_up`), reconcile every connection on
-//! connect and every period (`reconcile::initiate`/`respond`), verify every payload before it
-//! keeps anything, and drop a peer whose bytes fail verification. Messages are the real
-//! `wire` messages, encoded, so the bytes counted are the bytes a node would send.
+//! says it lacks (`sync::offer` → `answer` → `follow_up`), reconcile every connection every
+//! period (`reconcile::initiate`/`respond`), catch up on reconnecting by asking each peer's
+//! change log what changed while it was away (`Request::Since`) and fetching each listed
+//! document from one peer at a time, verify every payload before it keeps anything, and drop a
+//! peer whose bytes fail verification. Messages are the real `wire` messages, encoded, so the
+//! bytes counted are the bytes a node would send.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
-use minga_protocol::reconcile::{self, Item, ItemSet};
+use minga_protocol::reconcile::{self, DIGEST_LEN, Item, ItemSet};
 use minga_protocol::sync::{self, Held};
 use minga_protocol::wire::{
-    self, Announcement, MAX_MESSAGE_BYTES, Offer, Payload, Request, Response, WireKind,
+    self, Announcement, MAX_MESSAGE_BYTES, MAX_SINCE_ITEMS, Offer, Payload, Request, Response,
+    SINCE_UNKNOWN, WireKind,
 };
 use minga_protocol::{DocKind, DocumentId, VerifyError};
 
@@ -38,6 +41,7 @@ const QUIET_AFTER_S: f64 = 2.5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     Reconcile,
+    Since,
     Sync(u8),
     /// Sent by a hostile node; whatever comes back is ignored.
     Attack,
@@ -62,6 +66,8 @@ enum Event {
     Reconcile(u32),
     /// A node offers one reconciliation to every reachable connection.
     ReconcileAll(u32),
+    /// A node back online and each of its peers ask each other what changed meanwhile.
+    CatchUp(u32),
     Update(u32),
     Online(u32, bool),
     Partition(usize, bool),
@@ -106,6 +112,11 @@ struct Node<D> {
     /// Announcements (message, received from, when) waiting for what they name before being
     /// forwarded.
     awaiting: Vec<(u32, u32, Micros)>,
+    /// The change log: documents in the order their held version changed (position = length).
+    log: Vec<u32>,
+    /// Change-log listings (document, listing peer, its digest there) waiting for a pull of
+    /// the document from another peer, as the node's `fetching`.
+    listed: Vec<(u32, u32, [u8; DIGEST_LEN])>,
 }
 
 impl<D> Node<D> {
@@ -148,6 +159,9 @@ pub struct Sim<D: SimDoc> {
     pub(crate) scenario: Scenario,
     pub(crate) seed: u64,
     rng: SimRng,
+    /// Churn's own stream: when nodes come and go does not depend on the traffic, so two
+    /// versions of the sync logic meet the same schedule.
+    churn_rng: SimRng,
     pub(crate) now: Micros,
     queue: BinaryHeap<Scheduled>,
     seq: u64,
@@ -155,6 +169,8 @@ pub struct Sim<D: SimDoc> {
     gossip: Gossip,
     nodes: Vec<Node<D>>,
     registry: Registry<D>,
+    /// Where each node is in each peer's change log: (node, peer) → position.
+    positions: BTreeMap<(u32, u32), u64>,
     /// Per announcement: the document and the heads it announced.
     announced: Vec<(u32, Vec<[u8; 32]>)>,
     /// A hostile node's forged payloads (attack, document, payload); `None` for honest nodes.
@@ -176,6 +192,7 @@ impl<D: SimDoc> Sim<D> {
         let gossip = Gossip::new(scenario.overlay.clone(), n);
         let end = micros(scenario.duration_s);
         let mut sim = Sim {
+            churn_rng: rng.fork(),
             rng,
             seed,
             now: 0,
@@ -189,6 +206,7 @@ impl<D: SimDoc> Sim<D> {
                 index: BTreeMap::new(),
                 versions: BTreeMap::new(),
             },
+            positions: BTreeMap::new(),
             announced: Vec::new(),
             hostile: vec![None; n],
             plan: Vec::new(),
@@ -234,6 +252,8 @@ impl<D: SimDoc> Sim<D> {
                 items: Arc::clone(&items),
                 pulling: Vec::new(),
                 awaiting: Vec::new(),
+                log: Vec::new(),
+                listed: Vec::new(),
             })
             .collect();
     }
@@ -383,6 +403,12 @@ impl<D: SimDoc> Sim<D> {
                     self.start_reconcile(node, peer);
                 }
             }
+            Event::CatchUp(node) => {
+                for peer in self.net.peers[node as usize].clone() {
+                    self.ask_since(node, peer);
+                    self.ask_since(peer, node);
+                }
+            }
             Event::Update(i) => self.update(i),
             Event::Online(node, online) => self.set_online(node, online),
             Event::Partition(i, active) => {
@@ -416,14 +442,16 @@ impl<D: SimDoc> Sim<D> {
         let until = micros(churn.until_s);
         self.net.online[node as usize] = online;
         if online {
-            // On connect, a node reconciles with every peer.
-            self.after(0, Event::ReconcileAll(node));
-            let next = self.now + micros(self.rng.exponential(churn.mean_online_s));
+            self.after(0, Event::CatchUp(node));
+            let next = self.now + micros(self.churn_rng.exponential(churn.mean_online_s));
             if next < until {
                 self.at(next, Event::Online(node, false));
             }
         } else {
-            let back = self.now + micros(self.rng.exponential(churn.mean_offline_s));
+            // Listings waiting for a pull are forgotten, as the node forgets them on
+            // disconnect.
+            self.nodes[node as usize].listed.clear();
+            let back = self.now + micros(self.churn_rng.exponential(churn.mean_offline_s));
             // Churn ends at `until`: everyone is back by then, so the end shows who caught up.
             self.at(back.min(until), Event::Online(node, true));
         }
@@ -460,7 +488,7 @@ impl<D: SimDoc> Sim<D> {
 
     fn class(purpose: Purpose) -> Class {
         match purpose {
-            Purpose::Reconcile => Class::Reconcile,
+            Purpose::Reconcile | Purpose::Since => Class::Reconcile,
             Purpose::Sync(_) => Class::Sync,
             Purpose::Attack => Class::Attack,
         }
@@ -512,6 +540,99 @@ impl<D: SimDoc> Sim<D> {
             parts: reconcile::initiate(&self.nodes[from as usize].items),
         };
         self.request(from, to, Purpose::Reconcile, &request);
+        // The node asks each peer's change log every period, so it knows where it is in it
+        // as of its last check; here the periodic reconciliation stands for that check.
+        let theirs = self.nodes[to as usize].log.len() as u64;
+        let ours = self.nodes[from as usize].log.len() as u64;
+        self.positions.insert((from, to), theirs);
+        self.positions.insert((to, from), ours);
+    }
+
+    /// Asks `to` what changed in its change log since `from` last asked; a pair with no
+    /// position reconciles in full instead.
+    fn ask_since(&mut self, from: u32, to: u32) {
+        if !self.net.reachable(from, to) {
+            return;
+        }
+        match self.positions.get(&(from, to)) {
+            Some(&since) => {
+                let request = Request::Since {
+                    collection: *collection_id().as_bytes(),
+                    since,
+                };
+                self.request(from, to, Purpose::Since, &request);
+            }
+            None => self.start_reconcile(from, to),
+        }
+    }
+
+    /// The documents `node`'s change log lists after `since`, at their current digests, as
+    /// the node's `Store::changed_since` (each document once).
+    fn changed_since(&self, node: u32, since: u64) -> Response {
+        let state = &self.nodes[node as usize];
+        let seq = state.log.len() as u64;
+        let start = if since == SINCE_UNKNOWN {
+            state.log.len()
+        } else {
+            (since as usize).min(state.log.len())
+        };
+        let docs: BTreeSet<u32> = state.log[start..].iter().copied().collect();
+        if docs.len() > MAX_SINCE_ITEMS {
+            return Response::Since {
+                seq,
+                items: Vec::new(),
+                complete: false,
+            };
+        }
+        let items = docs
+            .into_iter()
+            .filter_map(|doc| {
+                let held = state.doc(doc)?;
+                Some(Item {
+                    id: *self.registry.ids[doc as usize].as_bytes(),
+                    digest: reconcile::heads_digest(&held.heads()),
+                })
+            })
+            .collect();
+        Response::Since {
+            seq,
+            items,
+            complete: true,
+        }
+    }
+
+    /// Pulls each listed document that differs from `node`'s, unless it is being pulled from
+    /// another peer already: then the listing waits for that pull (see [`Self::pulled`]).
+    fn fetch_listed(&mut self, node: u32, from: u32, items: &[Item]) {
+        for item in items {
+            let Some(&doc) = self.registry.index.get(&item.id) else {
+                continue;
+            };
+            if self.digest(node, doc) == Some(item.digest) {
+                continue;
+            }
+            if self.is_pulling(node, doc) {
+                self.metrics.listings_waited += 1;
+                self.nodes[node as usize]
+                    .listed
+                    .push((doc, from, item.digest));
+            } else {
+                self.metrics.listed_pulls += 1;
+                self.pull(node, from, doc);
+            }
+        }
+    }
+
+    fn digest(&self, node: u32, doc: u32) -> Option<[u8; DIGEST_LEN]> {
+        let held = self.nodes[node as usize].doc(doc)?;
+        Some(reconcile::heads_digest(&held.heads()))
+    }
+
+    fn is_pulling(&self, node: u32, doc: u32) -> bool {
+        self.nodes[node as usize]
+            .pulling
+            .iter()
+            .any(|(d, _)| *d == doc)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -560,11 +681,7 @@ impl<D: SimDoc> Sim<D> {
 
     /// Pulls `doc` from `from` unless a pull of it is on its way already.
     fn pull(&mut self, to: u32, from: u32, doc: u32) {
-        if self.nodes[to as usize]
-            .pulling
-            .iter()
-            .any(|(d, _)| *d == doc)
-        {
+        if self.is_pulling(to, doc) {
             return;
         }
         let timeout = micros(self.scenario.sync.request_timeout_s);
@@ -595,8 +712,29 @@ impl<D: SimDoc> Sim<D> {
 
     /// A pull of `doc` ended (answered or timed out): the announcements of it whose changes
     /// are here go on, as the node's `forward_arrived`; those still waiting pull again from
-    /// their sender, and are dropped after [`FORWARD_WITHIN`], as the node drops them.
+    /// their sender, and are dropped after [`FORWARD_WITHIN`], as the node drops them. Then
+    /// change-log listings of `doc` that still differ are pulled, one peer at a time.
     fn pulled(&mut self, node: u32, doc: u32) {
+        self.pull_announced(node, doc);
+        let listed = std::mem::take(&mut self.nodes[node as usize].listed);
+        let (of_doc, mut others): (Vec<_>, Vec<_>) =
+            listed.into_iter().partition(|&(d, _, _)| d == doc);
+        let ours = self.digest(node, doc);
+        for (d, peer, digest) in of_doc {
+            if Some(digest) == ours {
+                continue;
+            }
+            if self.is_pulling(node, doc) {
+                others.push((d, peer, digest));
+            } else {
+                self.metrics.listed_pulls += 1;
+                self.pull(node, peer, doc);
+            }
+        }
+        self.nodes[node as usize].listed.extend(others);
+    }
+
+    fn pull_announced(&mut self, node: u32, doc: u32) {
         self.nodes[node as usize].pulling.retain(|(d, _)| *d != doc);
         self.forward_arrived(node, doc);
         let oldest = self.now.saturating_sub(FORWARD_WITHIN);
@@ -647,7 +785,8 @@ impl<D: SimDoc> Sim<D> {
                 self.falsify(to, &mut answers);
                 Response::Sync { answers }
             }
-            Request::Operator | Request::Since { .. } => Response::Refused {
+            Request::Since { since, .. } => self.changed_since(to, since),
+            Request::Operator => Response::Refused {
                 reason: "not simulated".into(),
             },
         };
@@ -673,6 +812,21 @@ impl<D: SimDoc> Sim<D> {
                         parts: step.reply,
                     };
                     self.request(to, from, Purpose::Reconcile, &request);
+                }
+            }
+            (
+                Purpose::Since,
+                Response::Since {
+                    seq,
+                    items,
+                    complete,
+                },
+            ) => {
+                self.positions.insert((to, from), seq);
+                if complete {
+                    self.fetch_listed(to, from, &items);
+                } else {
+                    self.start_reconcile(to, from);
                 }
             }
             (Purpose::Sync(round), Response::Sync { answers }) => {
@@ -788,6 +942,7 @@ impl<D: SimDoc> Sim<D> {
             state.docs.resize(doc as usize + 1, None);
         }
         state.docs[doc as usize] = Some(shared);
+        state.log.push(doc);
         Arc::make_mut(&mut state.items).upsert(Item {
             id: *self.registry.ids[doc as usize].as_bytes(),
             digest,

@@ -75,3 +75,18 @@ fn the_model_document_runs_the_same_exchange() {
     scenario.doc = minga_simulations::DocChoice::Model;
     check_converged(&run(&scenario, 7));
 }
+
+#[test]
+fn nodes_back_online_catch_up_from_change_logs_one_peer_per_document() {
+    let mut scenario = small("province", 20);
+    scenario.doc = minga_simulations::DocChoice::Model;
+    scenario.duration_s = 600.0;
+    scenario.workload.spread_s = 300.0;
+    let churn = scenario.churn.as_mut().expect("province churns");
+    churn.fraction = 0.3;
+    churn.until_s = 400.0;
+    let report = run(&scenario, 5);
+    check_converged(&report);
+    assert!(report.listed_pulls > 0, "{}", report.summary());
+    assert!(report.listings_waited > 0, "{}", report.summary());
+}
