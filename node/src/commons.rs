@@ -273,7 +273,8 @@ impl Commons {
         })
     }
 
-    /// Verifies and applies what a peer sent for one document. Returns whether anything changed.
+    /// Verifies and applies what the peer `from` sent for one document. Returns whether
+    /// anything changed.
     ///
     /// Entries are kept only for collections this node follows (all of them in mirror mode);
     /// tombstones only when signed by an author of the entry or a maintainer of its collection.
@@ -283,8 +284,9 @@ impl Commons {
         kind: DocKind,
         payload: &Payload,
         mirror: bool,
+        from: store::SourceTag,
     ) -> Result<Written<bool>, Error> {
-        let mut staged = Staged::default();
+        let mut staged = Staged::from_peer(from);
         match self.stage_remote(&mut staged, id, kind, payload, mirror)? {
             Staging::Unchanged => Ok(Written::new(false, self.store.applied_writes())),
             Staging::Changed(changed) => {
@@ -461,3 +463,6 @@ fn changed_entry(entry: &Entry, doc: &Automerge) -> Option<Changed> {
         spread: Spread::Announce,
     })
 }
+
+#[cfg(test)]
+mod tests;

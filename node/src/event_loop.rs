@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::bundle::{ExportRequest, ExportSummary, ImportRequest, ImportSummary, ProgressFn};
 use crate::commons::{Changed, Spread, Written};
+use crate::store::SourceTag;
 use crate::{Commons, Error, StoreError};
 
 /// Commands waiting for the event loop; senders wait when it is full.
@@ -28,7 +29,10 @@ enum Command {
     SetFollowed(String, bool, Reply<()>),
     SetBlocked(String, bool, Option<AuthorId>, Reply<()>),
     SetPeerSeq(String, DocumentId, u64, Reply<()>),
-    ApplyRemote(Box<(DocumentId, DocKind, Payload, Spread)>, Reply<bool>),
+    ApplyRemote(
+        Box<(DocumentId, DocKind, Payload, Spread, SourceTag)>,
+        Reply<bool>,
+    ),
     Export(Box<ExportRequest>, ProgressFn, Reply<ExportSummary>),
     Import(Box<ImportRequest>, ProgressFn, Reply<ImportSummary>),
 }
@@ -124,15 +128,17 @@ impl Handle {
             .map(|w| w.value)
     }
 
-    /// Verifies and applies a peer's payload for one document; answers whether it changed.
+    /// Verifies and applies the payload the peer `from` sent for one document; answers whether
+    /// it changed.
     pub async fn apply_remote(
         &self,
         id: DocumentId,
         kind: DocKind,
         payload: Payload,
         spread: Spread,
+        from: SourceTag,
     ) -> Result<bool, Error> {
-        let work = Box::new((id, kind, payload, spread));
+        let work = Box::new((id, kind, payload, spread, from));
         self.request(|reply| Command::ApplyRemote(work, reply))
             .await
             .map(|w| w.value)
@@ -237,8 +243,8 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, V
             after_flush(commons.set_peer_seq(&peer, &collection, seq), reply)
         }
         Command::ApplyRemote(work, reply) => {
-            let (id, kind, payload, spread) = *work;
-            let mut result = commons.apply_remote(id, kind, &payload, mirror);
+            let (id, kind, payload, spread, from) = *work;
+            let mut result = commons.apply_remote(id, kind, &payload, mirror, from);
             if let Ok(written) = &mut result {
                 written.changed.iter_mut().for_each(|c| c.spread = spread);
             }

@@ -979,7 +979,7 @@ impl Network {
         let permits = Arc::clone(&self.permits);
         tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let outcome = exchange.serve(request).await;
+            let outcome = exchange.serve(peer, request).await;
             match outcome {
                 Ok((response, to_sync)) => {
                     let _ = work.send(Work::Respond(channel, response)).await;
@@ -1062,7 +1062,7 @@ impl Network {
                 (Purpose::Sync(round, spread), Response::Sync { answers }) => {
                     exchange.offered.settle(peer, &answers);
                     let answered: Vec<[u8; 16]> = answers.iter().map(|a| a.id).collect();
-                    let applied = exchange.on_answers(answers, spread).await;
+                    let applied = exchange.on_answers(peer, answers, spread).await;
                     exchange.fetching.landed(peer, &answered);
                     applied.map(|next| {
                         let requests = next

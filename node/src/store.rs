@@ -99,12 +99,33 @@ pub struct Staged {
     bytes: u64,
     /// Of those, the bytes of rows already spilled to the journal.
     spilled_bytes: u64,
+    /// The peer whose changes the batch applies, recorded in the change log so that peer is
+    /// not told back what it sent; `None` for local writes and imports.
+    source: Option<SourceTag>,
+}
+
+/// A peer, as the change log records where a change came from: 8 bytes of the BLAKE3 hash
+/// of its peer id.
+pub type SourceTag = [u8; 8];
+
+/// The [`SourceTag`] of a peer id.
+pub fn source_tag(peer: &str) -> SourceTag {
+    let hash = blake3::hash(peer.as_bytes());
+    hash.as_bytes()[..8].try_into().expect("8 of 32 bytes")
 }
 
 /// A change to one row of a reconciliation set: `None` removes it.
 type ItemChange = (DocumentId, DocumentId, Option<[u8; 16]>);
 
 impl Staged {
+    /// A batch of changes that came from the peer `source`.
+    pub fn from_peer(source: SourceTag) -> Self {
+        Staged {
+            source: Some(source),
+            ..Staged::default()
+        }
+    }
+
     fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
         self.stage(key.into(), Some(value.into()));
     }
@@ -477,12 +498,14 @@ impl Store {
 
     /// Rows of a collection's reconciliation set changed after `since`, oldest first; at most
     /// `limit` (the flag says whether that was all of them). Rows changed and then made private
-    /// are left out: they are no longer in the set.
+    /// are left out: they are no longer in the set, and so are rows whose last change came
+    /// from `asker`, which holds that version already.
     pub fn changed_since(
         &self,
         collection: &DocumentId,
         since: u64,
         limit: usize,
+        asker: Option<SourceTag>,
     ) -> Result<(Vec<Item>, bool), StoreError> {
         let prefix = key(b"l:", collection);
         let start = [prefix.as_slice(), &since.saturating_add(1).to_be_bytes()].concat();
@@ -492,10 +515,13 @@ impl Store {
             if !k.starts_with(&prefix) {
                 break;
             }
+            let (id, source) = log_row(&id)?;
+            if source.is_some() && source == asker {
+                continue;
+            }
             if items.len() == limit {
                 return Ok((items, false));
             }
-            let id = id_from(&id)?;
             if let Some(digest) = self.item_digest(collection, &id)? {
                 items.push(Item {
                     id: *id.as_bytes(),
@@ -537,7 +563,7 @@ impl Store {
                 let seq: [u8; 8] = k[prefix.len()..]
                     .try_into()
                     .map_err(|_| corrupt("l:", "bad position"))?;
-                found.push((u64::from_be_bytes(seq), id_from(&id)?));
+                found.push((u64::from_be_bytes(seq), log_row(&id)?.0));
             }
             // The next collection's rows start after every position of this one.
             next = [prefix.as_slice(), &[0xff; 9]].concat();
@@ -907,9 +933,13 @@ impl Store {
             batch.remove([key(b"l:", &collection).as_slice(), &old.to_be_bytes()].concat());
         }
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let row = match batch.source {
+            Some(source) => [id.as_bytes().as_slice(), &source].concat(),
+            None => id.as_bytes().to_vec(),
+        };
         batch.insert(
             [key(b"l:", &collection).as_slice(), &seq.to_be_bytes()].concat(),
-            id.as_bytes(),
+            row,
         );
         batch.insert(position, seq.to_be_bytes());
         batch.insert(b"m:seq", seq.to_be_bytes());
@@ -1031,6 +1061,18 @@ fn collection_of(entry: &Entry) -> Option<DocumentId> {
 
 fn key(prefix: &[u8], id: &DocumentId) -> Vec<u8> {
     [prefix, id.as_bytes()].concat()
+}
+
+/// A change-log row's value: the document's id, then the [`SourceTag`] of the peer its change
+/// came from, if it came from one.
+fn log_row(value: &[u8]) -> Result<(DocumentId, Option<SourceTag>), StoreError> {
+    let (id, source) = value.split_at(value.len().min(DocumentId::LEN));
+    let source = match source.len() {
+        0 => None,
+        8 => Some(source.try_into().expect("8 bytes")),
+        _ => return Err(corrupt("l:", "bad source")),
+    };
+    Ok((id_from(id)?, source))
 }
 
 fn id_from(bytes: &[u8]) -> Result<DocumentId, StoreError> {

@@ -568,12 +568,12 @@ fn check(store: &Store, model: &Model, query: &Query) {
         let cached: Vec<_> = cached.items().iter().map(|i| (i.id, i.digest)).collect();
         assert_eq!(cached, expected, "cached reconciliation set of {id}");
         // The change log lists every row of the set once, oldest change first.
-        let (mut logged, complete) = store.changed_since(&id, 0, usize::MAX).unwrap();
+        let (mut logged, complete) = store.changed_since(&id, 0, usize::MAX, None).unwrap();
         assert!(complete);
         logged.sort();
         let logged: Vec<_> = logged.iter().map(|i| (i.id, i.digest)).collect();
         assert_eq!(logged, expected, "change log of {id}");
-        let (latest, _) = store.changed_since(&id, store.seq(), usize::MAX).unwrap();
+        let (latest, _) = store.changed_since(&id, store.seq(), usize::MAX, None).unwrap();
         assert!(latest.is_empty(), "nothing changed after the last position");
         assert_eq!(store.collection(&id).unwrap(), model.collection(&id));
         let by_name = store.collection_by_name(name).unwrap();

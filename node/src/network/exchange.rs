@@ -20,6 +20,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::fetching::Fetching;
 use crate::commons::{Spread, load};
+use crate::store::{SourceTag, source_tag};
 use crate::{Error, Handle, Store};
 
 /// Most offers in one sync request.
@@ -127,8 +128,13 @@ impl Exchange {
         Ok(self.mirror || self.store.is_followed(collection)?)
     }
 
-    /// Answers a request; may also find documents this side should bring level.
-    pub async fn serve(&self, request: Request) -> Result<(Response, ToSync), Misbehaved> {
+    /// Answers `peer`'s request; may also find documents this side should bring level.
+    pub async fn serve(
+        &self,
+        peer: PeerId,
+        request: Request,
+    ) -> Result<(Response, ToSync), Misbehaved> {
+        let from = source_tag(&peer.to_string());
         match request {
             Request::Reconcile { collection, parts } => {
                 let collection = DocumentId::from_bytes(collection);
@@ -151,7 +157,7 @@ impl Exchange {
             Request::Since { collection, since } => {
                 let collection = DocumentId::from_bytes(collection);
                 match self.carries(&collection) {
-                    Ok(true) => Ok((self.since(&collection, since), ToSync::default())),
+                    Ok(true) => Ok((self.since(&collection, since, from), ToSync::default())),
                     Ok(false) => Ok((refused("collection not carried"), ToSync::default())),
                     Err(e) => Ok((refused(&e.to_string()), ToSync::default())),
                 }
@@ -159,7 +165,7 @@ impl Exchange {
             Request::Sync { offers } => {
                 let mut answers = Vec::with_capacity(offers.len());
                 for offer in offers {
-                    answers.push(self.answer(offer).await?);
+                    answers.push(self.answer(offer, from).await?);
                 }
                 Ok((Response::Sync { answers }, ToSync::default()))
             }
@@ -186,14 +192,16 @@ impl Exchange {
         Ok((step.reply, to_sync))
     }
 
-    /// What of `collection` changed after our change-log position `since`.
-    fn since(&self, collection: &DocumentId, since: u64) -> Response {
+    /// What of `collection` changed after our change-log position `since`, less what came
+    /// from the asker.
+    fn since(&self, collection: &DocumentId, since: u64, asker: SourceTag) -> Response {
         // Read first: whatever changes later has a greater position and is in the next answer.
         let seq = self.store.seq();
         let listed = if since == SINCE_UNKNOWN {
             Ok((Vec::new(), true))
         } else {
-            self.store.changed_since(collection, since, MAX_SINCE_ITEMS)
+            self.store
+                .changed_since(collection, since, MAX_SINCE_ITEMS, Some(asker))
         };
         match listed {
             // Too many to list: the asker reconciles instead, so it gets none of them.
@@ -322,29 +330,33 @@ impl Exchange {
     }
 
     /// Applies what the peer offered, and answers with our heads and what it lacks.
-    async fn answer(&self, mut offer: Offer) -> Result<Offer, Misbehaved> {
+    async fn answer(&self, mut offer: Offer, from: SourceTag) -> Result<Offer, Misbehaved> {
         let id = DocumentId::from_bytes(offer.id);
         // The payload is applied and not needed again: move it rather than copy a whole
         // document.
         let payload = std::mem::replace(&mut offer.payload, Payload::Nothing);
-        self.apply(id, offer.kind, payload, Spread::Quietly).await?;
+        self.apply(id, offer.kind, payload, Spread::Quietly, from)
+            .await?;
         let held = self
             .shareable(&id, offer.kind)
             .map_err(|e| Misbehaved(e.to_string()))?;
         Ok(sync::answer(&offer, &held))
     }
 
-    /// Acts on the answers to our offers; returns a last request carrying what the peer lacks.
+    /// Acts on `peer`'s answers to our offers; returns a last request carrying what the peer
+    /// lacks.
     pub async fn on_answers(
         &self,
+        peer: PeerId,
         answers: Vec<Offer>,
         spread: Spread,
     ) -> Result<Option<Request>, Misbehaved> {
+        let from = source_tag(&peer.to_string());
         let mut follow_up = Vec::new();
         for mut answer in answers {
             let id = DocumentId::from_bytes(answer.id);
             let payload = std::mem::replace(&mut answer.payload, Payload::Nothing);
-            self.apply(id, answer.kind, payload, spread).await?;
+            self.apply(id, answer.kind, payload, spread, from).await?;
             if answer.heads.is_empty() {
                 continue;
             }
@@ -362,13 +374,14 @@ impl Exchange {
         kind: WireKind,
         payload: Payload,
         spread: Spread,
+        from: SourceTag,
     ) -> Result<(), Misbehaved> {
         if payload == Payload::Nothing {
             return Ok(());
         }
         match self
             .handle
-            .apply_remote(id, DocKind::from(kind), payload, spread)
+            .apply_remote(id, DocKind::from(kind), payload, spread, from)
             .await
         {
             Ok(changed) => {

@@ -1,0 +1,78 @@
+//! What the change log tells a peer: not what that peer sent.
+
+use minga_protocol::wire::{HashSignature, Payload};
+use minga_protocol::{DocKind, DocumentId, NewCollection};
+use serde_json::json;
+
+use super::*;
+use crate::DataDir;
+use crate::store::source_tag;
+
+fn open(dir: &std::path::Path) -> Commons {
+    Commons::open(&DataDir::new(dir), 8 << 20).unwrap()
+}
+
+/// What a peer sends for a document the receiver lacks: all of it.
+fn whole(commons: &Commons, id: &DocumentId) -> Payload {
+    let store = commons.store();
+    Payload::Whole {
+        document: store.document(id).unwrap().unwrap(),
+        signatures: store
+            .signatures(id)
+            .unwrap()
+            .into_iter()
+            .map(|(hash, signature)| HashSignature {
+                hash: hash.0,
+                signature: signature.0.to_vec(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_change_log_answer_leaves_out_what_the_asker_sent() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut a = open(&temp.path().join("a"));
+    let collection = a
+        .create_collection(&NewCollection {
+            name: "huerta".into(),
+            title: None,
+            description: None,
+            license: None,
+        })
+        .unwrap()
+        .value;
+    let new = serde_json::from_value(json!({"collection": collection.to_string(),
+        "kind": "practice", "title": "Abono", "body": "Compost de hojas.",
+        "license": "CC0-1.0"}))
+    .unwrap();
+    let entry = a.create_entry(&new).unwrap().value;
+
+    let mut b = open(&temp.path().join("b"));
+    let (peer_a, peer_c) = (source_tag("peer-a"), source_tag("peer-c"));
+    let mirror = true;
+    for (id, kind) in [(collection, DocKind::Collection), (entry, DocKind::Entry)] {
+        let changed = b
+            .apply_remote(id, kind, &whole(&a, &id), mirror, peer_a)
+            .unwrap();
+        assert!(changed.value);
+    }
+    let listed = |b: &Commons, asker| {
+        let (items, complete) = b.store().changed_since(&collection, 0, 100, asker).unwrap();
+        assert!(complete);
+        items.into_iter().map(|i| i.id).collect::<Vec<_>>()
+    };
+    assert!(listed(&b, Some(peer_a)).is_empty(), "a holds what it sent");
+    assert_eq!(listed(&b, Some(peer_c)).len(), 2, "c is told of both");
+
+    let patch = minga_protocol::entry::EntryPatch {
+        body: Some("Compost de hojas y ceniza.".into()),
+        ..Default::default()
+    };
+    b.patch_entry(&entry.to_string(), &patch).unwrap();
+    assert_eq!(
+        listed(&b, Some(peer_a)),
+        vec![*entry.as_bytes()],
+        "a local edit is news to a"
+    );
+}
