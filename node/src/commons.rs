@@ -321,6 +321,13 @@ impl Commons {
         else {
             return Ok(Staging::Unchanged);
         };
+        if held
+            .as_ref()
+            .is_some_and(|held| !sender_holds_all(held, &doc))
+        {
+            // Our version has changes the sender may lack: it is news to the sender too.
+            staged.forget_source();
+        }
         let now = self.clock.tick();
         match kind {
             DocKind::Entry => {
@@ -432,6 +439,14 @@ impl Commons {
 }
 
 /// Loads a stored document.
+/// Whether the peer whose changes turned `held` into `merged` holds all of `merged`: true when
+/// none of `held`'s heads is still a head, since then each was an ancestor of a change the
+/// peer sent, and a peer holds every ancestor of its changes.
+fn sender_holds_all(held: &Automerge, merged: &Automerge) -> bool {
+    let heads = merged.get_heads();
+    held.get_heads().iter().all(|h| !heads.contains(h))
+}
+
 pub fn load(id: &DocumentId, bytes: &[u8]) -> Result<Automerge, StoreError> {
     Automerge::load(bytes).map_err(|e| StoreError::Corrupt {
         key: format!("d:{id}"),

@@ -17,7 +17,7 @@
 //! | `f:` id | followed collection |
 //! | `t:` id | tombstone |
 //! | `r:` coll id | reconciliation digest of a shareable document of the collection |
-//! | `l:` coll seq, `o:` coll id | the change log: `seq` (8 bytes, from `m:seq`) → id of the row last set then, and back |
+//! | `l:` coll seq, `o:` coll id | the change log: `seq` (8 bytes, from `m:seq`) → id of the row last set then (and the [`SourceTag`] of the peer that change came from), and back |
 //! | `q:` peer coll | the peer's `m:seq` when it last told this node what changed since |
 //! | `b:` peer | blocked peer; the value is the author key it vouched for, whose content is hidden |
 //! | `h:` hash | a blob's record: size, verified prefix, complete, MIME type (`store/blobs`) |
@@ -124,6 +124,12 @@ impl Staged {
             source: Some(source),
             ..Staged::default()
         }
+    }
+
+    /// The batch's documents hold more than their source sent: their change-log rows name no
+    /// source, so they are listed to every peer.
+    pub fn forget_source(&mut self) {
+        self.source = None;
     }
 
     fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {

@@ -573,7 +573,9 @@ fn check(store: &Store, model: &Model, query: &Query) {
         logged.sort();
         let logged: Vec<_> = logged.iter().map(|i| (i.id, i.digest)).collect();
         assert_eq!(logged, expected, "change log of {id}");
-        let (latest, _) = store.changed_since(&id, store.seq(), usize::MAX, None).unwrap();
+        let (latest, _) = store
+            .changed_since(&id, store.seq(), usize::MAX, None)
+            .unwrap();
         assert!(latest.is_empty(), "nothing changed after the last position");
         assert_eq!(store.collection(&id).unwrap(), model.collection(&id));
         let by_name = store.collection_by_name(name).unwrap();

@@ -75,4 +75,17 @@ fn a_change_log_answer_leaves_out_what_the_asker_sent() {
         vec![*entry.as_bytes()],
         "a local edit is news to a"
     );
+
+    // a edits too, concurrently: merged with b's edit, the version b holds is news to a
+    // although a sent the last change.
+    let patch = minga_protocol::entry::EntryPatch {
+        title: Some("Abono de hojas".into()),
+        ..Default::default()
+    };
+    a.patch_entry(&entry.to_string(), &patch).unwrap();
+    let changed = b
+        .apply_remote(entry, DocKind::Entry, &whole(&a, &entry), mirror, peer_a)
+        .unwrap();
+    assert!(changed.value);
+    assert_eq!(listed(&b, Some(peer_a)), vec![*entry.as_bytes()]);
 }
