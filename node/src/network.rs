@@ -38,6 +38,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{PeerId, Swarm, identify, identity, mdns};
 use minga_protocol::wire::{
     self, Announcement, Catalogue, CatalogueItem, MAX_GOSSIP_BYTES, Request, Response,
@@ -517,7 +518,15 @@ impl Network {
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     if !self.swarm.is_connected(&peer) {
-                        let _ = self.swarm.dial(addr);
+                        // Both nodes of a LAN discover each other at once and dial at once:
+                        // from their listening ports, the two TCP dials would meet as one
+                        // simultaneous open that both sides take as outbound, and both
+                        // handshakes fail. A fresh port makes them two connections.
+                        let dial = DialOpts::peer_id(peer)
+                            .addresses(vec![addr])
+                            .allocate_new_port()
+                            .build();
+                        let _ = self.swarm.dial(dial);
                     }
                 }
             }
