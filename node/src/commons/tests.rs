@@ -33,15 +33,8 @@ fn whole(commons: &Commons, id: &DocumentId) -> Payload {
 fn a_change_log_answer_leaves_out_what_the_asker_sent() {
     let temp = tempfile::tempdir().unwrap();
     let mut a = open(&temp.path().join("a"));
-    let collection = a
-        .create_collection(&NewCollection {
-            name: "huerta".into(),
-            title: None,
-            description: None,
-            license: None,
-        })
-        .unwrap()
-        .value;
+    let named: NewCollection = serde_json::from_value(json!({"name": "huerta"})).unwrap();
+    let collection = a.create_collection(&named).unwrap().value;
     let new = serde_json::from_value(json!({"collection": collection.to_string(),
         "kind": "practice", "title": "Abono", "body": "Compost de hojas.",
         "license": "CC0-1.0"}))
