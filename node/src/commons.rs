@@ -438,7 +438,6 @@ impl Commons {
     }
 }
 
-/// Loads a stored document.
 /// Whether the peer whose changes turned `held` into `merged` holds all of `merged`: true when
 /// none of `held`'s heads is still a head, since then each was an ancestor of a change the
 /// peer sent, and a peer holds every ancestor of its changes.
@@ -447,6 +446,7 @@ fn sender_holds_all(held: &Automerge, merged: &Automerge) -> bool {
     held.get_heads().iter().all(|h| !heads.contains(h))
 }
 
+/// Loads a stored document.
 pub fn load(id: &DocumentId, bytes: &[u8]) -> Result<Automerge, StoreError> {
     Automerge::load(bytes).map_err(|e| StoreError::Corrupt {
         key: format!("d:{id}"),

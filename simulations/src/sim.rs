@@ -587,10 +587,9 @@ impl<D: SimDoc> Sim<D> {
         let items = docs
             .into_iter()
             .filter_map(|doc| {
-                let held = state.doc(doc)?;
                 Some(Item {
                     id: *self.registry.ids[doc as usize].as_bytes(),
-                    digest: reconcile::heads_digest(&held.heads()),
+                    digest: self.digest(node, doc)?,
                 })
             })
             .collect();
