@@ -1,9 +1,7 @@
 //! The HTTP API of DESIGN.md, under `/api/v1`: thin handlers that parse requests, call the
 //! shared queries or the event loop, and answer errors as `{"error": {code, message}}`.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,9 +17,11 @@ use crate::bundle::{ExportRequest, ImportRequest};
 use crate::network::{NetCommand, NetHandle};
 use crate::queries::{self, ListParams};
 use crate::{BlobLimits, BlobStore, Error, Handle, Store};
+use body::{CappedBytes, JsonBody, parse_json};
 
 pub mod access;
 pub(crate) mod blobs;
+pub(crate) mod body;
 mod export;
 mod openapi;
 
@@ -119,43 +119,6 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// A JSON body: malformed JSON, a missing field or a wrong type is a 400, an oversized body a
-/// 413, whatever the Content-Type says (curl's `-d` sends a form type).
-pub struct JsonBody<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(body_error)?;
-        parse_json(&bytes).map(JsonBody)
-    }
-}
-
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let what = if e.is_data() {
-            "invalid request"
-        } else {
-            "malformed JSON"
-        };
-        Error::BadRequest(format!("{what}: {e}")).into()
-    })
-}
-
-fn body_error(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::TooLarge(format!(
-            "the request body is over {MAX_REQUEST_BYTES} bytes"
-        ))
-        .into()
-    } else {
-        Error::BadRequest(rejection.body_text()).into()
-    }
-}
 
 /// Query strings that do not parse are 400s too.
 fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
@@ -293,7 +256,7 @@ async fn delete_entry(
     State(state): State<AppState>,
     Path(id): Path<String>,
     raw: RawQuery,
-    body: Bytes,
+    CappedBytes(body): CappedBytes,
 ) -> ApiResult<Response> {
     let from_query: DeleteBody = query(raw.0.as_deref())?;
     let from_body: DeleteBody = if body.iter().all(u8::is_ascii_whitespace) {

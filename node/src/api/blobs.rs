@@ -14,6 +14,7 @@ use futures::StreamExt;
 use minga_protocol::BlobHash;
 use serde_json::json;
 
+use super::body::{DRAIN_BYTES, declared_over, drain};
 use super::{ApiResult, AppState};
 use crate::blobs::mime;
 use crate::{BlobError, Error};
@@ -24,9 +25,6 @@ const READ_BYTES: u64 = 256 * 1024;
 /// Sent with every blob: no sniffing, no script, no plugins, no same-origin access.
 const CSP: &str = "sandbox; default-src 'none'";
 
-/// Bytes read and dropped past the limit before answering 413.
-const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
-
 /// `POST /api/v1/blobs`: the raw body becomes a blob -> 201 `{hash, size, mime}`.
 #[utoipa::path(post, path = "/api/v1/blobs", tag = "blobs", request_body(content = Vec<u8>, description = "the raw bytes", content_type = "application/octet-stream"), responses((status = 201, description = "{hash, size, mime}"), (status = 413, description = "over the blob limit")))]
 pub async fn add(
@@ -35,11 +33,7 @@ pub async fn add(
     body: Body,
 ) -> ApiResult<Response> {
     let limit = state.limits.max_blob_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_BYTES)) {
+    if declared_over(&headers, limit) {
         return Err(Error::from(BlobError::TooLarge { limit }).into());
     }
     let added = receive(&state, body.into_data_stream()).await?;
@@ -48,8 +42,7 @@ pub async fn add(
 }
 
 /// Writes a stream of bytes (a raw body, a form's file) into the blob store under the size
-/// limit: past it the rest is read and dropped up to a bound, so that a client that sends the
-/// whole body before reading the answer sees the 413 rather than a reset.
+/// limit: past it the rest is drained (see [`super::body`]) before the 413.
 pub(crate) async fn receive<E: std::fmt::Display>(
     state: &AppState,
     stream: impl futures::Stream<Item = Result<Bytes, E>>,
@@ -57,26 +50,12 @@ pub(crate) async fn receive<E: std::fmt::Display>(
     let limit = state.limits.max_blob_bytes;
     let mut upload = state.blobs.upload(limit)?;
     let mut stream = std::pin::pin!(stream);
-    let mut refused = None;
-    let mut drained = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
-        match refused {
-            None => {
-                if let Err(e) = tokio::task::block_in_place(|| upload.write(&chunk)) {
-                    refused = Some(e);
-                }
-            }
-            Some(_) => {
-                drained += chunk.len() as u64;
-                if drained > DRAIN_BYTES {
-                    break;
-                }
-            }
+        if let Err(refused) = tokio::task::block_in_place(|| upload.write(&chunk)) {
+            drain(stream, DRAIN_BYTES).await;
+            return Err(refused.into());
         }
-    }
-    if let Some(e) = refused {
-        return Err(e.into());
     }
     let blobs = state.blobs.clone();
     tokio::task::spawn_blocking(move || blobs.finish_upload(upload))

@@ -4,7 +4,6 @@
 //! (double submit; the cookie is `SameSite=Strict`), and writes from another site's page are
 //! refused by their `Origin` as the API refuses them.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +18,7 @@ use super::pages::{self, Frame};
 use super::{Page, frame};
 use crate::Error;
 use crate::api::access::{SESSION_COOKIE, cookie, random_hex, same, same_origin};
+use crate::api::body::{CappedBytes, drain_fields, read_capped};
 use crate::api::{AppState, MAX_REQUEST_BYTES};
 
 /// The cookie holding the CSRF token that forms must echo.
@@ -120,7 +120,7 @@ pub(super) async fn login_page(headers: HeaderMap, raw: RawQuery) -> Response {
 pub(super) async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    CappedBytes(body): CappedBytes,
 ) -> Response {
     let (frame, _, _) = frame(&headers, None, "/login");
     let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
@@ -413,9 +413,9 @@ async fn read_entry_form(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     if !multipart {
-        let body = match axum::body::to_bytes(request.into_body(), MAX_REQUEST_BYTES).await {
+        let body = match read_capped(request).await {
             Ok(body) => body,
-            Err(e) => return Err(Box::new((form, Error::TooLarge(e.to_string()).into()))),
+            Err(error) => return Err(Box::new((form, error.into()))),
         };
         let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
             Ok(pairs) => pairs,
@@ -433,6 +433,22 @@ async fn read_entry_form(
         Ok(parts) => parts,
         Err(e) => return Err(Box::new((form, Error::BadRequest(e.body_text()).into()))),
     };
+    let read = read_form_fields(state, headers, &mut parts).await;
+    if read.is_err() {
+        // What a browser sent past the refusal is read (multer skips the rest of the current
+        // field) so that it shows the refusal, not a reset connection.
+        drain_fields(&mut parts).await;
+    }
+    read
+}
+
+/// The fields of a multipart entry form, in order.
+async fn read_form_fields(
+    state: &AppState,
+    headers: &HeaderMap,
+    parts: &mut Multipart,
+) -> Result<(EntryForm, Vec<Attachment>), Box<(EntryForm, Refused)>> {
+    let mut form = EntryForm::default();
     let mut files = Vec::new();
     let mut text_bytes = 0;
     loop {

@@ -282,11 +282,13 @@ fn an_uploaded_html_file_is_served_as_a_sandboxed_download() {
     assert!(response.header("x-content-type-options").is_some());
     assert_eq!(response.into_string().unwrap(), &html[2..10]);
 
-    // Over the configured limit: a clear 413 and nothing kept.
+    // Far over the configured limit: a clear 413, not a reset connection, and nothing kept.
     drop(node);
     let node = Node::start_with(dir.path(), &["--max-blob-mb", "1"]);
-    let big = "x".repeat(MIB as usize + 1);
+    let held = node.get("/api/v1/blobs").1["blobs"].clone();
+    let big = "x".repeat(12 * MIB as usize);
     let (status, body) = node.post("/api/v1/blobs", &big);
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "too_large");
+    assert_eq!(node.get("/api/v1/blobs").1["blobs"], held);
 }

@@ -345,8 +345,9 @@ fn the_edit_form_changes_an_entry_with_files_and_its_history_shows_it() {
         "{shown}"
     );
 
-    // A file over the node's blob limit: a 413 page that says the limit, and no change.
-    let big = vec![7u8; 1536 * 1024];
+    // A file far over the node's blob limit: a 413 page that says the limit (not a reset
+    // connection), and no change.
+    let big = vec![7u8; 12 << 20];
     let (status, _, _, refused) = post(&fields, &[("files", "grande.bin", &big)]);
     assert_eq!(status, 413, "{refused}");
     assert!(refused.contains("1 MB"), "{refused}");
