@@ -19,7 +19,9 @@ pub mod procfs;
 pub mod real_stack;
 
 /// The `minga` binary under test: `$MINGA_BIN`, or the workspace's, built once per test run in
-/// the profile of the test binary itself.
+/// the profile of the test binary itself. A debug build selects what the README's
+/// `cargo test --workspace` selects, so the binary reuses that build's dependencies: `-p minga`
+/// alone resolves features without the tests' dependencies and compiled 52 crates again.
 pub fn minga_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -36,15 +38,34 @@ pub fn minga_bin() -> &'static Path {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "minga", "--bin", "minga"]);
+        build.args(["build", "--quiet", "--bin", "minga"]);
         if release {
-            build.arg("--release");
+            build.args(["--release", "-p", "minga"]);
+        } else {
+            build.args(["--workspace", "--tests"]);
+        }
+        // Cargo sets the test's package variables (`CARGO_PKG_NAME`, ...) for this process, and
+        // build scripts such as ring's rerun when one of them changes in cargo's environment:
+        // left in, this build and the README's would rebuild ring and its dependents in turn.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .contains(&key.as_ref())
+            {
+                build.env_remove(key.as_ref());
+            }
         }
         let status = build
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("running cargo build for the minga binary");
-        assert!(status.success(), "cargo build -p minga failed");
+        assert!(status.success(), "building the minga binary failed");
         profile_dir.join("minga")
     })
 }
