@@ -198,7 +198,14 @@ impl Spec {
                 replicas[mine].merge(&mut theirs).expect("merge");
             }
             let key = if *by_second { &second } else { &first };
-            entry::apply_patch(&mut replicas[mine], id, patch, &key.id(), NOW + 1)
+            // Concurrent retitles merge character by character and can leave no title at all
+            // (each side deleted what the other kept); the next edit must then give one, as
+            // the node asks a user to.
+            let mut patch = patch.clone();
+            if Entry::read(id, &replicas[mine]).title.trim().is_empty() {
+                patch.title.get_or_insert_with(|| "Tras la fusión".into());
+            }
+            entry::apply_patch(&mut replicas[mine], id, &patch, &key.id(), NOW + 1)
                 .expect("generated patches are valid");
         }
         let [mut doc, mut other] = replicas;
