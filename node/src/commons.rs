@@ -2,13 +2,13 @@
 //! The event loop owns one `Commons` while a node runs; the CLI opens its own when none does,
 //! so both paths run exactly this code.
 
-use minga_protocol::automerge::{ActorId, Automerge};
+use minga_protocol::automerge::{ActorId, Automerge, ChangeHash};
 use minga_protocol::entry::{self, EntryPatch, NewEntry};
 use minga_protocol::sync::{self, heads_bytes};
 use minga_protocol::wire::Payload;
 use minga_protocol::{
     AuthorId, Collection, DocKind, DocumentId, Entry, NewCollection, Refusal, Signature, Tombstone,
-    collection,
+    VerifyError, collection,
 };
 
 use crate::bundle::{self, ExportRequest, ExportSummary, ImportRequest, ImportSummary, Progress};
@@ -287,7 +287,7 @@ impl Commons {
         from: store::SourceTag,
     ) -> Result<Written<bool>, Error> {
         let mut staged = Staged::from_peer(from);
-        match self.stage_remote(&mut staged, id, kind, payload, mirror)? {
+        match self.stage_remote(&mut staged, id, kind, payload, mirror, None)? {
             Staging::Unchanged => Ok(Written::new(false, self.store.applied_writes())),
             Staging::Changed(changed) => {
                 let batch = self.store.apply_staged(staged)?;
@@ -297,7 +297,8 @@ impl Commons {
     }
 
     /// [`Self::apply_remote`] into `staged`, reading the store as `staged` leaves it: the one
-    /// path by which documents from elsewhere (a peer, a bundle) enter the store.
+    /// path by which documents from elsewhere (a peer, a bundle) enter the store. `ahead` is
+    /// the payload already verified, used when no version of the document is held.
     pub(crate) fn stage_remote(
         &mut self,
         staged: &mut Staged,
@@ -305,6 +306,7 @@ impl Commons {
         kind: DocKind,
         payload: &Payload,
         mirror: bool,
+        ahead: Option<Verified>,
     ) -> Result<Staging, Error> {
         if self.store.tombstone_in(staged, &id)?.is_some() {
             return Ok(Staging::Unchanged);
@@ -316,11 +318,25 @@ impl Commons {
             Some(bytes) => Some(load(&id, &bytes)?),
             None => None,
         };
-        let Some((doc, signatures)) = sync::apply_payload(id, kind, held.as_ref(), payload)
-            .map_err(|e| Error::Rejected(e.to_string()))?
+        let verified = match ahead {
+            Some(Verified(verified)) if held.is_none() => verified,
+            _ => sync::apply_payload(id, kind, held.as_ref(), payload).map(|applied| {
+                applied.map(|(doc, signatures)| Gained {
+                    doc,
+                    signatures,
+                    saved: None,
+                })
+            }),
+        };
+        let Some(Gained {
+            doc,
+            signatures,
+            saved,
+        }) = verified.map_err(|e| Error::Rejected(e.to_string()))?
         else {
             return Ok(Staging::Unchanged);
         };
+        let saved = saved.unwrap_or_else(|| doc.save());
         if held
             .as_ref()
             .is_some_and(|held| !sender_holds_all(held, &doc))
@@ -337,7 +353,7 @@ impl Commons {
                     return Ok(Staging::Unchanged);
                 }
                 self.store
-                    .stage_entry(staged, &view, &doc.save(), &signatures, now)?;
+                    .stage_entry(staged, &view, &saved, &signatures, now)?;
                 Ok(Staging::Changed(changed_entry(&view, &doc)))
             }
             DocKind::Collection => {
@@ -353,14 +369,8 @@ impl Commons {
                     tracing::info!(%id, name = %view.name, "a held collection already has this name");
                 }
                 let heads = heads_bytes(&doc);
-                self.store.stage_collection(
-                    staged,
-                    &view,
-                    &heads,
-                    &doc.save(),
-                    &signatures,
-                    now,
-                )?;
+                self.store
+                    .stage_collection(staged, &view, &heads, &saved, &signatures, now)?;
                 store::stage_followed(staged, &id, true);
                 Ok(Staging::Changed(Some(Changed {
                     collection: id,
@@ -436,6 +446,34 @@ impl Commons {
             .ok_or_else(|| Error::NotFound(format!("no entry {id}")))?;
         Ok(load(id, &bytes)?.with_actor(self.actor.clone()))
     }
+}
+
+/// A document from elsewhere verified against an empty one, and saved: the heavy part of
+/// [`Commons::stage_remote`] for a document not held, which a bundle import runs ahead on
+/// several threads. Staging still decides whether it is kept.
+#[derive(Debug)]
+pub(crate) struct Verified(Result<Option<Gained>, VerifyError>);
+
+impl Verified {
+    pub(crate) fn new(id: DocumentId, kind: DocKind, payload: &Payload) -> Verified {
+        Verified(sync::apply_payload(id, kind, None, payload).map(|applied| {
+            applied.map(|(doc, signatures)| Gained {
+                saved: Some(doc.save()),
+                doc,
+                signatures,
+            })
+        }))
+    }
+}
+
+/// A document that gained changes from a payload.
+#[derive(Debug)]
+struct Gained {
+    doc: Automerge,
+    /// The hash and signature of each change it gained.
+    signatures: Vec<(ChangeHash, Signature)>,
+    /// Its bytes, when saved already.
+    saved: Option<Vec<u8>>,
 }
 
 /// Whether the peer whose changes turned `held` into `merged` holds all of `merged`: true when

@@ -1,13 +1,15 @@
 //! Reading a bundle: the part headers and the manifest signature are checked first, the disk's
 //! room is estimated from the manifest, then each section is checked against its hash before
 //! it is trusted and each document goes through [`Commons::stage_remote`], the path network
-//! sync takes, into one staged write. That write spills to the store's journal as it grows,
+//! sync takes, into one staged write; new documents are verified ahead, a batch at a time, on
+//! every core. That write spills to the store's journal as it grows,
 //! so memory stays flat, and is applied only if the whole bundle passed: a refused bundle
 //! changes nothing.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use minga_protocol::bundle::{
     self, BundleError, MAGIC, MAX_MANIFEST_BYTES, Manifest, Section, SectionKind,
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::blobs::BundleBlobs;
 use super::parts::PartReader;
 use super::{ImportError, ImportRequest, ImportSummary, Phase, Progress, space};
-use crate::commons::{Changed, Staging, Written};
+use crate::commons::{Changed, Staging, Verified, Written};
 use crate::store::stage_followed;
 use crate::{Commons, Error, Staged};
 
@@ -175,6 +177,11 @@ pub fn import(
     Ok(Written::new(summary, batch).announcing(changed))
 }
 
+/// Documents read before they are verified together, on every core...
+const BATCH_DOCUMENTS: usize = 64;
+/// ...or fewer, once their bytes pass this.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// Pass 1: every section against its hash, each document then staged through the verification
 /// network sync uses (blobs are only hashed here); returns what to announce.
 fn stage_sections(
@@ -186,19 +193,25 @@ fn stage_sections(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Vec<Changed>, Error> {
     let manifest = &inspected.manifest;
-    let store = commons.store().clone();
     for collection in &manifest.collections {
-        if !store.is_followed(collection)? {
+        if !commons.store().is_followed(collection)? {
             stage_followed(staged, collection, true);
         }
     }
-    let mut verifying = Progress {
-        phase: Phase::Verifying,
-        items_total: manifest.sections.len() as u64,
-        bytes_total: inspected.data_bytes,
-        ..Progress::default()
+    let mut stager = Stager {
+        commons,
+        staged,
+        summary,
+        changed: Vec::new(),
+        verifying: Progress {
+            phase: Phase::Verifying,
+            items_total: manifest.sections.len() as u64,
+            bytes_total: inspected.data_bytes,
+            ..Progress::default()
+        },
+        batch: Vec::new(),
+        batch_bytes: 0,
     };
-    let mut changed = Vec::new();
     for (index, section) in manifest.sections.iter().enumerate() {
         let what = || format!("section {index} ({:?} {})", section.kind, section.id);
         let mut hasher = blake3::Hasher::new();
@@ -209,9 +222,9 @@ fn stage_sections(
             if keep {
                 bytes.extend_from_slice(chunk);
             }
-            verifying.bytes += chunk.len() as u64;
+            stager.verifying.bytes += chunk.len() as u64;
             if !keep {
-                progress(&verifying);
+                progress(&stager.verifying);
             }
             Ok(())
         })?;
@@ -223,90 +236,175 @@ fn stage_sections(
             }
             .into());
         }
-        let rejected = |reason: String| ImportError::Rejected {
-            index,
-            kind: section.kind,
-            id: section.id.clone(),
-            reason,
-        };
         if section.kind == SectionKind::Blob {
             if blob_hash(section).is_none() {
-                return Err(rejected("a blob's id must be its hash".into()).into());
+                return Err(rejected(index, section, "a blob's id must be its hash".into()).into());
             }
-        } else {
-            let id: DocumentId = section
-                .id
-                .parse()
-                .map_err(|e: minga_protocol::IdError| rejected(e.to_string()))?;
-            let payload: Payload = wire::decode(&bytes, wire::MAX_MESSAGE_BYTES)
-                .map_err(|e| rejected(e.to_string()))?;
-            if matches!(payload, Payload::Tombstone(_)) != (section.kind == SectionKind::Tombstone)
-            {
-                return Err(rejected("its content is not of its kind".into()).into());
-            }
-            stage_document(
-                commons,
-                staged,
-                section.kind,
-                id,
-                &payload,
-                summary,
-                &mut changed,
-            )
-            .map_err(|e| match e {
-                Error::Rejected(reason) | Error::Forbidden(reason) => rejected(reason).into(),
-                other => other,
-            })?;
-            store.spill_if_large(staged)?;
+            stager.verifying.items += 1;
+            continue;
         }
-        verifying.items += 1;
-        if keep && verifying.items.is_multiple_of(64) {
-            progress(&verifying);
+        let id: DocumentId = section
+            .id
+            .parse()
+            .map_err(|e: minga_protocol::IdError| rejected(index, section, e.to_string()))?;
+        let payload: Payload = wire::decode(&bytes, wire::MAX_MESSAGE_BYTES)
+            .map_err(|e| rejected(index, section, e.to_string()))?;
+        if matches!(payload, Payload::Tombstone(_)) != (section.kind == SectionKind::Tombstone) {
+            return Err(rejected(index, section, "its content is not of its kind".into()).into());
+        }
+        stager.batch_bytes += bytes.len();
+        stager.batch.push(Unverified {
+            index,
+            section,
+            id,
+            payload,
+        });
+        if stager.batch.len() == BATCH_DOCUMENTS || stager.batch_bytes >= BATCH_BYTES {
+            stager.flush(progress)?;
         }
     }
-    summary.bytes_read = reader.position;
+    stager.flush(progress)?;
+    stager.summary.bytes_read = reader.position;
     reader.finish()?;
-    progress(&verifying);
-    Ok(changed)
+    progress(&stager.verifying);
+    Ok(stager.changed)
 }
 
-/// Stages one verified document and counts what it did in `summary`.
-fn stage_document(
-    commons: &mut Commons,
-    staged: &mut Staged,
-    kind: SectionKind,
+/// A document section read and checked against its hash, not yet verified.
+struct Unverified<'m> {
+    index: usize,
+    section: &'m Section,
     id: DocumentId,
-    payload: &Payload,
-    summary: &mut ImportSummary,
-    changed: &mut Vec<Changed>,
-) -> Result<(), Error> {
-    let doc_kind = match kind {
+    payload: Payload,
+}
+
+/// Pass 1's state: the staged write and the documents read since the last batch was staged.
+struct Stager<'a, 'm> {
+    commons: &'a mut Commons,
+    staged: &'a mut Staged,
+    summary: &'a mut ImportSummary,
+    changed: Vec<Changed>,
+    verifying: Progress,
+    batch: Vec<Unverified<'m>>,
+    batch_bytes: usize,
+}
+
+impl Stager<'_, '_> {
+    /// Verifies the batch's documents that are new here on every core, then stages the whole
+    /// batch in order (documents held already are verified against what is held, there).
+    fn flush(&mut self, progress: &mut dyn FnMut(&Progress)) -> Result<(), Error> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let store = self.commons.store().clone();
+        let mut fresh = Vec::with_capacity(batch.len());
+        for read in &batch {
+            fresh.push(store.document_in(self.staged, &read.id)?.is_none());
+        }
+        let mut ahead = verify_ahead(&batch, &fresh).into_iter();
+        for read in batch {
+            let verified = ahead.next().flatten();
+            self.stage(&read, verified).map_err(|e| match e {
+                Error::Rejected(reason) | Error::Forbidden(reason) => {
+                    rejected(read.index, read.section, reason).into()
+                }
+                other => other,
+            })?;
+            store.spill_if_large(self.staged)?;
+            self.verifying.items += 1;
+            if self.verifying.items.is_multiple_of(64) {
+                progress(&self.verifying);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages one document and counts what it did in the summary.
+    fn stage(&mut self, read: &Unverified<'_>, ahead: Option<Verified>) -> Result<(), Error> {
+        let kind = read.section.kind;
+        let held = self
+            .commons
+            .store()
+            .document_in(self.staged, &read.id)?
+            .is_some();
+        let staging = self.commons.stage_remote(
+            self.staged,
+            read.id,
+            doc_kind(kind),
+            &read.payload,
+            false,
+            ahead,
+        )?;
+        let counts = match kind {
+            SectionKind::Collection => &mut self.summary.collections,
+            _ => &mut self.summary.entries,
+        };
+        match (staging, kind) {
+            (Staging::Unchanged, SectionKind::Tombstone) => {}
+            (Staging::Changed(announce), SectionKind::Tombstone) => {
+                self.summary.tombstones_applied += 1;
+                self.changed.extend(announce);
+            }
+            (Staging::Unchanged, _) => counts.unchanged += 1,
+            (Staging::Changed(announce), _) => {
+                if held {
+                    counts.updated += 1;
+                } else {
+                    counts.new += 1;
+                }
+                self.changed.extend(announce);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each document of `batch` marked `fresh` verified against an empty one, on as many threads
+/// as there are cores, each taking the next document when done with its last.
+fn verify_ahead(batch: &[Unverified<'_>], fresh: &[bool]) -> Vec<Option<Verified>> {
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut ahead: Vec<Option<Verified>> = batch.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..workers.min(batch.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(read) = batch.get(i) else { break done };
+                        if fresh[i] {
+                            let kind = doc_kind(read.section.kind);
+                            done.push((i, Verified::new(read.id, kind, &read.payload)));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            for (i, verified) in thread.join().expect("a verifying thread panicked") {
+                ahead[i] = Some(verified);
+            }
+        }
+    });
+    ahead
+}
+
+/// The kind of document a section holds.
+fn doc_kind(kind: SectionKind) -> DocKind {
+    match kind {
         SectionKind::Collection => DocKind::Collection,
         _ => DocKind::Entry,
-    };
-    let held = commons.store().document_in(staged, &id)?.is_some();
-    let staging = commons.stage_remote(staged, id, doc_kind, payload, false)?;
-    let counts = match kind {
-        SectionKind::Collection => &mut summary.collections,
-        _ => &mut summary.entries,
-    };
-    match (staging, kind) {
-        (Staging::Unchanged, SectionKind::Tombstone) => {}
-        (Staging::Changed(announce), SectionKind::Tombstone) => {
-            summary.tombstones_applied += 1;
-            changed.extend(announce);
-        }
-        (Staging::Unchanged, _) => counts.unchanged += 1,
-        (Staging::Changed(announce), _) => {
-            if held {
-                counts.updated += 1;
-            } else {
-                counts.new += 1;
-            }
-            changed.extend(announce);
-        }
     }
-    Ok(())
+}
+
+/// A section refused for `reason`.
+fn rejected(index: usize, section: &Section, reason: String) -> ImportError {
+    ImportError::Rejected {
+        index,
+        kind: section.kind,
+        id: section.id.clone(),
+        reason,
+    }
 }
 
 /// A blob section's hash, if its id is the hex of its hash as it must be.
