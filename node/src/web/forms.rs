@@ -592,10 +592,11 @@ pub(super) async fn edit_entry_page(
 ) -> Response {
     let path = format!("/entries/{id}/edit");
     let (frame, _, ui) = frame(&headers, raw.0.as_deref(), &path);
-    let entry = match crate::queries::entry_by_text(&state.store, &id) {
-        Ok(entry) => entry,
-        Err(error) => return super::page(&frame, None, Err(error)).into_response(),
-    };
+    let entry =
+        match crate::queries::entry_by_text(&state.store, &id, state.access.visibility(&headers)) {
+            Ok(entry) => entry,
+            Err(error) => return super::page(&frame, None, Err(error)).into_response(),
+        };
     if !state.access.allows(&headers) {
         return see_other(&format!("/login?next={path}"), Vec::new());
     }
@@ -625,10 +626,11 @@ pub(super) async fn edit_entry(
 ) -> Response {
     let path = format!("/entries/{id}/edit");
     let (frame, _, _) = frame(&headers, None, &path);
-    let entry = match crate::queries::entry_by_text(&state.store, &id) {
-        Ok(entry) => entry,
-        Err(error) => return super::page(&frame, None, Err(error)).into_response(),
-    };
+    let entry =
+        match crate::queries::entry_by_text(&state.store, &id, state.access.visibility(&headers)) {
+            Ok(entry) => entry,
+            Err(error) => return super::page(&frame, None, Err(error)).into_response(),
+        };
     if !state.access.allows(&headers) {
         return see_other(&format!("/login?next={path}"), Vec::new());
     }
