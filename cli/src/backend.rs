@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use minga_node::bundle::{ExportRequest, ImportRequest, Progress};
-use minga_node::queries::{self, ListParams};
+use minga_node::queries::{self, ListParams, Visibility};
 use minga_node::{Commons, DataDir, SearchIndex};
 use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry};
@@ -181,9 +181,14 @@ fn local(
                 true => Some(open_search(commons)?),
                 false => None,
             };
-            to_json(queries::list_entries(&store, search.as_ref(), &params)?)
+            to_json(queries::list_entries(
+                &store,
+                search.as_ref(),
+                &params,
+                Visibility::All,
+            )?)
         }
-        Op::Show { id } => to_json(queries::entry_by_text(&store, &id)?),
+        Op::Show { id } => to_json(queries::entry_by_text(&store, &id, Visibility::All)?),
         Op::Export(request) => to_json(commons.export_bundle(&request, progress)?),
         Op::Import(request) => to_json(commons.import_bundle(&request, progress)?.value),
     };

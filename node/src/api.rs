@@ -2,7 +2,7 @@
 //! shared queries or the event loop, and answer errors as `{"error": {code, message}}`.
 
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -203,13 +203,19 @@ async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
     Ok(Json(json!({"followed": false})).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/entries", tag = "entries", params(("collection" = Option<String>, Query, description = "a collection id or name"), ("kind" = Option<String>, Query, description = "practice, history or resource"), ("tag" = Option<String>, Query), ("lang" = Option<String>, Query, description = "BCP 47; qu also matches Kichwa's individual codes"), ("q" = Option<String>, Query, description = "full-text search: hits by relevance with score and snippet"), ("place" = Option<String>, Query, description = "a place name, with q"), ("limit" = Option<u32>, Query, description = "1..=500, default 50"), ("cursor" = Option<String>, Query)), responses((status = 200, description = "{entries: [...], next_cursor}"), (status = 400, description = "bad_request")))]
-async fn list_entries(State(state): State<AppState>, raw: RawQuery) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/api/v1/entries", tag = "entries", params(("collection" = Option<String>, Query, description = "a collection id or name"), ("kind" = Option<String>, Query, description = "practice, history or resource"), ("tag" = Option<String>, Query), ("lang" = Option<String>, Query, description = "BCP 47; qu also matches Kichwa's individual codes"), ("q" = Option<String>, Query, description = "full-text search: hits by relevance with score and snippet"), ("place" = Option<String>, Query, description = "a place name, with q"), ("limit" = Option<u32>, Query, description = "1..=500, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page; with q, at most 10000")), responses((status = 200, description = "{entries: [...], next_cursor}"), (status = 400, description = "bad_request")))]
+async fn list_entries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: RawQuery,
+) -> ApiResult<Response> {
     let params: ListParams = query(raw.0.as_deref())?;
+    let visibility = state.access.visibility(&headers);
     Ok(Json(queries::list_entries(
         &state.store,
         Some(&state.search),
         &params,
+        visibility,
     )?)
     .into_response())
 }
@@ -224,16 +230,23 @@ async fn create_entry(
 }
 
 #[utoipa::path(get, path = "/api/v1/entries/{id}", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "the entry"), (status = 400, description = "malformed_id"), (status = 404, description = "not_found")))]
-async fn get_entry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(Json(queries::entry_by_text(&state.store, &id)?).into_response())
+async fn get_entry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let visibility = state.access.visibility(&headers);
+    Ok(Json(queries::entry_by_text(&state.store, &id, visibility)?).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/entries/{id}/history", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{changes: [{hash, time, key, name, fields}]}, newest first"), (status = 404, description = "not_found")))]
 async fn entry_history(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    Ok(Json(queries::history(&state.store, &id)?.1).into_response())
+    let visibility = state.access.visibility(&headers);
+    Ok(Json(queries::history(&state.store, &id, visibility)?.1).into_response())
 }
 
 #[utoipa::path(patch, path = "/api/v1/entries/{id}", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), request_body(content = Object, description = "the fields to replace", content_type = "application/json"), responses((status = 200, description = "the entry"), (status = 422, description = "immutable_field and other refusals")))]

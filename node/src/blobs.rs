@@ -78,6 +78,9 @@ pub struct Added {
     pub hash: BlobHash,
     pub size: u64,
     pub mime: String,
+    /// Whether this upload brought the blob (the node did not hold it before).
+    #[serde(skip)]
+    pub new: bool,
 }
 
 /// A download as the API shows it.
@@ -219,11 +222,12 @@ impl BlobStore {
         upload.file.sync_all()?;
         let (hash, outboard) = self.outboard_of(&upload.path, upload.size)?;
         let mime = mime::detect(&upload.head);
-        self.install(&hash, &upload.path, &outboard, upload.size, &mime)?;
+        let new = self.install(&hash, &upload.path, &outboard, upload.size, &mime)?;
         Ok(Added {
             hash,
             size: upload.size,
             mime,
+            new,
         })
     }
 
@@ -334,33 +338,54 @@ impl BlobStore {
         }
         let mut head = vec![0u8; mime::SNIFF_BYTES.min(record.size as usize)];
         File::open(&partial)?.read_exact(&mut head)?;
-        self.install(hash, &partial, &outboard, record.size, &mime::detect(&head))
+        self.install(hash, &partial, &outboard, record.size, &mime::detect(&head))?;
+        Ok(())
     }
 
     /// Removes the blobs that lost their last reference, unless one came back.
     pub fn collect_garbage(&self) -> Result<usize, BlobError> {
         let mut removed = 0;
         for hash in self.store.blob_garbage()? {
-            let _index = self.index.lock().expect("blob index lock");
-            if self.store.is_blob_referenced(&hash)? {
-                continue;
+            if self.remove_unreferenced(&hash)? {
+                removed += 1;
             }
-            self.store.remove_blob(&hash)?;
-            self.store.flush()?;
-            for path in [
-                self.data_path(&hash),
-                self.outboard_path(&hash),
-                self.partial_path(&hash),
-            ] {
-                match fs::remove_file(path) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
-                    _ => {}
-                }
-            }
-            self.remove_thumbnails(&hash)?;
-            removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Removes blobs a refused request uploaded (those it brought, [`Added::new`]) that no entry
+    /// has come to reference meanwhile, so a refused form leaves nothing behind.
+    pub fn discard_uploads(&self, hashes: &[BlobHash]) -> Result<usize, BlobError> {
+        let mut removed = 0;
+        for hash in hashes {
+            if self.remove_unreferenced(hash)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes a blob, its outboard and thumbnails, unless an entry references it; answers
+    /// whether it did.
+    fn remove_unreferenced(&self, hash: &BlobHash) -> Result<bool, BlobError> {
+        let _index = self.index.lock().expect("blob index lock");
+        if self.store.is_blob_referenced(hash)? {
+            return Ok(false);
+        }
+        self.store.remove_blob(hash)?;
+        self.store.flush()?;
+        for path in [
+            self.data_path(hash),
+            self.outboard_path(hash),
+            self.partial_path(hash),
+        ] {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        self.remove_thumbnails(hash)?;
+        Ok(true)
     }
 
     /// Live transfer figures.
@@ -391,7 +416,8 @@ impl BlobStore {
     }
 
     /// Moves synced data and outboard files into place and records the blob complete. If it
-    /// already is, the new files are dropped: identical content is stored once.
+    /// already is, the new files are dropped: identical content is stored once. Answers whether
+    /// the blob is new here.
     fn install(
         &self,
         hash: &BlobHash,
@@ -399,11 +425,11 @@ impl BlobStore {
         outboard: &Upload,
         size: u64,
         mime: &str,
-    ) -> Result<(), BlobError> {
+    ) -> Result<bool, BlobError> {
         let _index = self.index.lock().expect("blob index lock");
         if self.store.blob(hash)?.is_some_and(|r| r.complete) {
             let _ = fs::remove_file(data);
-            return Ok(());
+            return Ok(false);
         }
         fs::rename(&outboard.path, self.outboard_path(hash))?;
         fs::rename(data, self.data_path(hash))?;
@@ -417,7 +443,7 @@ impl BlobStore {
         };
         self.store.put_blob(hash, &record)?;
         self.store.flush()?;
-        Ok(())
+        Ok(true)
     }
 
     fn data_path(&self, hash: &BlobHash) -> PathBuf {

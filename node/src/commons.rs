@@ -245,7 +245,7 @@ impl Commons {
         if let Some(stone) = self.store.tombstone(&id)? {
             return Ok(Written::new(stone, self.store.applied_writes()));
         }
-        let entry = crate::queries::entry(&self.store, &id)?;
+        let entry = crate::queries::entry(&self.store, &id, crate::queries::Visibility::All)?;
         let me = self.keys.author.id();
         if !self.may_delete(&Staged::default(), &entry, &me)? {
             return Err(Error::Forbidden(format!(

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use minga_protocol::history::Revision;
-use minga_protocol::{Collection, DocumentId, Entry};
+use minga_protocol::{BlobHash, Collection, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
 use crate::search::{SearchQuery, Snippet};
@@ -15,6 +15,35 @@ use crate::{BlobStore, Error, SearchIndex, Store};
 pub const MAX_LIMIT: usize = 500;
 /// Page size when none is asked for.
 pub const DEFAULT_LIMIT: usize = 50;
+/// Deepest a search can page: the index collects `offset + limit` hits to answer a page, so
+/// the offset is what sizes that allocation. No one reads 10,000 hits; a narrower query helps.
+pub const MAX_SEARCH_OFFSET: usize = 10_000;
+
+/// What a reader may see of what this node holds. Private entries and histories without every
+/// named person's consent never leave the node ([`Entry::is_shareable`]); on the node itself
+/// they are shown only to its own users. The API decides which a request gets, in one place:
+/// `api::access::Access::visibility`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Everything held: the CLI, every client of a loopback-only node, a LAN client with a
+    /// credential (token, contributor code or session).
+    All,
+    /// Only what may leave the node: an anonymous reader on the LAN, and every export.
+    Shareable,
+}
+
+impl Visibility {
+    /// Whether the reader may see this entry.
+    pub fn shows(self, entry: &Entry) -> bool {
+        self == Visibility::All || entry.is_shareable()
+    }
+
+    /// Whether the reader may see this blob: for [`Visibility::Shareable`], only the files of
+    /// entries that may leave the node.
+    pub fn shows_blob(self, store: &Store, hash: &BlobHash) -> Result<bool, Error> {
+        Ok(self == Visibility::All || store.is_blob_shareable(hash)?)
+    }
+}
 
 /// The query string of `GET /api/v1/entries`, as text.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -122,8 +151,8 @@ pub fn resolve_collection(store: &Store, text: &str) -> Result<DocumentId, Error
         .ok_or_else(|| Error::NotFound(format!("this node holds no collection named {text:?}")))
 }
 
-/// An entry by id; deleted entries are not found.
-pub fn entry(store: &Store, id: &DocumentId) -> Result<Entry, Error> {
+/// An entry by id; deleted entries, and those the reader may not see, are not found.
+pub fn entry(store: &Store, id: &DocumentId, visibility: Visibility) -> Result<Entry, Error> {
     if let Some(stone) = store.tombstone(id)? {
         return Err(Error::NotFound(format!(
             "entry {id} was deleted: {}",
@@ -133,8 +162,13 @@ pub fn entry(store: &Store, id: &DocumentId) -> Result<Entry, Error> {
     let hidden = store.hidden_authors()?;
     store
         .entry(id)?
-        .filter(|entry| !by_hidden_author(entry, &hidden))
+        .filter(|entry| shown(entry, &hidden, visibility))
         .ok_or_else(|| Error::NotFound(format!("no entry {id}")))
+}
+
+/// Whether the entry is listed: not by a hidden author, and visible to the reader.
+fn shown(entry: &Entry, hidden: &BTreeSet<String>, visibility: Visibility) -> bool {
+    visibility.shows(entry) && !by_hidden_author(entry, hidden)
 }
 
 /// Whether a blocked peer's author wrote the entry: such entries are hidden here, though kept
@@ -143,8 +177,8 @@ fn by_hidden_author(entry: &Entry, hidden: &BTreeSet<String>) -> bool {
     entry.authors.iter().any(|a| hidden.contains(&a.key))
 }
 
-pub fn entry_by_text(store: &Store, id: &str) -> Result<Entry, Error> {
-    entry(store, &parse_id(id)?)
+pub fn entry_by_text(store: &Store, id: &str, visibility: Visibility) -> Result<Entry, Error> {
+    entry(store, &parse_id(id)?, visibility)
 }
 
 /// `GET /api/v1/entries/{id}/history`: an entry's changes, newest first.
@@ -155,8 +189,8 @@ pub struct History {
 
 /// The entry and its history, read from the stored document; hidden or deleted entries are not
 /// found, as with [`entry`].
-pub fn history(store: &Store, id: &str) -> Result<(Entry, History), Error> {
-    let entry = entry_by_text(store, id)?;
+pub fn history(store: &Store, id: &str, visibility: Visibility) -> Result<(Entry, History), Error> {
+    let entry = entry_by_text(store, id, visibility)?;
     let bytes = store
         .document(&entry.id)?
         .ok_or_else(|| Error::NotFound(format!("no entry {}", entry.id)))?;
@@ -166,11 +200,13 @@ pub fn history(store: &Store, id: &str) -> Result<(Entry, History), Error> {
 }
 
 /// Entries newest first, or, with `q`, the search hits for it by relevance. `search` is needed
-/// only for `q` (the CLI opens the index only then).
+/// only for `q` (the CLI opens the index only then). Entries the reader may not see are left
+/// out, so a page can be shorter than its limit.
 pub fn list_entries(
     store: &Store,
     search: Option<&SearchIndex>,
     params: &ListParams,
+    visibility: Visibility,
 ) -> Result<Listing, Error> {
     let limit = limit(params)?;
     let collection = match params.collection.as_deref() {
@@ -185,7 +221,8 @@ pub fn list_entries(
     };
     if let Some(text) = non_empty(&params.q) {
         let search = search.ok_or_else(|| Error::BadRequest("search is not available".into()))?;
-        return search_entries(store, search, params, text, collection, limit).map(Listing::Hits);
+        let found = search_entries(store, search, params, text, collection, limit, visibility)?;
+        return Ok(Listing::Hits(found));
     }
     if non_empty(&params.place).is_some() {
         return Err(Error::BadRequest(
@@ -207,7 +244,7 @@ pub fn list_entries(
     let mut page = store.list(&query)?;
     let hidden = store.hidden_authors()?;
     page.entries
-        .retain(|entry| !by_hidden_author(entry, &hidden));
+        .retain(|entry| shown(entry, &hidden, visibility));
     Ok(Listing::Entries(page))
 }
 
@@ -218,6 +255,7 @@ fn search_entries(
     text: String,
     collection: Option<DocumentId>,
     limit: usize,
+    visibility: Visibility,
 ) -> Result<HitPage, Error> {
     if !SearchIndex::has_words(&text) {
         return Err(Error::BadRequest(format!(
@@ -225,10 +263,7 @@ fn search_entries(
         )));
     }
     // A search's cursor is how many hits came before the next page.
-    let offset = match params.cursor.as_deref() {
-        None | Some("") => 0,
-        Some(text) => text.parse::<usize>().map_err(|_| bad_cursor(text))?,
-    };
+    let offset = search_offset(params.cursor.as_deref())?;
     let query = SearchQuery {
         text,
         kind: non_empty(&params.kind),
@@ -251,7 +286,7 @@ fn search_entries(
         let Some(entry) = store.entry(&found.id)? else {
             continue;
         };
-        if by_hidden_author(&entry, &hidden) {
+        if !shown(&entry, &hidden, visibility) {
             continue;
         }
         let snippet = results.snippet(&entry);
@@ -263,10 +298,27 @@ fn search_entries(
     }
     Ok(HitPage {
         entries,
-        next_cursor: results
-            .more
-            .then(|| (offset + results.hits.len()).to_string()),
+        next_cursor: Some(offset + results.hits.len())
+            .filter(|next| results.more && *next <= MAX_SEARCH_OFFSET)
+            .map(|next| next.to_string()),
     })
+}
+
+/// A search's cursor: how many hits came before the page, at most [`MAX_SEARCH_OFFSET`].
+fn search_offset(cursor: Option<&str>) -> Result<usize, Error> {
+    match cursor {
+        None | Some("") => Ok(0),
+        Some(text) => {
+            let offset = text.parse::<usize>().map_err(|_| bad_cursor(text))?;
+            if offset > MAX_SEARCH_OFFSET {
+                return Err(Error::BadRequest(format!(
+                    "a search pages at most {MAX_SEARCH_OFFSET} hits deep, not {offset}: \
+                     narrow the query"
+                )));
+            }
+            Ok(offset)
+        }
+    }
 }
 
 fn limit(params: &ListParams) -> Result<usize, Error> {

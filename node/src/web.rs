@@ -1,7 +1,7 @@
 //! The web pages people open on their phones over the info-centre's Wi-Fi: server-rendered
 //! HTML (no JavaScript), one small stylesheet compiled into the binary, in Spanish, Kichwa or
 //! English. Pages read through the same [`queries`] as the API, so they show exactly what the
-//! API would.
+//! API would, to the same reader (see [`queries::Visibility`]).
 //!
 //! Every page carries a Content-Security-Policy that allows no script at all and loads images
 //! and audio only from this node, so even a sanitiser bug could not run code.
@@ -15,7 +15,7 @@ use maud::Markup;
 use serde::Deserialize;
 
 use crate::Error;
-use crate::api::AppState;
+use crate::api::{ApiError, AppState};
 use crate::blobs::{BlobError, ThumbnailError};
 use crate::queries::{self, ListParams, Listing};
 
@@ -187,7 +187,14 @@ async fn home(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery) 
             limit: Some(RECENT.to_string()),
             ..ListParams::default()
         };
-        let recent = entries_of(queries::list_entries(&state.store, None, &params)?).0;
+        let visibility = state.access.visibility(&headers);
+        let recent = entries_of(queries::list_entries(
+            &state.store,
+            None,
+            &params,
+            visibility,
+        )?)
+        .0;
         Ok(pages::home(&frame, &collections, &recent))
     })();
     page(&frame, remember, result)
@@ -212,7 +219,9 @@ async fn collection(
             cursor: params.cursor.clone(),
             ..ListParams::default()
         };
-        let (entries, more) = entries_of(queries::list_entries(&state.store, None, &list)?);
+        let visibility = state.access.visibility(&headers);
+        let listing = queries::list_entries(&state.store, None, &list, visibility)?;
+        let (entries, more) = entries_of(listing);
         Ok(pages::collection(&frame, &collection, &entries, more))
     })();
     page(&frame, remember, result)
@@ -225,7 +234,9 @@ async fn entry(
     raw: RawQuery,
 ) -> Page {
     let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &format!("/entries/{id}"));
-    let result = queries::entry_by_text(&state.store, &id).map(|e| pages::entry(&frame, &e));
+    let visibility = state.access.visibility(&headers);
+    let result =
+        queries::entry_by_text(&state.store, &id, visibility).map(|e| pages::entry(&frame, &e));
     page(&frame, remember, result)
 }
 
@@ -237,7 +248,7 @@ async fn history(
 ) -> Page {
     let path = format!("/entries/{id}/history");
     let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &path);
-    let result = queries::history(&state.store, &id)
+    let result = queries::history(&state.store, &id, state.access.visibility(&headers))
         .map(|(entry, history)| pages::history(&frame, &entry, &history.changes));
     page(&frame, remember, result)
 }
@@ -247,6 +258,7 @@ async fn history(
 async fn thumbnail(
     State(state): State<AppState>,
     Path((size, hash)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(size) = pages::Size::parse(&size) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -254,10 +266,17 @@ async fn thumbnail(
     let Ok(hash) = hash.parse::<minga_protocol::BlobHash>() else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let blobs = state.blobs.clone();
-    let made = tokio::task::spawn_blocking(move || blobs.thumbnail(&hash, size.pixels())).await;
-    match made {
-        Ok(Ok(jpeg)) => (
+    match state
+        .access
+        .visibility(&headers)
+        .shows_blob(&state.store, &hash)
+    {
+        Ok(true) => {}
+        Ok(false) => return StatusCode::NOT_FOUND.into_response(),
+        Err(error) => return ApiError::from(error).into_response(),
+    }
+    match state.blobs.thumbnail_async(hash, size.pixels()).await {
+        Ok(jpeg) => (
             [
                 (header::CONTENT_TYPE, "image/jpeg"),
                 (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
@@ -266,15 +285,12 @@ async fn thumbnail(
             jpeg,
         )
             .into_response(),
-        Ok(Err(ThumbnailError::Undecodable { .. })) => {
+        // No thumbnail; the original is still served at /api/v1/blobs/{hash}.
+        Err(ThumbnailError::Undecodable { .. } | ThumbnailError::TooLarge { .. }) => {
             StatusCode::UNPROCESSABLE_ENTITY.into_response()
         }
-        Ok(Err(ThumbnailError::Blob(BlobError::NotFound(_)) | ThumbnailError::NotAnImage(_))) => {
+        Err(ThumbnailError::Blob(BlobError::NotFound(_)) | ThumbnailError::NotAnImage(_)) => {
             StatusCode::NOT_FOUND.into_response()
-        }
-        Ok(Err(error)) => {
-            tracing::error!("making a thumbnail failed: {error}");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
         Err(error) => {
             tracing::error!("making a thumbnail failed: {error}");
@@ -305,7 +321,8 @@ async fn search(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery
         cursor: params.cursor.clone(),
         ..ListParams::default()
     };
-    let markup = match queries::list_entries(&state.store, Some(&state.search), &list) {
+    let visibility = state.access.visibility(&headers);
+    let markup = match queries::list_entries(&state.store, Some(&state.search), &list, visibility) {
         Ok(Listing::Hits(found)) => pages::search(
             &frame,
             &filters,

@@ -10,6 +10,7 @@ mod e2e {
     mod hostile;
     mod mdns;
     mod network;
+    mod privacy;
     mod real_stack;
     mod search;
     mod web;

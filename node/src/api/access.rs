@@ -3,6 +3,9 @@
 //! the data dir (`api.token`, for the CLI on the same machine), or the operator's contributor
 //! code (sent as `X-Contributor-Code`, or entered once in the web form and then kept as a
 //! session cookie). Browsers' cross-site writes are refused everywhere by their `Origin`.
+//!
+//! Who may read what is private: the same credential. An anonymous reader on the LAN sees only
+//! what may leave the node ([`Visibility::Shareable`]); see [`Access::visibility`].
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -14,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::Error;
+use crate::queries::Visibility;
 
 /// The cookie of a contributor's session.
 pub const SESSION_COOKIE: &str = "minga_session";
@@ -76,6 +80,17 @@ impl Access {
                 sessions.iter().any(|s| same(s, session))
             }
             None => false,
+        }
+    }
+
+    /// What a request with these headers may read: everything for whoever may write (every
+    /// client of a loopback-only node, a LAN client with a credential), else only what may leave
+    /// the node, so private entries and unconsented histories stay with the node's own users.
+    pub fn visibility(&self, headers: &HeaderMap) -> Visibility {
+        if self.allows(headers) {
+            Visibility::All
+        } else {
+            Visibility::Shareable
         }
     }
 
@@ -178,6 +193,22 @@ mod tests {
         let cookie = format!("a=b; {SESSION_COOKIE}={session}");
         assert!(access.allows(&headers(&[("cookie", &cookie)])));
         assert!(!access.allows(&headers(&[("cookie", "minga_session=forged")])));
+    }
+
+    #[test]
+    fn only_credentials_read_private_entries_on_the_lan() {
+        let lan = Access::new(false, "t0k".into(), Some("minga-2026".into()));
+        assert_eq!(lan.visibility(&headers(&[])), Visibility::Shareable);
+        assert_eq!(
+            lan.visibility(&headers(&[(CODE_HEADER, "wrong")])),
+            Visibility::Shareable
+        );
+        assert_eq!(
+            lan.visibility(&headers(&[(CODE_HEADER, "minga-2026")])),
+            Visibility::All
+        );
+        let loopback = Access::new(true, "t0k".into(), None);
+        assert_eq!(loopback.visibility(&headers(&[])), Visibility::All);
     }
 
     #[test]

@@ -66,16 +66,15 @@ pub(crate) async fn receive<E: std::fmt::Display>(
 
 /// `GET /api/v1/blobs`: every blob held or being fetched, and the transfer figures.
 #[utoipa::path(get, path = "/api/v1/blobs", tag = "blobs", responses((status = 200, description = "{blobs: [{hash, size, have, complete, mime}], transfers}")))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Response> {
-    let blobs: Vec<_> = state
-        .store
-        .blobs()
-        .map_err(Error::from)?
-        .into_iter()
-        .map(|(hash, r)| {
-            json!({"hash": hash, "size": r.size, "have": r.have, "complete": r.complete, "mime": r.mime})
-        })
-        .collect();
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let visibility = state.access.visibility(&headers);
+    let mut blobs = Vec::new();
+    for (hash, r) in state.store.blobs().map_err(Error::from)? {
+        if visibility.shows_blob(&state.store, &hash)? {
+            blobs.push(json!({"hash": hash, "size": r.size, "have": r.have, "complete": r.complete, "mime": r.mime}));
+        }
+    }
+    // Transfers are of blobs peers sent entries for, which were shareable to be sent.
     let progress = serde_json::to_value(&*state.blobs.progress()).unwrap_or_default();
     Ok(axum::Json(json!({"blobs": blobs, "transfers": progress})).into_response())
 }
@@ -88,6 +87,13 @@ pub async fn get(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let hash: BlobHash = hash.parse().map_err(Error::from)?;
+    if !state
+        .access
+        .visibility(&headers)
+        .shows_blob(&state.store, &hash)?
+    {
+        return Err(Error::from(BlobError::NotFound(hash)).into());
+    }
     let (file, record) = state.blobs.open_data(&hash).map_err(Error::from)?;
     let size = record.size;
     let range = headers

@@ -1,6 +1,7 @@
 //! Open-data exports of a collection: every entry it holds, as JSON (the API's entry shape) or
 //! as CSV for spreadsheets (one row per entry; lists joined with `; `; cells that a spreadsheet
-//! would run as a formula are prefixed with `'`).
+//! would run as a formula are prefixed with `'`). An export is open data: it holds only what
+//! may leave the node ([`Visibility::Shareable`]), whoever asks.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
@@ -10,7 +11,7 @@ use serde::Deserialize;
 
 use super::{ApiResult, AppState, query};
 use crate::Error;
-use crate::queries::{self, ListParams, Listing, MAX_LIMIT};
+use crate::queries::{self, ListParams, Listing, MAX_LIMIT, Visibility};
 
 #[derive(Deserialize)]
 struct ExportParams {
@@ -65,7 +66,9 @@ fn all_entries(state: &AppState, collection: &str) -> Result<Vec<Entry>, Error> 
             cursor,
             ..ListParams::default()
         };
-        let Listing::Entries(page) = queries::list_entries(&state.store, None, &params)? else {
+        let Listing::Entries(page) =
+            queries::list_entries(&state.store, None, &params, Visibility::Shareable)?
+        else {
             unreachable!("a listing without q answers entries");
         };
         entries.extend(page.entries);

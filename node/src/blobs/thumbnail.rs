@@ -7,12 +7,17 @@
 //! ```
 //!
 //! It is derived data: written through a temporary file and a rename, removed with its blob,
-//! and simply remade if lost. Decoding is bounded (dimensions and memory) so a hostile upload
-//! cannot exhaust a Raspberry Pi.
+//! and simply remade if lost. Decoding is bounded so a hostile image (an upload, or another
+//! author's attachment) cannot exhaust a Raspberry Pi: its declared dimensions are checked
+//! against a pixel budget from the header, before anything is decoded; the decoder's memory is
+//! capped; at most [`MAX_DECODES`] images are decoded at once; and a decoder that panics on
+//! foreign bytes gives no thumbnail instead of a failed request. The original is served either
+//! way.
 
 use std::fs;
-use std::io::{BufReader, Cursor};
+use std::io::{BufReader, Cursor, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use image::ImageFormat;
 use image::codecs::jpeg::JpegEncoder;
@@ -27,8 +32,20 @@ const QUALITY: u8 = 75;
 /// Largest side of an image that is decoded to make a thumbnail.
 const MAX_SIDE: u32 = 12_000;
 
-/// Most memory a decoder may take.
-const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+/// Most pixels of an image that is decoded to make a thumbnail: a 40-megapixel photo (today's
+/// phone cameras save at most about that) decodes to 160 MB of RGBA.
+pub const MAX_PIXELS: u64 = 40_000_000;
+
+/// Most memory a decoder may take: the pixels of the largest image allowed, 4 bytes each.
+const MAX_DECODE_BYTES: u64 = MAX_PIXELS * 4;
+
+/// Images decoded at once; further requests wait their turn (with the budget above, at most
+/// 320 MB of decoded pixels at any time).
+pub const MAX_DECODES: usize = 2;
+
+/// The turns of [`MAX_DECODES`].
+static DECODES: LazyLock<tokio::sync::Semaphore> =
+    LazyLock::new(|| tokio::sync::Semaphore::new(MAX_DECODES));
 
 /// Why no thumbnail could be made.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +56,14 @@ pub enum ThumbnailError {
     NotAnImage(BlobHash),
     #[error("the image {hash} cannot be decoded: {reason}")]
     Undecodable { hash: BlobHash, reason: String },
+    #[error(
+        "the image {hash} is {width}x{height} pixels, over the {MAX_PIXELS} pixels thumbnails are made of"
+    )]
+    TooLarge {
+        hash: BlobHash,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Whether thumbnails are made of images of this type (JPEG, PNG and WebP).
@@ -56,6 +81,30 @@ fn format_of(mime: &str) -> Option<ImageFormat> {
 }
 
 impl BlobStore {
+    /// [`Self::thumbnail`] for the async threads: a cached thumbnail is read at once; making one
+    /// waits for one of the [`MAX_DECODES`] turns and runs on a blocking thread.
+    pub async fn thumbnail_async(
+        &self,
+        hash: BlobHash,
+        pixels: u32,
+    ) -> Result<Vec<u8>, ThumbnailError> {
+        let path = self.thumbnail_path(&hash, pixels);
+        if let Ok(bytes) = fs::read(&path) {
+            return Ok(bytes);
+        }
+        let _turn = DECODES
+            .acquire()
+            .await
+            .expect("the decode turns are never closed");
+        let blobs = self.clone();
+        tokio::task::spawn_blocking(move || blobs.thumbnail(&hash, pixels))
+            .await
+            .map_err(|e| ThumbnailError::Undecodable {
+                hash,
+                reason: e.to_string(),
+            })?
+    }
+
     /// The JPEG thumbnail of a complete image blob, at most `pixels` on its longest side:
     /// read from the cache, or made and cached. Blocking: call it off the async threads.
     pub fn thumbnail(&self, hash: &BlobHash, pixels: u32) -> Result<Vec<u8>, ThumbnailError> {
@@ -65,22 +114,20 @@ impl BlobStore {
         }
         let (file, record) = self.open_data(hash)?;
         let format = format_of(&record.mime).ok_or(ThumbnailError::NotAnImage(*hash))?;
-        let undecodable = |reason: String| ThumbnailError::Undecodable {
-            hash: *hash,
-            reason,
-        };
-        let mut reader = Reader::with_format(BufReader::new(file), format);
-        let mut limits = Limits::default();
-        limits.max_image_width = Some(MAX_SIDE);
-        limits.max_image_height = Some(MAX_SIDE);
-        limits.max_alloc = Some(MAX_DECODE_BYTES);
-        reader.limits(limits);
-        let image = reader.decode().map_err(|e| undecodable(e.to_string()))?;
-        let small = image.thumbnail(pixels, pixels).into_rgb8();
-        let mut bytes = Vec::new();
-        JpegEncoder::new_with_quality(Cursor::new(&mut bytes), QUALITY)
-            .encode_image(&small)
-            .map_err(|e| undecodable(e.to_string()))?;
+        // A decoder is third-party code fed foreign bytes: a panic in it means no thumbnail.
+        let made =
+            std::panic::catch_unwind(|| make(file, format, hash, pixels)).unwrap_or_else(|panic| {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(ThumbnailError::Undecodable {
+                    hash: *hash,
+                    reason: format!("the decoder panicked: {reason}"),
+                })
+            });
+        let bytes = made?;
         self.cache_thumbnail(&path, &bytes)
             .map_err(|e| ThumbnailError::Blob(e.into()))?;
         Ok(bytes)
@@ -118,6 +165,47 @@ impl BlobStore {
     }
 }
 
+/// Decodes the image in `file` (after checking its declared size against [`MAX_PIXELS`]) and
+/// encodes its thumbnail.
+fn make(
+    mut file: fs::File,
+    format: ImageFormat,
+    hash: &BlobHash,
+    pixels: u32,
+) -> Result<Vec<u8>, ThumbnailError> {
+    let undecodable = |reason: String| ThumbnailError::Undecodable {
+        hash: *hash,
+        reason,
+    };
+    let io = |e: std::io::Error| ThumbnailError::Blob(e.into());
+    // The header alone: a few KB of PNG can declare gigabytes of pixels.
+    let header = Reader::with_format(BufReader::new(file.try_clone().map_err(io)?), format);
+    let (width, height) = header
+        .into_dimensions()
+        .map_err(|e| undecodable(e.to_string()))?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ThumbnailError::TooLarge {
+            hash: *hash,
+            width,
+            height,
+        });
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut reader = Reader::with_format(BufReader::new(file), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| undecodable(e.to_string()))?;
+    let small = image.thumbnail(pixels, pixels).into_rgb8();
+    let mut bytes = Vec::new();
+    JpegEncoder::new_with_quality(Cursor::new(&mut bytes), QUALITY)
+        .encode_image(&small)
+        .map_err(|e| undecodable(e.to_string()))?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +241,65 @@ mod tests {
         assert_eq!(fs::read(&cached).unwrap(), thumb);
         blobs.remove_thumbnails(&added.hash).unwrap();
         assert!(!cached.exists());
+    }
+
+    #[test]
+    fn an_image_over_the_pixel_budget_gets_no_thumbnail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20).unwrap();
+        let blobs = BlobStore::open(&dir.path().join("blobs"), store).unwrap();
+        // 9000x9000 of one colour: a few hundred KB of PNG that would decode to 243 MB.
+        let bomb = image::GrayImage::new(9000, 9000);
+        let mut bytes = Vec::new();
+        bomb.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
+        assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+        drop(bomb);
+        let added = blobs.add_reader(bytes.as_slice(), 4 << 20, |_| {}).unwrap();
+        assert!(matches!(
+            blobs.thumbnail(&added.hash, 640),
+            Err(ThumbnailError::TooLarge {
+                width: 9000,
+                height: 9000,
+                ..
+            })
+        ));
+        assert!(!blobs.thumbnail_path(&added.hash, 640).exists());
+        // The original is still there to serve.
+        assert!(blobs.open_data(&added.hash).is_ok());
+    }
+
+    #[tokio::test]
+    async fn thumbnails_wait_for_a_decode_turn() {
+        use futures::FutureExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 1 << 20).unwrap();
+        let blobs = BlobStore::open(&dir.path().join("blobs"), store).unwrap();
+        let photo = png(300, 200);
+        let hash = blobs
+            .add_reader(photo.as_slice(), 1 << 20, |_| {})
+            .unwrap()
+            .hash;
+        let busy = DECODES.acquire_many(MAX_DECODES as u32).await.unwrap();
+        let mut waiting = Box::pin(blobs.thumbnail_async(hash, 160));
+        assert!(
+            (&mut waiting).now_or_never().is_none(),
+            "every turn is taken"
+        );
+        drop(busy);
+        let thumb = waiting.await.unwrap();
+        assert!(image::load_from_memory(&thumb).is_ok());
+        // Once cached, no turn is needed.
+        let busy = DECODES.acquire_many(MAX_DECODES as u32).await.unwrap();
+        assert_eq!(
+            blobs
+                .thumbnail_async(hash, 160)
+                .now_or_never()
+                .unwrap()
+                .unwrap(),
+            thumb
+        );
+        drop(busy);
     }
 
     #[test]

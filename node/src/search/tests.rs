@@ -7,7 +7,7 @@ use minga_protocol::entry::NewEntry;
 use serde_json::Value;
 
 use super::*;
-use crate::queries::{self, Hit, ListParams, Listing};
+use crate::queries::{self, Hit, ListParams, Listing, Visibility};
 use crate::{Commons, DataDir};
 
 fn demo(name: &str) -> Value {
@@ -49,7 +49,7 @@ fn open(commons: &Commons, root: &Path) -> SearchIndex {
 }
 
 fn search(commons: &Commons, index: &SearchIndex, params: ListParams) -> Vec<Hit> {
-    match queries::list_entries(commons.store(), Some(index), &params).unwrap() {
+    match queries::list_entries(commons.store(), Some(index), &params, Visibility::All).unwrap() {
         Listing::Hits(page) => page.entries,
         Listing::Entries(_) => panic!("a search answered with a listing"),
     }
@@ -165,9 +165,13 @@ fn pages_of_hits_follow_their_cursor() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let Listing::Hits(page) =
-            queries::list_entries(commons.store(), Some(&index), &params(cursor)).unwrap()
-        else {
+        let Listing::Hits(page) = queries::list_entries(
+            commons.store(),
+            Some(&index),
+            &params(cursor),
+            Visibility::All,
+        )
+        .unwrap() else {
             panic!("not hits")
         };
         seen.extend(page.entries.into_iter().map(|h| h.entry.id));
@@ -190,8 +194,35 @@ fn bad_searches_are_refused_clearly() {
             cursor: cursor.map(Into::into),
             ..ListParams::default()
         };
-        let error = queries::list_entries(commons.store(), Some(&index), &params).unwrap_err();
+        let error = queries::list_entries(commons.store(), Some(&index), &params, Visibility::All)
+            .unwrap_err();
         assert_eq!(error.status(), 400, "{q}: {error}");
+    }
+}
+
+#[test]
+fn a_search_pages_no_deeper_than_the_offset_bound() {
+    let (_temp, commons, index) = sample();
+    let params = |cursor: String| ListParams {
+        q: Some("cacao".into()),
+        cursor: Some(cursor),
+        ..ListParams::default()
+    };
+    // Once asked the index for this many hits, and the allocation aborted the process.
+    let deep = params("100000000000000000".into());
+    let error =
+        queries::list_entries(commons.store(), Some(&index), &deep, Visibility::All).unwrap_err();
+    assert_eq!(error.status(), 400, "{error}");
+    assert!(error.to_string().contains("at most"), "{error}");
+    let beyond = params((queries::MAX_SEARCH_OFFSET + 1).to_string());
+    let error =
+        queries::list_entries(commons.store(), Some(&index), &beyond, Visibility::All).unwrap_err();
+    assert_eq!(error.status(), 400, "{error}");
+    // The deepest page allowed answers, empty.
+    let deepest = params(queries::MAX_SEARCH_OFFSET.to_string());
+    match queries::list_entries(commons.store(), Some(&index), &deepest, Visibility::All) {
+        Ok(Listing::Hits(page)) => assert!(page.entries.is_empty() && page.next_cursor.is_none()),
+        other => panic!("{other:?}"),
     }
 }
 
@@ -307,7 +338,7 @@ fn search_latency() {
                 ..ListParams::default()
             };
             let started = std::time::Instant::now();
-            queries::list_entries(commons.store(), Some(&index), &params).unwrap();
+            queries::list_entries(commons.store(), Some(&index), &params, Visibility::All).unwrap();
             times.push(started.elapsed());
         }
     }

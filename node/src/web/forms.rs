@@ -8,9 +8,9 @@ use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use minga_protocol::Entry;
 use minga_protocol::entry::{Attachment, AuthorInput, EntryPatch, NewEntry, PlaceInput};
 use minga_protocol::license::OPEN_LICENSES;
+use minga_protocol::{BlobHash, Entry};
 use serde::Deserialize;
 
 use super::i18n::Ui;
@@ -400,13 +400,38 @@ impl From<Error> for Refused {
     }
 }
 
+/// The files a posted form stored, and those of them the node did not hold before: a refused
+/// form removes these (unless an entry references them by then), so it leaves nothing behind.
+#[derive(Default)]
+struct Uploads {
+    attachments: Vec<Attachment>,
+    new: Vec<BlobHash>,
+}
+
+impl Uploads {
+    /// Removes the blobs this request brought; called when its form is refused.
+    async fn discard(self, state: &AppState) {
+        if self.new.is_empty() {
+            return;
+        }
+        let blobs = state.blobs.clone();
+        let removed = tokio::task::spawn_blocking(move || blobs.discard_uploads(&self.new)).await;
+        match removed {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!("removing a refused form's files: {error}"),
+            Err(error) => tracing::warn!("removing a refused form's files: {error}"),
+        }
+    }
+}
+
 /// Reads a posted entry form, multipart (with files, each stored as a blob under the limit)
-/// or URL-encoded. The CSRF token must come before any file, as the form sends it.
+/// or URL-encoded. The CSRF token must come before any file, as the form sends it. A form
+/// refused while reading removes the files it stored.
 async fn read_entry_form(
     state: &AppState,
     headers: &HeaderMap,
     request: Request,
-) -> Result<(EntryForm, Vec<Attachment>), Box<(EntryForm, Refused)>> {
+) -> Result<(EntryForm, Uploads), Box<(EntryForm, Refused)>> {
     let mut form = EntryForm::default();
     let multipart = headers
         .get(header::CONTENT_TYPE)
@@ -427,29 +452,33 @@ async fn read_entry_form(
         for (name, value) in pairs {
             form.set(&name, value);
         }
-        return Ok((form, Vec::new()));
+        return Ok((form, Uploads::default()));
     }
     let mut parts = match Multipart::from_request(request, state).await {
         Ok(parts) => parts,
         Err(e) => return Err(Box::new((form, Error::BadRequest(e.body_text()).into()))),
     };
-    let read = read_form_fields(state, headers, &mut parts).await;
-    if read.is_err() {
-        // What a browser sent past the refusal is read (multer skips the rest of the current
-        // field) so that it shows the refusal, not a reset connection.
-        drain_fields(&mut parts).await;
+    let mut uploads = Uploads::default();
+    match read_form_fields(state, headers, &mut parts, &mut uploads).await {
+        Ok(form) => Ok((form, uploads)),
+        Err(refused) => {
+            // What a browser sent past the refusal is read (multer skips the rest of the
+            // current field) so that it shows the refusal, not a reset connection.
+            drain_fields(&mut parts).await;
+            uploads.discard(state).await;
+            Err(refused)
+        }
     }
-    read
 }
 
-/// The fields of a multipart entry form, in order.
+/// The fields of a multipart entry form, in order; the files go to `uploads` as they are stored.
 async fn read_form_fields(
     state: &AppState,
     headers: &HeaderMap,
     parts: &mut Multipart,
-) -> Result<(EntryForm, Vec<Attachment>), Box<(EntryForm, Refused)>> {
+    uploads: &mut Uploads,
+) -> Result<EntryForm, Box<(EntryForm, Refused)>> {
     let mut form = EntryForm::default();
-    let mut files = Vec::new();
     let mut text_bytes = 0;
     loop {
         let field = match parts.next_field().await {
@@ -470,7 +499,7 @@ async fn read_form_fields(
                     };
                     return Err(Box::new((form, refused)));
                 }
-                if files.len() == MAX_FILES {
+                if uploads.attachments.len() == MAX_FILES {
                     let error = Error::BadRequest(format!("at most {MAX_FILES} files at once"));
                     return Err(Box::new((form, error.into())));
                 }
@@ -478,8 +507,11 @@ async fn read_form_fields(
                     Ok(added) => added,
                     Err(error) => return Err(Box::new((form, error.into()))),
                 };
+                if added.new {
+                    uploads.new.push(added.hash);
+                }
                 if added.size > 0 {
-                    files.push(Attachment {
+                    uploads.attachments.push(Attachment {
                         hash: added.hash.to_string(),
                         name: file,
                         mime: added.mime,
@@ -512,7 +544,7 @@ async fn read_form_fields(
             }
         }
     }
-    Ok((form, files))
+    Ok(form)
 }
 
 /// The last path piece of an uploaded file's name, or `None` when no file was chosen.
@@ -571,14 +603,21 @@ pub(super) async fn create_entry(
     let collections = state.store.collections().unwrap_or_default();
     let target = Target::New(&collections);
     let (form, refused) = match read_entry_form(&state, &headers, request).await {
-        Ok((form, files)) if genuine(&headers, &form.csrf) => {
+        Ok((form, uploads)) if genuine(&headers, &form.csrf) => {
             let shown = form.clone();
-            match state.handle.create_entry(form.into_new(files)).await {
+            let attachments = uploads.attachments.clone();
+            match state.handle.create_entry(form.into_new(attachments)).await {
                 Ok(id) => return see_other(&format!("/entries/{id}"), Vec::new()),
-                Err(error) => (shown, error.into()),
+                Err(error) => {
+                    uploads.discard(&state).await;
+                    (shown, error.into())
+                }
             }
         }
-        Ok((form, _)) => (form, expired()),
+        Ok((form, uploads)) => {
+            uploads.discard(&state).await;
+            (form, expired())
+        }
         Err(refused) => *refused,
     };
     refuse(&state, &frame, &headers, &target, &form, refused)
@@ -592,10 +631,11 @@ pub(super) async fn edit_entry_page(
 ) -> Response {
     let path = format!("/entries/{id}/edit");
     let (frame, _, ui) = frame(&headers, raw.0.as_deref(), &path);
-    let entry = match crate::queries::entry_by_text(&state.store, &id) {
-        Ok(entry) => entry,
-        Err(error) => return super::page(&frame, None, Err(error)).into_response(),
-    };
+    let entry =
+        match crate::queries::entry_by_text(&state.store, &id, state.access.visibility(&headers)) {
+            Ok(entry) => entry,
+            Err(error) => return super::page(&frame, None, Err(error)).into_response(),
+        };
     if !state.access.allows(&headers) {
         return see_other(&format!("/login?next={path}"), Vec::new());
     }
@@ -625,23 +665,30 @@ pub(super) async fn edit_entry(
 ) -> Response {
     let path = format!("/entries/{id}/edit");
     let (frame, _, _) = frame(&headers, None, &path);
-    let entry = match crate::queries::entry_by_text(&state.store, &id) {
-        Ok(entry) => entry,
-        Err(error) => return super::page(&frame, None, Err(error)).into_response(),
-    };
+    let entry =
+        match crate::queries::entry_by_text(&state.store, &id, state.access.visibility(&headers)) {
+            Ok(entry) => entry,
+            Err(error) => return super::page(&frame, None, Err(error)).into_response(),
+        };
     if !state.access.allows(&headers) {
         return see_other(&format!("/login?next={path}"), Vec::new());
     }
     let target = Target::Edit(&entry);
     let (form, refused) = match read_entry_form(&state, &headers, request).await {
-        Ok((form, files)) if genuine(&headers, &form.csrf) => {
-            let patch = form.patch_of(&entry, files);
+        Ok((form, uploads)) if genuine(&headers, &form.csrf) => {
+            let patch = form.patch_of(&entry, uploads.attachments.clone());
             match state.handle.patch_entry(entry.id.to_string(), patch).await {
                 Ok(entry) => return see_other(&format!("/entries/{}", entry.id), Vec::new()),
-                Err(error) => (form, error.into()),
+                Err(error) => {
+                    uploads.discard(&state).await;
+                    (form, error.into())
+                }
             }
         }
-        Ok((form, _)) => (form, expired()),
+        Ok((form, uploads)) => {
+            uploads.discard(&state).await;
+            (form, expired())
+        }
         Err(refused) => *refused,
     };
     refuse(&state, &frame, &headers, &target, &form, refused)

@@ -156,7 +156,7 @@ fn main() -> Result<()> {
             ..ListParams::default()
         };
         let started = Instant::now();
-        queries::list_entries(&store, Some(&index), &params)?;
+        queries::list_entries(&store, Some(&index), &params, queries::Visibility::All)?;
         Ok(started.elapsed())
     };
     for text in &texts {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use minga_tests::{Node, cli, cli_ok, wait_until};
+use minga_tests::{Node, cli, cli_ok, multipart, wait_until};
 use serde_json::json;
 
 const CODE: &str = "minga-2026";
@@ -234,33 +234,6 @@ fn lan_writes_need_the_contributor_code() {
     let (status, shown) = page(&node, &location, "es");
     assert_eq!(status, 200);
     assert!(shown.contains("Humus en cajones."));
-}
-
-/// A `multipart/form-data` body of text fields then files `(field, file name, bytes)`, as a
-/// browser sends the add and edit forms; answers the Content-Type and the body.
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
-    const BOUNDARY: &str = "----mingaFormBoundary7MA4YWxkTrZu0gW";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    for (name, file, bytes) in files {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
 
 #[test]
