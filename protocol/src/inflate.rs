@@ -262,6 +262,39 @@ mod tests {
         assert_eq!(Budget::new().admit(&bytes), Err(VerifyError::Inflates));
     }
 
+    /// The path every payload from a peer or a bundle takes: refused before automerge
+    /// inflates anything (it used to inflate the 64 MiB, then fail to parse it).
+    #[test]
+    fn a_payload_that_inflates_past_the_budget_is_refused() {
+        use crate::wire::{HashSignature, Payload, SignedBytes};
+        use crate::{DocKind, DocumentId};
+        let change = chunk(COMPRESSED_CHANGE, &bomb());
+        let id = DocumentId::from_bytes([1; 16]);
+        let payload = Payload::Changes(vec![SignedBytes {
+            change,
+            signature: vec![0; 64],
+        }]);
+        let applied = crate::sync::apply_payload(id, DocKind::Entry, None, &payload);
+        assert_eq!(applied.err(), Some(VerifyError::Inflates));
+
+        let mut data = vec![0, 0];
+        leb128(&mut data, 0); // no change columns
+        let deflated = bomb();
+        leb128(&mut data, 1);
+        leb128(&mut data, (2 << 4) | u64::from(DEFLATE_BIT));
+        leb128(&mut data, deflated.len() as u64);
+        data.extend(&deflated);
+        let payload = Payload::Whole {
+            document: chunk(DOCUMENT, &data),
+            signatures: vec![HashSignature {
+                hash: [0; 32],
+                signature: vec![0; 64],
+            }],
+        };
+        let applied = crate::sync::apply_payload(id, DocKind::Entry, None, &payload);
+        assert_eq!(applied.err(), Some(VerifyError::Inflates));
+    }
+
     #[test]
     fn the_budget_is_shared_by_the_parts_of_one_payload() {
         let mut encoder =
