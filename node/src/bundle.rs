@@ -186,6 +186,8 @@ pub enum ImportError {
         "not enough disk space: importing needs about {required} bytes and {available} are free; nothing was written"
     )]
     NoSpace { required: u64, available: u64 },
+    #[error("reading the bundle panicked ({0}); nothing was written")]
+    Panicked(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -32,6 +32,9 @@ pub enum Error {
     Keys(#[from] crate::keys::KeyError),
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// Handling the request panicked; the writer caught it and goes on serving.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Import(#[from] crate::bundle::ImportError),
     #[error(transparent)]
@@ -85,7 +88,7 @@ impl Error {
             Error::TooLarge(_) => 413,
             Error::Refused(r) if r.is_size() => 413,
             Error::Refused(_) | Error::Rejected(_) => 422,
-            Error::Store(_) | Error::Keys(_) | Error::Search(_) => 500,
+            Error::Store(_) | Error::Keys(_) | Error::Search(_) | Error::Internal(_) => 500,
             Error::ShuttingDown => 503,
             Error::Import(ImportError::NoSpace { .. }) => 507,
             Error::Import(ImportError::Store(_) | ImportError::Io { .. }) => 500,
@@ -107,7 +110,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Refused(r) => r.code(),
             Error::Rejected(_) => "rejected",
-            Error::Store(_) | Error::Keys(_) | Error::Search(_) => "internal",
+            Error::Store(_) | Error::Keys(_) | Error::Search(_) | Error::Internal(_) => "internal",
             Error::ShuttingDown => "unavailable",
             Error::Import(ImportError::NoSpace { .. }) => "insufficient_storage",
             Error::Import(ImportError::Store(_) | ImportError::Io { .. }) => "internal",

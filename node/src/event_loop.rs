@@ -1,13 +1,21 @@
 //! The one thread that writes: it owns the [`Commons`], takes commands from a bounded channel,
 //! and group-commits. It applies every command waiting in the channel, flushes the store once,
 //! and only then replies, so no write is acknowledged before it is on disk.
+//!
+//! The writer is supervised: a panic while handling one command (third-party code on foreign
+//! bytes: automerge, image decoding) is caught, the store brought back to a consistent state,
+//! and that command alone answered with an error; the loop goes on serving.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use minga_protocol::entry::{EntryPatch, NewEntry};
 use minga_protocol::wire::Payload;
 use minga_protocol::{AuthorId, DocKind, DocumentId, Entry, NewCollection, Tombstone};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bundle::{ExportRequest, ExportSummary, ImportRequest, ImportSummary, ProgressFn};
+use crate::bundle::{
+    ExportRequest, ExportSummary, ImportError, ImportRequest, ImportSummary, ProgressFn,
+};
 use crate::commons::{Changed, Spread, Written};
 use crate::store::SourceTag;
 use crate::{Commons, Error, StoreError};
@@ -222,42 +230,88 @@ fn run(mut commons: Commons, mut commands: mpsc::Receiver<Command>, outlets: Out
 }
 
 fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, Vec<Changed>) {
+    let internal = Error::Internal;
     match command {
-        Command::CreateCollection(new, reply) => {
-            after_flush(commons.create_collection(&new), reply)
-        }
-        Command::CreateEntry(new, reply) => after_flush(commons.create_entry(&new), reply),
-        Command::PatchEntry(id, patch, reply) => {
-            after_flush(commons.patch_entry(&id, &patch), reply)
-        }
-        Command::DeleteEntry(id, reason, reply) => {
-            after_flush(commons.delete_entry(&id, &reason), reply)
-        }
-        Command::SetFollowed(id, followed, reply) => {
-            after_flush(commons.set_followed(&id, followed), reply)
-        }
-        Command::SetBlocked(peer, blocked, author, reply) => {
-            after_flush(commons.set_blocked(&peer, blocked, author), reply)
-        }
-        Command::SetPeerSeq(peer, collection, seq, reply) => {
-            after_flush(commons.set_peer_seq(&peer, &collection, seq), reply)
-        }
+        Command::CreateCollection(new, reply) => after_flush(
+            supervised(commons, internal, |c| c.create_collection(&new)),
+            reply,
+        ),
+        Command::CreateEntry(new, reply) => after_flush(
+            supervised(commons, internal, |c| c.create_entry(&new)),
+            reply,
+        ),
+        Command::PatchEntry(id, patch, reply) => after_flush(
+            supervised(commons, internal, |c| c.patch_entry(&id, &patch)),
+            reply,
+        ),
+        Command::DeleteEntry(id, reason, reply) => after_flush(
+            supervised(commons, internal, |c| c.delete_entry(&id, &reason)),
+            reply,
+        ),
+        Command::SetFollowed(id, followed, reply) => after_flush(
+            supervised(commons, internal, |c| c.set_followed(&id, followed)),
+            reply,
+        ),
+        Command::SetBlocked(peer, blocked, author, reply) => after_flush(
+            supervised(commons, internal, |c| c.set_blocked(&peer, blocked, author)),
+            reply,
+        ),
+        Command::SetPeerSeq(peer, collection, seq, reply) => after_flush(
+            supervised(commons, internal, |c| {
+                c.set_peer_seq(&peer, &collection, seq)
+            }),
+            reply,
+        ),
         Command::ApplyRemote(work, reply) => {
             let (id, kind, payload, spread, from) = *work;
-            let mut result = commons.apply_remote(id, kind, &payload, mirror, from);
+            // A document that panics is refused like any bad one: its peer is dropped.
+            let refused = |message| Error::Rejected(format!("handling it panicked: {message}"));
+            let mut result = supervised(commons, refused, |c| {
+                c.apply_remote(id, kind, &payload, mirror, from)
+            });
             if let Ok(written) = &mut result {
                 written.changed.iter_mut().for_each(|c| c.spread = spread);
             }
             after_flush(result, reply)
         }
         Command::Export(request, mut progress, reply) => {
-            let exported = commons
-                .export_bundle(&request, &mut progress)
-                .map(|summary| Written::new(summary, commons.store().applied_writes()));
+            let exported = supervised(commons, internal, |c| {
+                c.export_bundle(&request, &mut progress)
+                    .map(|summary| Written::new(summary, c.store().applied_writes()))
+            });
             after_flush(exported, reply)
         }
         Command::Import(request, mut progress, reply) => {
-            after_flush(commons.import_bundle(&request, &mut progress), reply)
+            let refused = |message| Error::Import(ImportError::Panicked(message));
+            let imported = supervised(commons, refused, |c| {
+                c.import_bundle(&request, &mut progress)
+            });
+            after_flush(imported, reply)
+        }
+    }
+}
+
+/// Runs one command's `work`, catching a panic: the store is then brought back to a
+/// consistent state (its batches are atomic; an interrupted import's journal is dropped) and
+/// the command answered with `panicked(message)`.
+fn supervised<T>(
+    commons: &mut Commons,
+    panicked: impl FnOnce(String) -> Error,
+    work: impl FnOnce(&mut Commons) -> Result<Written<T>, Error>,
+) -> Result<Written<T>, Error> {
+    match catch_unwind(AssertUnwindSafe(|| work(&mut *commons))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            tracing::error!("the writer caught a panic and goes on: {message}");
+            if let Err(e) = commons.store().recover() {
+                tracing::error!("recovering the store after a panic: {e}");
+            }
+            Err(panicked(message))
         }
     }
 }
@@ -329,5 +383,49 @@ mod tests {
         drop(handle);
         let commons = thread.join().unwrap();
         assert_eq!(commons.store().entry_count().unwrap(), 200);
+    }
+
+    /// A panic on a foreign document used to end the writer's thread, and every later command
+    /// got `ShuttingDown` (503) until a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_document_that_panics_is_refused_and_the_writer_goes_on() {
+        let temp = tempfile::tempdir().unwrap();
+        let commons = Commons::open(&DataDir::new(temp.path()), 8 << 20).unwrap();
+        let store = commons.store().clone();
+        let (handle, thread) = spawn(commons, Outlets::default());
+        let panicking = DocumentId::from_bytes(crate::commons::tests::PANICKING_DOCUMENT);
+        for _ in 0..2 {
+            let applied = handle
+                .apply_remote(
+                    panicking,
+                    DocKind::Entry,
+                    Payload::Changes(Vec::new()),
+                    Spread::Quietly,
+                    crate::store::source_tag("peer"),
+                )
+                .await;
+            let error = applied.expect_err("a document that panics is refused");
+            assert!(
+                matches!(error, Error::Rejected(_)),
+                "refused as a bad document, so its peer is dropped: {error:?}"
+            );
+        }
+        let new = NewCollection {
+            name: "sigue".into(),
+            title: None,
+            description: None,
+            license: None,
+        };
+        let id = handle
+            .create_collection(new)
+            .await
+            .expect("the writer still serves");
+        assert!(store.collection(&id).unwrap().is_some());
+        assert!(
+            store.document(&panicking).unwrap().is_none(),
+            "nothing of it stored"
+        );
+        drop(handle);
+        thread.join().expect("the writer's thread ends normally");
     }
 }

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use minga_protocol::automerge::ChangeHash;
 use minga_protocol::reconcile::{self, Item, ItemSet};
@@ -594,11 +594,30 @@ impl Store {
         self.apply(batch)
     }
 
+    /// The cached reconciliation sets. A panic while they were held may have left one half
+    /// updated: then they are all dropped, to be rebuilt from the store on next use.
+    fn reconcile_sets(&self) -> MutexGuard<'_, HashMap<DocumentId, Arc<ItemSet>>> {
+        self.reconcile_sets.lock().unwrap_or_else(|poisoned| {
+            let mut sets = poisoned.into_inner();
+            sets.clear();
+            self.reconcile_sets.clear_poison();
+            sets
+        })
+    }
+
+    /// Brings the store back to a consistent state after the writer caught a panic: a journal
+    /// the interrupted write left is finished if committed and dropped if not (as at open),
+    /// and the cached reconciliation sets are rebuilt from the store on next use.
+    pub fn recover(&self) -> Result<(), StoreError> {
+        self.reconcile_sets().clear();
+        self.finish_journal().map(|_| ())
+    }
+
     /// The reconciliation set of a collection with cached fingerprints: built from the `r:`
     /// rows on first use, then kept current by every write.
     pub fn reconcile_set(&self, collection: &DocumentId) -> Result<Arc<ItemSet>, StoreError> {
         // Held while building, so a write that lands meanwhile updates the set after it is in.
-        let mut sets = self.reconcile_sets.lock().expect("not poisoned");
+        let mut sets = self.reconcile_sets();
         if let Some(set) = sets.get(collection) {
             return Ok(set.clone());
         }
@@ -768,7 +787,7 @@ impl Store {
         } else {
             self.apply(staged.into_batch())?
         };
-        let mut sets = self.reconcile_sets.lock().expect("not poisoned");
+        let mut sets = self.reconcile_sets();
         for (collection, id, digest) in reconciled {
             if let Some(set) = sets.get_mut(&collection) {
                 let set = Arc::make_mut(set);

@@ -11,6 +11,7 @@ pub mod doc;
 pub mod entry;
 pub mod history;
 pub mod id;
+pub mod inflate;
 pub mod lang;
 pub mod license;
 pub mod limits;

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use automerge::{Automerge, ChangeHash};
 
+use crate::inflate::Budget;
 use crate::verify::{self, DocKind, SignedChange, VerifyError};
 use crate::wire::{HashSignature, Offer, Payload, SignedBytes, WireKind};
 use crate::{DocumentId, Signature, Tombstone};
@@ -248,16 +249,22 @@ pub fn apply_payload(
     held: Option<&Automerge>,
     payload: &Payload,
 ) -> Result<Option<Applied>, VerifyError> {
+    // Every byte below reaches automerge only once its inflation is known to fit the budget.
+    let mut budget = Budget::new();
     let incoming: Vec<SignedChange> = match payload {
         Payload::Nothing | Payload::Tombstone(_) => return Ok(None),
         Payload::Changes(changes) => changes
             .iter()
-            .map(|c| SignedChange::decode(c.change.clone(), signature(&c.signature)?))
+            .map(|c| {
+                let signature = signature(&c.signature)?;
+                SignedChange::decode_within(c.change.clone(), signature, &mut budget)
+            })
             .collect::<Result<_, _>>()?,
         Payload::Whole {
             document,
             signatures,
         } => {
+            budget.admit(document)?;
             // Loaded into a scratch document only to take its changes apart; every one of them
             // is verified below before anything is kept.
             let scratch =

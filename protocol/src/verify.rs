@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash, legacy};
 
-use crate::limits::MAX_DOCUMENT_BYTES;
+use crate::inflate::Budget;
+use crate::limits::{MAX_DOCUMENT_BYTES, MAX_INFLATED_BYTES, MAX_PAYLOAD_CHUNKS};
 use crate::{AuthorId, AuthorKey, Collection, DocumentId, Entry, Refusal, Signature};
 
 /// What kind of document a change belongs to; each has its own fixed fields and rules.
@@ -66,11 +67,25 @@ pub enum VerifyError {
     Equivocation(Equivocation),
     #[error("{0} change(s) depend on changes that were not sent")]
     MissingDependencies(usize),
+    #[error("the payload's compressed parts inflate to more than {MAX_INFLATED_BYTES} bytes")]
+    Inflates,
+    #[error("the payload holds more than {MAX_PAYLOAD_CHUNKS} automerge chunks")]
+    TooManyChunks,
 }
 
 impl SignedChange {
-    /// Decodes change bytes; the hash is recomputed from them.
+    /// Decodes change bytes from elsewhere; the hash is recomputed from them.
     pub fn decode(bytes: Vec<u8>, signature: Signature) -> Result<Self, VerifyError> {
+        Self::decode_within(bytes, signature, &mut Budget::new())
+    }
+
+    /// [`Self::decode`], the bytes counted against the `budget` of the payload they came in.
+    pub fn decode_within(
+        bytes: Vec<u8>,
+        signature: Signature,
+        budget: &mut Budget,
+    ) -> Result<Self, VerifyError> {
+        budget.admit(&bytes)?;
         let change =
             Change::from_bytes(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
         Ok(SignedChange { change, signature })

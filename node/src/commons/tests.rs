@@ -8,6 +8,10 @@ use super::*;
 use crate::DataDir;
 use crate::store::source_tag;
 
+/// A document id whose handling panics (see `Commons::stage_remote`), for the supervised
+/// writer's tests.
+pub(crate) const PANICKING_DOCUMENT: [u8; 16] = [0xee; 16];
+
 fn open(dir: &std::path::Path) -> Commons {
     Commons::open(&DataDir::new(dir), 8 << 20).unwrap()
 }
