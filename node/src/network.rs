@@ -485,6 +485,7 @@ impl Network {
                 drop(status);
                 if num_established.get() == 1 {
                     self.send(peer_id, Request::Operator, Purpose::Operator);
+                    self.fetcher.peer_connected();
                 }
             }
             SwarmEvent::ConnectionClosed {
