@@ -622,7 +622,9 @@ impl Network {
             return Some(MessageAcceptance::Reject);
         };
         let collection = DocumentId::from_bytes(announcement.collection);
-        if !(self.config.mirror && !self.mirror_full)
+        // A mirror pulls any collection's changes while it has room to follow more.
+        let mirroring = self.config.mirror && !self.mirror_full;
+        if !mirroring
             && !self
                 .exchange
                 .store
