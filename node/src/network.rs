@@ -24,6 +24,7 @@ pub mod blobs;
 pub mod codec;
 mod exchange;
 mod fetching;
+mod heard;
 pub mod link_model;
 mod unforwarded;
 
@@ -40,6 +41,7 @@ use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{PeerId, Swarm, identify, identity, mdns};
+use minga_protocol::limits::MAX_CATALOGUE_ITEMS;
 use minga_protocol::wire::{
     self, Announcement, Catalogue, CatalogueItem, MAX_GOSSIP_BYTES, Request, Response,
     SINCE_UNKNOWN,
@@ -54,6 +56,7 @@ use self::behaviour::{Behaviour, BehaviourEvent};
 use self::blobs::Fetcher;
 use self::codec::Inbound;
 use self::exchange::{Exchange, Misbehaved, Offered, ToSync};
+use self::heard::{FollowRate, Heard, MAX_MIRRORED};
 use self::unforwarded::Unforwarded;
 use crate::commons::{Changed, Spread};
 use crate::{Handle, Store};
@@ -73,7 +76,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Collection topics: collections share a fixed set of gossipsub topics, so a mirror of
 /// hundreds of collections stays far below gossipsub's limit of 100 topics per peer.
 const TOPIC_SHARDS: u8 = 32;
-/// Sync requests in flight to one peer; more wait in a queue. Peers accept 16 streams at once.
+/// Sync requests in flight to one peer; more wait in a queue. Peers accept 16 streams at once
+/// per connection, theirs and ours (`behaviour::MAX_STREAMS`).
 const MAX_IN_FLIGHT: usize = 8;
 /// Requests waiting per peer; beyond this they are dropped and the next reconciliation retries.
 const MAX_QUEUED: usize = 1024;
@@ -268,6 +272,12 @@ pub struct Network {
     requests_sent: Counter,
     /// Announcements forwarded once the change they name was pulled, for `/metrics`.
     forwarded: Counter,
+    /// The collections heard of, bounded; `status.available` holds the same ids.
+    heard: Heard,
+    /// On a mirror: how many new follows each peer's catalogue gossip caused lately.
+    follow_rate: FollowRate,
+    /// On a mirror: it follows [`MAX_MIRRORED`] collections and follows no more by itself.
+    mirror_full: bool,
 }
 
 /// Builds the swarm and starts listening; returns the task to run and its handle.
@@ -348,6 +358,9 @@ pub fn start(
         fetcher,
         requests_sent,
         forwarded,
+        heard: Heard::default(),
+        follow_rate: FollowRate::default(),
+        mirror_full: false,
     };
     let net = NetHandle {
         status,
@@ -472,6 +485,7 @@ impl Network {
                 drop(status);
                 if num_established.get() == 1 {
                     self.send(peer_id, Request::Operator, Purpose::Operator);
+                    self.fetcher.peer_connected();
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -601,14 +615,16 @@ impl Network {
             let Ok(catalogue) = wire::decode::<Catalogue>(&message.data, MAX_GOSSIP_BYTES) else {
                 return Some(MessageAcceptance::Reject);
             };
-            self.heard(catalogue);
+            self.heard(source, catalogue);
             return Some(MessageAcceptance::Accept);
         }
         let Ok(announcement) = wire::decode::<Announcement>(&message.data, MAX_GOSSIP_BYTES) else {
             return Some(MessageAcceptance::Reject);
         };
         let collection = DocumentId::from_bytes(announcement.collection);
-        if !self.config.mirror
+        // A mirror pulls any collection's changes while it has room to follow more.
+        let mirroring = self.config.mirror && !self.mirror_full;
+        if !mirroring
             && !self
                 .exchange
                 .store
@@ -696,18 +712,21 @@ impl Network {
         }
     }
 
-    fn heard(&mut self, catalogue: Catalogue) {
-        let mut newly = Vec::new();
+    /// Records the collections a peer's catalogue names (its strings were bounded when
+    /// decoded); a mirror follows those it does not, within [`MAX_MIRRORED`] and the peer's
+    /// follow rate.
+    fn heard(&mut self, source: PeerId, catalogue: Catalogue) {
+        let mut heard = Vec::new();
         {
             let mut status = self.status.write().expect("status lock");
-            for item in catalogue.collections.into_iter().take(1000) {
+            for item in catalogue.collections {
                 let id = DocumentId::from_bytes(item.id);
-                let key = id.to_string();
-                if !status.available.contains_key(&key) {
-                    newly.push(id);
+                if let Some(evicted) = self.heard.hear(id).evicted {
+                    status.available.remove(&evicted.to_string());
                 }
+                heard.push(id);
                 status.available.insert(
-                    key,
+                    id.to_string(),
                     Collection {
                         id,
                         name: item.name,
@@ -721,19 +740,53 @@ impl Network {
             }
         }
         if self.config.mirror {
-            // A mirror follows what it hears of: the event loop records it, and reconciliation
-            // with every peer fetches it.
-            let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-            for id in newly {
-                if !self.exchange.store.is_followed(&id).unwrap_or(true) {
-                    let handle = self.exchange.handle.clone();
-                    tokio::spawn(async move {
-                        let _ = handle.set_followed(id.to_string(), true).await;
-                    });
-                }
-                for peer in &peers {
-                    self.reconcile(*peer, id);
-                }
+            self.mirror(source, heard);
+        }
+    }
+
+    /// A mirror follows what it hears of: the event loop records it, and reconciliation with
+    /// every peer fetches it. It follows at most [`MAX_MIRRORED`] collections by itself, and
+    /// one peer's gossip makes it follow at most `heard::FOLLOWS_PER_PEER` a minute; the
+    /// rest are followed when heard of again, once there is room.
+    fn mirror(&mut self, source: PeerId, heard: Vec<DocumentId>) {
+        let store = &self.exchange.store;
+        let followed = match store.followed() {
+            Ok(followed) => followed.len(),
+            Err(e) => {
+                tracing::error!("reading followed collections: {e}");
+                return;
+            }
+        };
+        let mut room = MAX_MIRRORED.saturating_sub(followed);
+        let new: Vec<DocumentId> = heard
+            .into_iter()
+            .filter(|id| !store.is_followed(id).unwrap_or(true))
+            .collect();
+        let full = room < new.len();
+        if full && !self.mirror_full {
+            tracing::warn!(
+                "this mirror follows {followed} collections; it follows at most {MAX_MIRRORED} \
+                 by itself and follows no more it hears of"
+            );
+        }
+        self.mirror_full = full || room == 0;
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let now = Instant::now();
+        for id in new {
+            if room == 0 {
+                break;
+            }
+            if !self.follow_rate.allow(source, now) {
+                tracing::debug!(%source, "new collections heard from this peer wait: rate limit");
+                break;
+            }
+            room -= 1;
+            let handle = self.exchange.handle.clone();
+            tokio::spawn(async move {
+                let _ = handle.set_followed(id.to_string(), true).await;
+            });
+            for peer in &peers {
+                self.reconcile(*peer, id);
             }
         }
     }
@@ -748,7 +801,7 @@ impl Network {
         let catalogue = Catalogue {
             collections: collections
                 .into_iter()
-                .take(500)
+                .take(MAX_CATALOGUE_ITEMS)
                 .map(|c| CatalogueItem {
                     id: *c.id.as_bytes(),
                     name: c.name,
@@ -817,6 +870,14 @@ impl Network {
     /// peer id starts it). A peer still busy with syncs is left alone: a second reconciliation
     /// would offer again what is already on its way.
     fn check_peers(&mut self) {
+        if self.config.mirror {
+            // Announcements of collections not followed are pulled only while there is room.
+            self.mirror_full = self
+                .exchange
+                .store
+                .followed()
+                .map_or(true, |f| f.len() >= MAX_MIRRORED);
+        }
         // The first check is full: it finds what an interrupted first sync left behind.
         let full = self.checks.is_multiple_of(FULL_CHECK_EVERY);
         self.checks += 1;

@@ -5,6 +5,7 @@
 //! randomness come in as arguments, so the node, the tests and the simulator run the same code.
 
 pub mod blob;
+pub mod bounded;
 pub mod bundle;
 pub mod collection;
 pub mod doc;

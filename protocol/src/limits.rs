@@ -12,8 +12,37 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 pub const MAX_SHORT_TEXT: usize = 1000;
 /// Most items in a list field other than tags (authors, subjects, attachments, consent).
 pub const MAX_LIST_ITEMS: usize = 256;
+<<<<<<< HEAD
 /// Most bytes the compressed parts of one payload (a batch of changes, a whole document) may
 /// inflate to; past it the payload is refused before automerge inflates anything.
 pub const MAX_INFLATED_BYTES: usize = 16 * 1024 * 1024;
 /// Most automerge chunks in one payload.
 pub const MAX_PAYLOAD_CHUNKS: usize = 65_536;
+=======
+
+// Peer-to-peer messages. The frame limit (`wire::MAX_MESSAGE_BYTES`) bounds the bytes; these
+// bound the items, checked while a message is decoded, so a frame of tiny items cannot inflate
+// into many times its size in memory.
+
+/// Most items in one reconciliation range: honest nodes send a range's items only when it has
+/// at most `reconcile::ITEMS_THRESHOLD` (12) and split it otherwise.
+pub const MAX_RANGE_ITEMS: usize = 64;
+/// Longest range bound: a prefix of a 16-byte document id.
+pub const MAX_RANGE_BOUND_BYTES: usize = 16;
+/// Most offers in one sync request or response; senders batch at this many.
+pub const MAX_SYNC_OFFERS: usize = 128;
+/// Most heads of one document in an offer or an announcement.
+pub const MAX_HEADS: usize = 1024;
+/// Most changes or change signatures in one offer: a document of at most
+/// [`MAX_DOCUMENT_BYTES`] holds far fewer changes than this.
+pub const MAX_OFFER_CHANGES: usize = 65_536;
+/// Longest signature on the wire (an ed25519 signature is 64 bytes).
+pub const MAX_SIGNATURE_BYTES: usize = 256;
+/// Longest reason given for a refusal, in bytes.
+pub const MAX_REASON_BYTES: usize = 4 * MAX_SHORT_TEXT;
+/// Most collections in one catalogue message; a node announces at most this many.
+pub const MAX_CATALOGUE_ITEMS: usize = 500;
+/// Longest name or title of a catalogue item, in bytes (a title is at most
+/// [`MAX_TITLE_CHARS`] characters of up to 4 bytes).
+pub const MAX_CATALOGUE_TEXT_BYTES: usize = 4 * MAX_TITLE_CHARS;
+>>>>>>> h-p2p

@@ -13,11 +13,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{MAX_RANGE_BOUND_BYTES, MAX_RANGE_ITEMS};
+
 /// Bytes of a fingerprint and of an item digest.
 pub const DIGEST_LEN: usize = 16;
 
 /// Ranges with at most this many items are sent as items rather than split.
 const ITEMS_THRESHOLD: usize = 12;
+const _: () = assert!(
+    ITEMS_THRESHOLD <= MAX_RANGE_ITEMS,
+    "honest ranges must be accepted"
+);
 
 /// A differing range is split into this many parts.
 const BRANCHING: usize = 16;
@@ -38,7 +44,8 @@ pub enum RangeBody {
     /// Settled: nothing to do.
     Skip,
     Fingerprint([u8; DIGEST_LEN]),
-    Items(Vec<Item>),
+    /// The range's items, sorted by id, at most [`MAX_RANGE_ITEMS`].
+    Items(#[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_RANGE_ITEMS>")] Vec<Item>),
 }
 
 /// A range from the previous part's upper bound (or the start) up to `upper`, exclusive; `None`
@@ -57,6 +64,14 @@ pub enum ReconcileError {
     TooManyParts(usize),
     #[error("reconciliation ranges are not in increasing order")]
     Unordered,
+    #[error("a reconciliation range has {0} items; at most {MAX_RANGE_ITEMS} are allowed")]
+    TooManyItems(usize),
+    #[error("a reconciliation range's items are not in increasing order of id, or not inside it")]
+    UnorderedItems,
+    #[error(
+        "a reconciliation range bound of {0} bytes; at most {MAX_RANGE_BOUND_BYTES} are allowed"
+    )]
+    BoundTooLong(usize),
 }
 
 /// The digest of a document's heads (sorted change hashes), as reconciled.
@@ -202,6 +217,11 @@ pub fn respond(set: &ItemSet, message: &[RangePart]) -> Result<Step, ReconcileEr
         {
             return Err(ReconcileError::Unordered);
         }
+        if let Some(up) = &part.upper
+            && up.len() > MAX_RANGE_BOUND_BYTES
+        {
+            return Err(ReconcileError::BoundTooLong(up.len()));
+        }
         let end = match &part.upper {
             Some(upper) => start + items[start..].partition_point(|i| i.id[..] < upper[..]),
             None => items.len(),
@@ -220,12 +240,8 @@ pub fn respond(set: &ItemSet, message: &[RangePart]) -> Result<Step, ReconcileEr
                 }
             }
             RangeBody::Items(theirs) => {
-                step.differing.extend(difference(ours, theirs));
-                step.they_lack.extend(
-                    ours.iter()
-                        .filter(|o| !theirs.iter().any(|t| t.id == o.id))
-                        .map(|o| o.id),
-                );
+                check_items(theirs, lower, part.upper.as_ref())?;
+                compare(ours, theirs, &mut step);
                 push(&mut step.reply, part.upper.clone(), RangeBody::Skip);
             }
         }
@@ -287,11 +303,54 @@ fn separator(last: &[u8; 16], next: &[u8; 16]) -> Vec<u8> {
     next[..=common].to_vec()
 }
 
-/// Ids present on one side only, or with different digests.
-fn difference<'a>(ours: &'a [Item], theirs: &'a [Item]) -> impl Iterator<Item = [u8; 16]> + 'a {
-    let missing_there = ours.iter().filter(|o| !theirs.contains(o)).map(|o| o.id);
-    let missing_here = theirs.iter().filter(|t| !ours.contains(t)).map(|t| t.id);
-    missing_there.chain(missing_here)
+/// Refuses a peer's items that are too many, not strictly increasing by id, or outside the
+/// range `[lower, upper)` they were sent for: honest nodes send a slice of their sorted set.
+fn check_items(
+    theirs: &[Item],
+    lower: Option<&Vec<u8>>,
+    upper: Option<&Vec<u8>>,
+) -> Result<(), ReconcileError> {
+    if theirs.len() > MAX_RANGE_ITEMS {
+        return Err(ReconcileError::TooManyItems(theirs.len()));
+    }
+    let increasing = theirs.windows(2).all(|w| w[0].id < w[1].id);
+    let inside = theirs.iter().all(|t| {
+        lower.is_none_or(|low| t.id[..] >= low[..]) && upper.is_none_or(|up| t.id[..] < up[..])
+    });
+    if increasing && inside {
+        Ok(())
+    } else {
+        Err(ReconcileError::UnorderedItems)
+    }
+}
+
+/// Records the ids present on one side only or with different digests, and those only we hold,
+/// in one merge walk over the two sorted lists.
+fn compare(ours: &[Item], theirs: &[Item], step: &mut Step) {
+    use std::cmp::Ordering;
+    let (mut o, mut t) = (ours.iter().peekable(), theirs.iter().peekable());
+    loop {
+        let order = match (o.peek(), t.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => a.id.cmp(&b.id),
+        };
+        match order {
+            Ordering::Less => {
+                let a = o.next().expect("peeked");
+                step.differing.push(a.id);
+                step.they_lack.push(a.id);
+            }
+            Ordering::Greater => step.differing.push(t.next().expect("peeked").id),
+            Ordering::Equal => {
+                let (a, b) = (o.next().expect("peeked"), t.next().expect("peeked"));
+                if a.digest != b.digest {
+                    step.differing.push(a.id);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +467,71 @@ mod tests {
         found.dedup();
         assert_eq!(found.len(), 200);
         assert!(bytes / 200 < 400, "{bytes} B for 200 differences");
+    }
+
+    fn item(n: u32, digest: u8) -> Item {
+        Item {
+            id: id(n),
+            digest: [digest; 16],
+        }
+    }
+
+    /// A range of items longer than any honest node sends is refused, not compared.
+    #[test]
+    fn too_many_items_in_a_range_are_refused() {
+        let theirs: Vec<Item> = (0..=MAX_RANGE_ITEMS as u32).map(|n| item(n, 1)).collect();
+        let message = [RangePart {
+            upper: None,
+            body: RangeBody::Items(theirs),
+        }];
+        assert_eq!(
+            respond(&ItemSet::default(), &message),
+            Err(ReconcileError::TooManyItems(MAX_RANGE_ITEMS + 1))
+        );
+        // Nor does it decode from the wire.
+        let bytes = postcard::to_allocvec(&message[..]).unwrap();
+        assert!(postcard::from_bytes::<Vec<RangePart>>(&bytes).is_err());
+    }
+
+    /// The merge walk needs sorted items inside their range; anything else is malformed.
+    #[test]
+    fn unsorted_or_misplaced_items_are_refused() {
+        let set = ItemSet::new((0..5).map(|n| item(n, 1)).collect());
+        let unsorted = [RangePart {
+            upper: None,
+            body: RangeBody::Items(vec![item(2, 1), item(1, 1)]),
+        }];
+        assert_eq!(
+            respond(&set, &unsorted),
+            Err(ReconcileError::UnorderedItems)
+        );
+        let outside = [RangePart {
+            upper: Some(id(3)[..4].to_vec()),
+            body: RangeBody::Items(vec![item(1, 1), item(4, 1)]),
+        }];
+        assert_eq!(respond(&set, &outside), Err(ReconcileError::UnorderedItems));
+        let long_bound = [RangePart {
+            upper: Some(vec![7; MAX_RANGE_BOUND_BYTES + 1]),
+            body: RangeBody::Skip,
+        }];
+        assert_eq!(
+            respond(&set, &long_bound),
+            Err(ReconcileError::BoundTooLong(MAX_RANGE_BOUND_BYTES + 1))
+        );
+    }
+
+    /// Items compared by the merge walk: one only here, one only there, one changed, one equal.
+    #[test]
+    fn items_are_compared_in_one_walk() {
+        let ours = ItemSet::new(vec![item(1, 1), item(2, 1), item(4, 1)]);
+        let message = [RangePart {
+            upper: None,
+            body: RangeBody::Items(vec![item(2, 9), item(3, 1), item(4, 1)]),
+        }];
+        let step = respond(&ours, &message).unwrap();
+        assert_eq!(step.differing, [id(1), id(2), id(3)]);
+        assert_eq!(step.they_lack, [id(1)]);
+        assert!(step.reply.is_empty());
     }
 
     proptest! {

@@ -1,12 +1,17 @@
 //! The messages peers exchange: `/minga/sync/1` requests and responses, and the gossip
 //! announcements. Encoded with postcard (compact, no field names); decoding is bounded by
 //! [`MAX_MESSAGE_BYTES`] and unknown trailing bytes are ignored so newer peers can extend them.
+//! Every list and text is bounded too (`crate::limits`), checked while it is decoded.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::Tombstone;
-use crate::reconcile::{Item, RangePart};
+use crate::limits::{
+    MAX_CATALOGUE_ITEMS, MAX_CATALOGUE_TEXT_BYTES, MAX_DOCUMENT_BYTES, MAX_HEADS,
+    MAX_OFFER_CHANGES, MAX_REASON_BYTES, MAX_SIGNATURE_BYTES, MAX_SYNC_OFFERS,
+};
+use crate::reconcile::{Item, MAX_PARTS, RangePart};
 
 /// Largest message: a batch of whole entries, each at most 1 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -27,10 +32,14 @@ pub enum Request {
     /// One step of reconciling a collection's set of documents.
     Reconcile {
         collection: [u8; 16],
+        #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_PARTS>")]
         parts: Vec<RangePart>,
     },
     /// Documents to bring level, offered by the side that found them differing.
-    Sync { offers: Vec<Offer> },
+    Sync {
+        #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_SYNC_OFFERS>")]
+        offers: Vec<Offer>,
+    },
     /// Which author runs the node: asked once per connection, so blocking a peer can hide
     /// its author's content.
     Operator,
@@ -49,20 +58,31 @@ pub const MAX_SINCE_ITEMS: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// The next reconciliation step; empty when every range is settled.
-    Reconcile { parts: Vec<RangePart> },
+    Reconcile {
+        #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_PARTS>")]
+        parts: Vec<RangePart>,
+    },
     /// One answer per offer, in order.
-    Sync { answers: Vec<Offer> },
+    Sync {
+        #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_SYNC_OFFERS>")]
+        answers: Vec<Offer>,
+    },
     /// Not served (a collection not followed, a blocked peer, a busy node); not an attack.
-    Refused { reason: String },
+    Refused {
+        #[serde(deserialize_with = "crate::bounded::string::<_, MAX_REASON_BYTES>")]
+        reason: String,
+    },
     /// The node's author key, and its signature vouching for the node's peer id.
     Operator {
         author: [u8; 32],
+        #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>")]
         signature: Vec<u8>,
     },
     /// The collection's documents changed since the asked position, the current position, and
     /// whether that is all of them.
     Since {
         seq: u64,
+        #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_SINCE_ITEMS>")]
         items: Vec<Item>,
         complete: bool,
     },
@@ -74,6 +94,7 @@ pub struct Offer {
     pub id: [u8; 16],
     pub kind: WireKind,
     /// The sender's heads after applying what it received; empty if it holds nothing.
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_HEADS>")]
     pub heads: Vec<[u8; 32]>,
     pub payload: Payload,
 }
@@ -83,11 +104,16 @@ pub struct Offer {
 pub enum Payload {
     Nothing,
     /// Changes the receiver lacks, each with its author's signature.
-    Changes(Vec<SignedBytes>),
+    Changes(
+        #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_OFFER_CHANGES>")]
+        Vec<SignedBytes>,
+    ),
     /// The whole saved document and the signatures of all its changes, for a receiver that
     /// holds none of it.
     Whole {
+        #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_DOCUMENT_BYTES>")]
         document: Vec<u8>,
+        #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_OFFER_CHANGES>")]
         signatures: Vec<HashSignature>,
     },
     /// The document was withdrawn.
@@ -97,7 +123,9 @@ pub enum Payload {
 /// A change's bytes and its signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedBytes {
+    #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_DOCUMENT_BYTES>")]
     pub change: Vec<u8>,
+    #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>")]
     pub signature: Vec<u8>,
 }
 
@@ -105,6 +133,7 @@ pub struct SignedBytes {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HashSignature {
     pub hash: [u8; 32],
+    #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>")]
     pub signature: Vec<u8>,
 }
 
@@ -114,19 +143,23 @@ pub struct Announcement {
     pub collection: [u8; 16],
     pub id: [u8; 16],
     pub kind: WireKind,
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_HEADS>")]
     pub heads: Vec<[u8; 32]>,
 }
 
 /// Gossip on the catalogue topic: collections a node carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalogue {
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_CATALOGUE_ITEMS>")]
     pub collections: Vec<CatalogueItem>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogueItem {
     pub id: [u8; 16],
+    #[serde(deserialize_with = "crate::bounded::string::<_, MAX_CATALOGUE_TEXT_BYTES>")]
     pub name: String,
+    #[serde(deserialize_with = "crate::bounded::string::<_, MAX_CATALOGUE_TEXT_BYTES>")]
     pub title: String,
 }
 
@@ -175,6 +208,36 @@ mod tests {
             decode::<Request>(&encode(&request), MAX_MESSAGE_BYTES),
             Ok(request)
         );
+    }
+
+    /// Lists and texts past their bounds are malformed messages, refused while decoding.
+    #[test]
+    fn lists_and_texts_past_their_bounds_are_refused() {
+        let offer = Offer {
+            id: [1; 16],
+            kind: WireKind::Entry,
+            heads: Vec::new(),
+            payload: Payload::Nothing,
+        };
+        let offers = |n| Request::Sync {
+            offers: vec![offer.clone(); n],
+        };
+        let decoded = |r: &Request| decode::<Request>(&encode(r), MAX_MESSAGE_BYTES);
+        assert!(decoded(&offers(MAX_SYNC_OFFERS)).is_ok());
+        assert!(matches!(
+            decoded(&offers(MAX_SYNC_OFFERS + 1)),
+            Err(WireError::Malformed(_))
+        ));
+        let catalogue = |name: String| Catalogue {
+            collections: vec![CatalogueItem {
+                id: [2; 16],
+                name,
+                title: String::new(),
+            }],
+        };
+        let decoded = |c: &Catalogue| decode::<Catalogue>(&encode(c), MAX_GOSSIP_BYTES);
+        assert!(decoded(&catalogue("a".repeat(MAX_CATALOGUE_TEXT_BYTES))).is_ok());
+        assert!(decoded(&catalogue("a".repeat(MAX_CATALOGUE_TEXT_BYTES + 1))).is_err());
     }
 
     proptest! {

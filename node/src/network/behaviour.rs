@@ -33,8 +33,21 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Most connections a node keeps, and per peer: a crowd of peers cannot exhaust a small PC.
+/// Per peer: a direct and a relayed connection, and one more while two nodes dial each other.
 const MAX_CONNECTIONS: u32 = 256;
-const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+const MAX_CONNECTIONS_PER_PEER: u32 = 3;
+/// Of [`MAX_CONNECTIONS`], most that peers opened: dialled ones (bootstrap peers) always fit.
+const MAX_INCOMING: u32 = 192;
+/// Incoming connections still in their handshake.
+const MAX_PENDING_INCOMING: u32 = 64;
+
+/// Streams open at once on one connection, ours and the peer's together (libp2p counts both,
+/// and an inbound one until it is answered): a node keeps at most 8 sync requests in flight to
+/// a peer (`network::MAX_IN_FLIGHT`), and 8 blob requests (4 per download, 2 downloads:
+/// `blobs::MAX_PER_PEER`, `blobs::MAX_DOWNLOADS`), so 8 of ours and 8 of the peer's. With
+/// frames held as they arrive, a peer's streams hold at most what it actually sent, within
+/// this × [`MAX_CONNECTIONS_PER_PEER`] frames of the frame limit.
+const MAX_STREAMS: usize = 16;
 
 /// gossipsub's heartbeat: mesh upkeep and the IHAVE gossip of recent messages.
 const GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
@@ -177,7 +190,8 @@ pub fn build(
             let limits = connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(MAX_CONNECTIONS))
                 .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
-                .with_max_pending_incoming(Some(64));
+                .with_max_established_incoming(Some(MAX_INCOMING))
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING));
             Ok(Behaviour {
                 limits: connection_limits::Behaviour::new(limits),
                 relay_client,
@@ -201,14 +215,14 @@ pub fn build(
                     [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(REQUEST_TIMEOUT)
-                        .with_max_concurrent_streams(16),
+                        .with_max_concurrent_streams(MAX_STREAMS),
                 ),
                 blob: request_response::Behaviour::with_codec(
                     BlobCodec,
                     [(BLOB_PROTOCOL, request_response::ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(BLOB_REQUEST_TIMEOUT)
-                        .with_max_concurrent_streams(16),
+                        .with_max_concurrent_streams(MAX_STREAMS),
                 ),
             })
         })?

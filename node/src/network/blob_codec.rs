@@ -1,6 +1,6 @@
 //! Framing of `/minga/blob/1`: a request is one small length-prefixed postcard message; a
 //! response is a length-prefixed postcard header followed by the raw bao encoding it announces
-//! (no second copy through serde), never more than [`MAX_RESPONSE_BYTES`].
+//! (no second copy through serde), never more than [`MAX_RESPONSE_BYTES`], held as it arrives.
 
 use std::io;
 
@@ -10,6 +10,8 @@ use minga_protocol::blob::{BlobRequest, BlobResponseHead, MAX_RESPONSE_BYTES};
 use minga_protocol::wire;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use super::codec::read_body;
 
 /// The versioned name of the blob protocol.
 pub const BLOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/minga/blob/1");
@@ -53,8 +55,8 @@ impl libp2p::request_response::Codec for BlobCodec {
                 "an encoding of {len} bytes is over the limit of {MAX_RESPONSE_BYTES}"
             )));
         }
-        let mut encoded = vec![0u8; len as usize];
-        io.read_exact(&mut encoded).await?;
+        let mut encoded = Vec::new();
+        read_body(io, len as usize, &mut encoded).await?;
         Ok(BlobReply { head, encoded })
     }
 

@@ -6,6 +6,10 @@
 //! task before a byte is written. A peer whose bytes fail is dropped and not asked again; one
 //! that lacks the blob is skipped for a while. The verified prefix is recorded every few MiB
 //! (after an fsync), so a restart resumes from it.
+//!
+//! A download that no connected peer can serve (every one lacks the blob, or none is connected)
+//! gives its slot up and waits, twice as long after each such attempt up to an hour, or until
+//! a peer connects: attachments nobody holds never keep the others waiting.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -38,6 +42,13 @@ const MAX_SERVING: usize = 4;
 /// Finished pieces of work waiting for the network task.
 const DONE_QUEUE: usize = 64;
 
+/// A download no peer could serve is not started again for this long, doubled after each
+/// such attempt up to [`MAX_BACKOFF`]; a peer connecting ends the wait.
+const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Missing blobs considered per plan, smallest first: only [`MAX_DOWNLOADS`] run at once.
+const MAX_WANTED: usize = 1024;
+
 /// How often downloads are planned and the rate allowance refilled.
 pub const PLAN_EVERY: Duration = Duration::from_millis(250);
 
@@ -69,6 +80,8 @@ struct Fetch {
     /// Verified ranges beyond the prefix.
     done: BTreeSet<u64>,
     in_flight: usize,
+    /// Ranges received and being verified.
+    verifying: usize,
     per_peer: HashMap<PeerId, usize>,
     lacking: HashMap<PeerId, Instant>,
     recorded: u64,
@@ -78,12 +91,50 @@ struct Fetch {
     finishing: bool,
 }
 
+impl Fetch {
+    /// Whether the download is waiting on nothing and none of the connected peers can be asked
+    /// (`askable`): then it gives its slot up.
+    fn stalled(&self, askable: bool) -> bool {
+        let to_ask = !self.retry.is_empty() || self.next < self.size;
+        self.ready
+            && !self.finishing
+            && !self.recording
+            && self.in_flight == 0
+            && self.verifying == 0
+            && to_ask
+            && !askable
+    }
+}
+
+/// A blob no peer could serve: how often that happened, and when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unavailable {
+    attempts: u32,
+    until: Instant,
+}
+
+impl Unavailable {
+    /// After one more attempt that found no peer, at `now`.
+    fn after(previous: Option<Unavailable>, now: Instant) -> Self {
+        let attempts = previous.map_or(1, |p| p.attempts.saturating_add(1));
+        let wait = FIRST_BACKOFF
+            .saturating_mul(1 << (attempts - 1).min(16))
+            .min(MAX_BACKOFF);
+        Unavailable {
+            attempts,
+            until: now + wait,
+        }
+    }
+}
+
 /// The fetching and serving side of blobs; owned by the network task.
 pub struct Fetcher {
     blobs: BlobStore,
     limits: BlobLimits,
     mirror: bool,
     fetches: HashMap<BlobHash, Fetch>,
+    /// Wanted blobs no peer could serve, waiting before they are tried again.
+    unavailable: HashMap<BlobHash, Unavailable>,
     requests: HashMap<OutboundRequestId, (BlobHash, u64, PeerId)>,
     /// Peers that served bytes that failed verification, not asked again this run.
     distrusted: HashSet<PeerId>,
@@ -103,6 +154,7 @@ impl Fetcher {
             limits,
             mirror,
             fetches: HashMap::new(),
+            unavailable: HashMap::new(),
             requests: HashMap::new(),
             distrusted: HashSet::new(),
             done_tx,
@@ -151,8 +203,18 @@ impl Fetcher {
         self.publish();
     }
 
-    /// Missing blobs of held entries, smallest first, within the budget unless a mirror.
-    fn wanted(&self) -> Result<Vec<(BlobHash, u64)>, crate::StoreError> {
+    /// A peer connected: blobs no peer could serve are tried again at the next plan.
+    pub fn peer_connected(&mut self) {
+        let now = Instant::now();
+        for unavailable in self.unavailable.values_mut() {
+            unavailable.until = unavailable.until.min(now);
+        }
+    }
+
+    /// Missing blobs of held entries, smallest first, within the budget unless a mirror, and
+    /// at most [`MAX_WANTED`]; those waiting after no peer could serve them are left out (and
+    /// forgotten once no longer missing).
+    fn wanted(&mut self) -> Result<Vec<(BlobHash, u64)>, crate::StoreError> {
         let store = self.blobs.store();
         let mut held = 0u64;
         let mut missing = Vec::new();
@@ -166,13 +228,19 @@ impl Fetcher {
             }
         }
         missing.sort();
+        let missing_hashes: HashSet<BlobHash> = missing.iter().map(|(_, h)| *h).collect();
+        self.unavailable.retain(|h, _| missing_hashes.contains(h));
+        let now = Instant::now();
         let mut wanted = Vec::new();
         for (size, hash) in missing {
-            if !self.mirror && held + size > self.limits.fetch_budget {
+            if !self.mirror && held + size > self.limits.fetch_budget || wanted.len() == MAX_WANTED
+            {
                 break;
             }
             held += size;
-            wanted.push((hash, size));
+            if self.unavailable.get(&hash).is_none_or(|u| u.until <= now) {
+                wanted.push((hash, size));
+            }
         }
         Ok(wanted)
     }
@@ -187,6 +255,7 @@ impl Fetcher {
                 retry: BTreeSet::new(),
                 done: BTreeSet::new(),
                 in_flight: 0,
+                verifying: 0,
                 per_peer: HashMap::new(),
                 lacking: HashMap::new(),
                 recorded: 0,
@@ -251,6 +320,22 @@ impl Fetcher {
             };
             let id = swarm.behaviour_mut().blob.send_request(&peer, request);
             self.requests.insert(id, (*hash, start, peer));
+        }
+        let askable = connected
+            .iter()
+            .any(|p| !self.distrusted.contains(p) && !fetch.lacking.contains_key(p));
+        if fetch.stalled(askable) {
+            let previous = self.unavailable.get(hash).copied();
+            let unavailable = Unavailable::after(previous, now);
+            tracing::info!(
+                %hash,
+                attempts = unavailable.attempts,
+                "no connected peer has this blob; its download waits {:?}",
+                unavailable.until - now
+            );
+            self.unavailable.insert(*hash, unavailable);
+            self.fetches.remove(hash);
+            self.blobs.progress().downloads.remove(&hash.to_hex());
         }
     }
 
@@ -334,6 +419,7 @@ impl Fetcher {
         let size = fetch.size;
         match reply.head {
             BlobResponseHead::Range { size: theirs, .. } if theirs == size => {
+                fetch.verifying += 1;
                 let len = RANGE_BYTES.min(size - start);
                 let blobs = self.blobs.clone();
                 let done = self.done_tx.clone();
@@ -395,6 +481,7 @@ impl Fetcher {
                 let Some(fetch) = self.fetches.get_mut(&hash) else {
                     return drops;
                 };
+                fetch.verifying = fetch.verifying.saturating_sub(1);
                 match outcome {
                     Ok(()) => {
                         fetch.done.insert(start);
@@ -578,6 +665,68 @@ mod tests {
 
     use super::*;
     use crate::{Commons, DataDir};
+
+    fn fetch(size: u64) -> Fetch {
+        Fetch {
+            size,
+            prefix: 0,
+            next: 0,
+            retry: BTreeSet::new(),
+            done: BTreeSet::new(),
+            in_flight: 0,
+            verifying: 0,
+            per_peer: HashMap::new(),
+            lacking: HashMap::new(),
+            recorded: 0,
+            recording: false,
+            ready: true,
+            finishing: false,
+        }
+    }
+
+    /// A download with nothing in flight and no peer to ask gives its slot up; one still
+    /// waiting for a range, or with a peer left to ask, or whole, keeps it.
+    #[test]
+    fn a_download_no_peer_can_serve_is_stalled() {
+        let waiting = fetch(3 * RANGE_BYTES);
+        assert!(waiting.stalled(false));
+        assert!(!waiting.stalled(true));
+        let asking = Fetch {
+            in_flight: 1,
+            ..fetch(3 * RANGE_BYTES)
+        };
+        assert!(!asking.stalled(false));
+        let verifying = Fetch {
+            verifying: 1,
+            ..fetch(3 * RANGE_BYTES)
+        };
+        assert!(!verifying.stalled(false));
+        let whole = Fetch {
+            next: RANGE_BYTES,
+            prefix: RANGE_BYTES,
+            ..fetch(RANGE_BYTES)
+        };
+        assert!(!whole.stalled(false));
+    }
+
+    /// Each attempt that finds no peer doubles the wait, up to the cap.
+    #[test]
+    fn attempts_back_off_exponentially_up_to_a_cap() {
+        let now = Instant::now();
+        let mut unavailable = None;
+        let mut waits = Vec::new();
+        for _ in 0..40 {
+            let next = Unavailable::after(unavailable, now);
+            waits.push(next.until - now);
+            unavailable = Some(next);
+        }
+        assert_eq!(waits[0], FIRST_BACKOFF);
+        assert_eq!(waits[1], 2 * FIRST_BACKOFF);
+        assert_eq!(waits[2], 4 * FIRST_BACKOFF);
+        assert!(waits.iter().all(|w| *w <= MAX_BACKOFF));
+        assert_eq!(*waits.last().unwrap(), MAX_BACKOFF);
+        assert_eq!(unavailable.unwrap().attempts, 40);
+    }
 
     /// A peer that learnt a private entry's attachment hash gets nothing; a shared entry's
     /// attachment is served.

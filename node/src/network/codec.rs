@@ -1,6 +1,7 @@
 //! Framing of `/minga/sync/1`: one length-prefixed postcard message per stream direction, never
 //! more than [`MAX_MESSAGE_BYTES`]; an oversized or malformed frame is an error, which drops
-//! the stream and is counted against the peer.
+//! the stream and is counted against the peer. A frame's bytes are held as they arrive, never
+//! allocated ahead from the length it declares.
 
 use std::io;
 
@@ -90,10 +91,31 @@ async fn read_frame<T: AsyncRead + Unpin, M: DeserializeOwned>(io: &mut T) -> io
             format!("frame of {len} bytes is over the limit of {MAX_MESSAGE_BYTES}"),
         ));
     }
-    let mut bytes = vec![0u8; len];
-    io.read_exact(&mut bytes).await?;
+    let mut bytes = Vec::new();
+    read_body(io, len, &mut bytes).await?;
     wire::decode(&bytes, MAX_MESSAGE_BYTES)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The buffer a frame starts with; it grows (doubling) only as bytes arrive.
+const INITIAL_FRAME_CAPACITY: usize = 8 * 1024;
+
+/// Reads exactly `len` bytes into `bytes`, growing it as they arrive: a peer that declares a
+/// 16 MiB frame and sends a few bytes makes the node hold a few bytes, not 16 MiB.
+pub(super) async fn read_body<T: AsyncRead + Unpin>(
+    io: &mut T,
+    len: usize,
+    bytes: &mut Vec<u8>,
+) -> io::Result<()> {
+    bytes.reserve(len.min(INITIAL_FRAME_CAPACITY));
+    io.take(len as u64).read_to_end(bytes).await?;
+    if bytes.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("a frame of {len} bytes ended after {}", bytes.len()),
+        ));
+    }
+    Ok(())
 }
 
 async fn write_frame<T: AsyncWrite + Unpin, M: Serialize>(
@@ -110,4 +132,39 @@ async fn write_frame<T: AsyncWrite + Unpin, M: Serialize>(
     io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
     io.write_all(&bytes).await?;
     io.close().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame declaring the largest length and then closing after 1,000 bytes: the reader
+    /// fails having held about what arrived, never the declared 16 MiB.
+    #[tokio::test]
+    async fn a_declared_huge_frame_is_not_allocated_ahead() {
+        let mut sent = (MAX_MESSAGE_BYTES as u32).to_be_bytes().to_vec();
+        sent.extend_from_slice(&[0u8; 1000]);
+        let mut io = futures::io::Cursor::new(sent);
+        let mut prefix = [0u8; 4];
+        io.read_exact(&mut prefix).await.unwrap();
+        let mut bytes = Vec::new();
+        let read = read_body(&mut io, u32::from_be_bytes(prefix) as usize, &mut bytes).await;
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(bytes.len(), 1000);
+        assert!(
+            bytes.capacity() <= 2 * INITIAL_FRAME_CAPACITY,
+            "{}",
+            bytes.capacity()
+        );
+    }
+
+    /// Frames arriving whole still decode.
+    #[tokio::test]
+    async fn whole_frames_round_trip() {
+        let request = Request::Operator;
+        let mut sent = futures::io::Cursor::new(Vec::new());
+        write_frame(&mut sent, &request).await.unwrap();
+        let mut io = futures::io::Cursor::new(sent.into_inner());
+        assert_eq!(read_frame::<_, Request>(&mut io).await.unwrap(), request);
+    }
 }

@@ -24,7 +24,7 @@ use crate::store::{SourceTag, source_tag};
 use crate::{Error, Handle, Store};
 
 /// Most offers in one sync request.
-const MAX_OFFERS: usize = 128;
+const MAX_OFFERS: usize = minga_protocol::limits::MAX_SYNC_OFFERS;
 
 /// A batch stops growing past this many bytes of payload.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;

@@ -261,3 +261,77 @@ fn private_entries_and_unconsented_histories_never_cross_the_wire() {
     };
     assert!(matches!(answers[0].payload, Payload::Whole { .. }));
 }
+
+/// Lists longer than any honest node sends are malformed messages: a reconciliation range of
+/// thousands of items (once compared quadratically on the node's runtime), more offers than a
+/// batch holds, items out of order. The peer is dropped each time and the node goes on
+/// answering.
+#[test]
+fn oversized_and_unordered_lists_drop_the_peer() {
+    use minga_protocol::limits::{MAX_RANGE_ITEMS, MAX_SYNC_OFFERS};
+    use minga_protocol::reconcile::{self, Item, RangeBody, RangePart};
+    use minga_protocol::wire::Response;
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let collection: DocumentId = node.post("/api/v1/collections", r#"{"name": "c"}"#).1["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let addr = node.p2p_addr();
+    let mut peer = Hostile::new();
+    let items = |n: u32| -> Vec<Item> {
+        (0..n)
+            .map(|i| {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                Item {
+                    id,
+                    digest: [1; 16],
+                }
+            })
+            .collect()
+    };
+    let reconcile = |items: Vec<Item>| Request::Reconcile {
+        collection: *collection.as_bytes(),
+        parts: vec![RangePart {
+            upper: None,
+            body: RangeBody::Items(items),
+        }],
+    };
+
+    let huge = reconcile(items(20_000));
+    assert_eq!(peer.send(&addr, Hostile::frame(&huge)), Outcome::Dropped);
+    let mut unordered = items(3);
+    unordered.reverse();
+    assert_eq!(
+        peer.send(&addr, Hostile::frame(&reconcile(unordered))),
+        Outcome::Dropped
+    );
+    let Request::Sync { offers } = offer(collection, Payload::Nothing) else {
+        unreachable!()
+    };
+    let too_many = Request::Sync {
+        offers: vec![offers[0].clone(); MAX_SYNC_OFFERS + 1],
+    };
+    assert_eq!(
+        peer.send(&addr, Hostile::frame(&too_many)),
+        Outcome::Dropped
+    );
+
+    // A range as long as an honest node may send is answered.
+    let honest = reconcile(items(MAX_RANGE_ITEMS as u32));
+    assert!(matches!(
+        response(peer.send(&addr, Hostile::frame(&honest))),
+        Response::Reconcile { .. }
+    ));
+    let ask = Request::Reconcile {
+        collection: *collection.as_bytes(),
+        parts: reconcile::initiate(&reconcile::ItemSet::default()),
+    };
+    assert!(matches!(
+        response(peer.send(&addr, Hostile::frame(&ask))),
+        Response::Reconcile { .. }
+    ));
+}
