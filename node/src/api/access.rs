@@ -200,8 +200,16 @@ mod tests {
     fn lan_writes_need_a_credential() {
         let access = Access::new(false, "t0k".into(), Some("minga-2026".into()));
         assert!(access.admit(&headers(&[]), CLIENT).is_err());
-        assert!(access.admit(&headers(&[(CODE_HEADER, "wrong")]), CLIENT).is_err());
-        assert!(access.admit(&headers(&[(CODE_HEADER, "minga-2026")]), CLIENT).is_ok());
+        assert!(
+            access
+                .admit(&headers(&[(CODE_HEADER, "wrong")]), CLIENT)
+                .is_err()
+        );
+        assert!(
+            access
+                .admit(&headers(&[(CODE_HEADER, "minga-2026")]), CLIENT)
+                .is_ok()
+        );
         assert!(access.allows(&headers(&[("authorization", "Bearer t0k")])));
         assert!(access.login("nope", CLIENT).unwrap().is_none());
         let session = access.login("minga-2026", CLIENT).unwrap().unwrap();
@@ -214,7 +222,11 @@ mod tests {
     fn no_code_means_no_lan_writes() {
         let access = Access::new(false, "t0k".into(), None);
         assert!(access.login("", CLIENT).unwrap().is_none());
-        assert!(access.admit(&headers(&[(CODE_HEADER, "")]), CLIENT).is_err());
+        assert!(
+            access
+                .admit(&headers(&[(CODE_HEADER, "")]), CLIENT)
+                .is_err()
+        );
     }
 
     #[test]
@@ -233,11 +245,20 @@ mod tests {
         let access = Access::new(false, "t0k".into(), Some("minga-2026".into()));
         let wrong = headers(&[(CODE_HEADER, "guess")]);
         for _ in 0..super::super::throttle::MAX_WRONG_CODES {
-            assert!(matches!(access.admit(&wrong, CLIENT), Err(Error::Forbidden(_))));
+            assert!(matches!(
+                access.admit(&wrong, CLIENT),
+                Err(Error::Forbidden(_))
+            ));
         }
         let right = headers(&[(CODE_HEADER, "minga-2026")]);
-        assert!(matches!(access.admit(&right, CLIENT), Err(Error::TooManyAttempts(_))));
-        assert!(matches!(access.login("minga-2026", CLIENT), Err(Error::TooManyAttempts(_))));
+        assert!(matches!(
+            access.admit(&right, CLIENT),
+            Err(Error::TooManyAttempts(_))
+        ));
+        assert!(matches!(
+            access.login("minga-2026", CLIENT),
+            Err(Error::TooManyAttempts(_))
+        ));
         let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 10));
         assert!(access.admit(&right, other).is_ok());
     }

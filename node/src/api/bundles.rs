@@ -130,7 +130,10 @@ mod tests {
         std::fs::create_dir(&drive).unwrap();
         let dirs = BundleDirs::open(home.clone(), vec![drive.clone()]).unwrap();
         let home = home.canonicalize().unwrap();
-        assert_eq!(dirs.confine(Path::new("a.mbundle")).unwrap(), home.join("a.mbundle"));
+        assert_eq!(
+            dirs.confine(Path::new("a.mbundle")).unwrap(),
+            home.join("a.mbundle")
+        );
         assert_eq!(
             dirs.confine(&drive.join("b")).unwrap(),
             drive.canonicalize().unwrap().join("b")

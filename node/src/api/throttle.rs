@@ -58,7 +58,10 @@ impl Throttle {
         if !clients.contains_key(&ip) && clients.len() >= MAX_CLIENTS {
             clients.retain(|_, s| now < s.since + WINDOW);
             if clients.len() >= MAX_CLIENTS {
-                let stalest = clients.iter().min_by_key(|(_, s)| s.since).map(|(ip, _)| *ip);
+                let stalest = clients
+                    .iter()
+                    .min_by_key(|(_, s)| s.since)
+                    .map(|(ip, _)| *ip);
                 if let Some(stalest) = stalest {
                     clients.remove(&stalest);
                 }
@@ -96,7 +99,10 @@ mod tests {
         }
         let refused = throttle.check_at(ip(1), start).unwrap_err();
         assert!(matches!(refused, Error::TooManyAttempts(s) if s == WINDOW.as_secs()));
-        assert!(throttle.check_at(ip(2), start).is_ok(), "others are not locked");
+        assert!(
+            throttle.check_at(ip(2), start).is_ok(),
+            "others are not locked"
+        );
         assert!(throttle.check_at(ip(1), start + WINDOW).is_ok());
         throttle.wrong_at(ip(1), start + WINDOW);
         assert!(throttle.check_at(ip(1), start + WINDOW).is_ok());

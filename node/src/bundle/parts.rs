@@ -5,8 +5,8 @@
 //! A bundle of one part is the file itself (`FILE`); a larger one is `FILE.001`, `FILE.002`, …
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use minga_protocol::bundle::{BundleError, MAGIC, PART_HEADER_LEN, PartHeader};
