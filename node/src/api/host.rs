@@ -50,7 +50,13 @@ impl Hosts {
         if LOOPBACK_NAMES.contains(&name.as_str()) || self.names.contains(&name) {
             return true;
         }
-        let literal = name.trim_start_matches('[').trim_end_matches(']');
+        let literal = match name.strip_prefix('[') {
+            Some(v6) => match v6.strip_suffix(']') {
+                Some(v6) => v6,
+                None => return false,
+            },
+            None => name.as_str(),
+        };
         let Ok(ip) = literal.parse::<IpAddr>() else {
             return false;
         };
