@@ -179,6 +179,15 @@ pub struct NodeArgs {
     /// [default: 0, or `blob_rate_kib` in config.toml]
     #[arg(long)]
     pub blob_rate_kib: Option<u64>,
+    /// A host name the API answers to besides loopback, its own addresses and this machine's
+    /// name (repeatable), e.g. minga.local. [also `api_hosts` in config.toml]
+    #[arg(long = "api-host")]
+    pub api_hosts: Vec<String>,
+    /// A directory the API may export bundles to and import them from besides
+    /// <data dir>/bundles/ (repeatable), e.g. a USB drive's mount point.
+    /// [also `bundle_dirs` in config.toml]
+    #[arg(long = "bundle-dir")]
+    pub bundle_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

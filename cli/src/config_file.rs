@@ -14,6 +14,8 @@
 //! max_blob_mb = 2048
 //! blob_budget_mb = 4096
 //! blob_rate_kib = 0
+//! api_hosts = ["minga.local"]
+//! bundle_dirs = ["/media/usb"]
 //! ```
 
 use std::net::SocketAddr;
@@ -53,6 +55,12 @@ pub struct ConfigFile {
     pub blob_budget_mb: Option<u64>,
     /// KiB per second of attachments fetched; 0 for no limit.
     pub blob_rate_kib: Option<u64>,
+    /// Host names the API answers to beyond loopback, its addresses and the machine's name.
+    #[serde(default)]
+    pub api_hosts: Vec<String>,
+    /// Directories the API may use for bundles beyond `<data dir>/bundles/`.
+    #[serde(default)]
+    pub bundle_dirs: Vec<std::path::PathBuf>,
 }
 
 /// Parses the file's addresses.

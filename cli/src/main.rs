@@ -303,6 +303,8 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
             .or(file.search_writer_mb)
             .map_or(WebConfig::default().search_writer_bytes, |mb| mb << 20),
         contributor_code,
+        hosts: [args.api_hosts, file.api_hosts.clone()].concat(),
+        bundle_dirs: [args.bundle_dirs, file.bundle_dirs.clone()].concat(),
     };
     if web.search_writer_bytes < minga_node::search::MIN_WRITER_BYTES {
         anyhow::bail!("--search-writer-mb must be at least 15");

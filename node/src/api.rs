@@ -13,7 +13,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::bundle::{ExportRequest, ImportRequest};
 use crate::network::{NetCommand, NetHandle};
 use crate::queries::{self, ListParams};
 use crate::{BlobLimits, BlobStore, Error, Handle, Store};
@@ -22,8 +21,11 @@ use body::{CappedBytes, JsonBody, parse_json};
 pub mod access;
 pub(crate) mod blobs;
 pub(crate) mod body;
+pub mod bundles;
 mod export;
+pub mod host;
 mod openapi;
+mod throttle;
 
 /// Largest request body: an entry's document is at most 1 MiB, and JSON escaping adds to it.
 pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
@@ -43,6 +45,10 @@ pub struct AppState {
     pub search: std::sync::Arc<crate::SearchIndex>,
     /// Who may write.
     pub access: std::sync::Arc<access::Access>,
+    /// The `Host` names requests may give.
+    pub hosts: std::sync::Arc<host::Hosts>,
+    /// Where bundle routes may read and write.
+    pub bundle_dirs: std::sync::Arc<bundles::BundleDirs>,
 }
 
 impl AppState {
@@ -80,8 +86,8 @@ pub fn router(state: AppState) -> Router {
             get(get_entry).patch(patch_entry).delete(delete_entry),
         )
         .route("/api/v1/entries/{id}/history", get(entry_history))
-        .route("/api/v1/bundles/export", post(export_bundle))
-        .route("/api/v1/bundles/import", post(import_bundle))
+        .route("/api/v1/bundles/export", post(bundles::export))
+        .route("/api/v1/bundles/import", post(bundles::import))
         .route("/api/v1/blobs", get(blobs::list).post(blobs::add))
         .route("/api/v1/blobs/{hash}", get(blobs::get))
         .route("/api/v1/openapi.json", get(openapi::serve))
@@ -93,6 +99,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            host::guard,
+        ))
         .with_state(state)
 }
 
@@ -114,7 +124,13 @@ impl IntoResponse for ApiError {
             tracing::error!("request failed: {}", self.0);
         }
         let body = json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Error::TooManyAttempts(seconds) = self.0 {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -280,43 +296,6 @@ async fn delete_entry(
     let reason = from_body.reason.or(from_query.reason).unwrap_or_default();
     let stone = state.handle.delete_entry(id, reason).await?;
     Ok(Json(json!({"deleted": stone.entry, "tombstone": stone})).into_response())
-}
-
-/// Writes a bundle to a path on this machine (the API listens on loopback only).
-#[utoipa::path(post, path = "/api/v1/bundles/export", tag = "bundles", request_body(content = Object, description = "{collection? | all, out: absolute path}", content_type = "application/json"), responses((status = 200, description = "the bundle's summary")))]
-async fn export_bundle(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<ExportRequest>,
-) -> ApiResult<Response> {
-    absolute(&request.out)?;
-    let summary = state
-        .handle
-        .export_bundle(request, Box::new(|_| {}))
-        .await?;
-    Ok(Json(summary).into_response())
-}
-
-/// Imports a bundle from a path on this machine.
-#[utoipa::path(post, path = "/api/v1/bundles/import", tag = "bundles", request_body(content = Object, description = "{file: absolute path}", content_type = "application/json"), responses((status = 200, description = "the import's summary")))]
-async fn import_bundle(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<ImportRequest>,
-) -> ApiResult<Response> {
-    absolute(&request.file)?;
-    let summary = state
-        .handle
-        .import_bundle(request, Box::new(|_| {}))
-        .await?;
-    Ok(Json(summary).into_response())
-}
-
-/// The node's working directory is not the client's: bundle paths must be absolute.
-fn absolute(path: &std::path::Path) -> Result<(), ApiError> {
-    if path.is_absolute() {
-        Ok(())
-    } else {
-        Err(Error::BadRequest(format!("{} is not an absolute path", path.display())).into())
-    }
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]

@@ -1,6 +1,7 @@
 //! The configuration a node runs on, validated from the command line by the CLI.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crate::DataDir;
 
@@ -32,6 +33,13 @@ pub struct WebConfig {
     /// The code LAN contributors give to write (`--contributor-code`); with none, only this
     /// machine writes.
     pub contributor_code: Option<String>,
+    /// Host names the API answers to beyond loopback, its own address and this machine's
+    /// name (`api_hosts` in config.toml, `--api-host`): e.g. `minga.local`.
+    pub hosts: Vec<String>,
+    /// Directories the API may export bundles to and import them from, beyond
+    /// `<data dir>/bundles/` (`bundle_dirs` in config.toml, `--bundle-dir`): e.g. the mount
+    /// point of a removable drive.
+    pub bundle_dirs: Vec<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -39,6 +47,8 @@ impl Default for WebConfig {
         WebConfig {
             search_writer_bytes: crate::search::DEFAULT_WRITER_BYTES,
             contributor_code: None,
+            hosts: Vec::new(),
+            bundle_dirs: Vec::new(),
         }
     }
 }

@@ -76,6 +76,12 @@ impl DataDir {
         self.root.join("search")
     }
 
+    /// Where the API exports bundles to and imports them from, by default (see
+    /// `crate::api::bundles`).
+    pub fn bundles_dir(&self) -> PathBuf {
+        self.root.join("bundles")
+    }
+
     pub fn api_addr_file(&self) -> PathBuf {
         self.root.join("api.addr")
     }

@@ -21,6 +21,15 @@ pub enum Error {
     TooLarge(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A request whose `Host` is not this node (DNS rebinding).
+    #[error("{0}")]
+    Misdirected(String),
+    /// A bundle path outside the directories the API may use.
+    #[error("{0}")]
+    PathNotAllowed(String),
+    /// Too many wrong codes from one client: try again after this many seconds.
+    #[error("too many wrong codes from this address; try again in {0} s")]
+    TooManyAttempts(u64),
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error(transparent)]
@@ -83,6 +92,9 @@ impl Error {
         match self {
             Error::BadRequest(_) | Error::MalformedId(_) | Error::MalformedHash(_) => 400,
             Error::Forbidden(_) => 403,
+            Error::Misdirected(_) => 421,
+            Error::PathNotAllowed(_) => 422,
+            Error::TooManyAttempts(_) => 429,
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::TooLarge(_) => 413,
@@ -95,6 +107,11 @@ impl Error {
             Error::Import(_) => 422,
             Error::Export(ExportError::Select(_) | ExportError::PartSize { .. }) => 400,
             Error::Export(ExportError::Since { .. }) => 422,
+            Error::Export(ExportError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                409
+            }
             Error::Export(_) => 500,
         }
     }
@@ -108,6 +125,9 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too_large",
             Error::Forbidden(_) => "forbidden",
+            Error::Misdirected(_) => "misdirected",
+            Error::PathNotAllowed(_) => "path_not_allowed",
+            Error::TooManyAttempts(_) => "too_many_attempts",
             Error::Refused(r) => r.code(),
             Error::Rejected(_) => "rejected",
             Error::Store(_) | Error::Keys(_) | Error::Search(_) | Error::Internal(_) => "internal",
@@ -117,6 +137,11 @@ impl Error {
             Error::Import(_) => "bad_bundle",
             Error::Export(ExportError::Select(_) | ExportError::PartSize { .. }) => "bad_request",
             Error::Export(ExportError::Since { .. }) => "bad_bundle",
+            Error::Export(ExportError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                "conflict"
+            }
             Error::Export(_) => "internal",
         }
     }

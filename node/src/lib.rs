@@ -25,6 +25,7 @@ pub mod network;
 pub mod node;
 pub mod queries;
 pub mod search;
+pub mod serve;
 pub mod store;
 pub mod web;
 

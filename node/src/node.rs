@@ -12,6 +12,8 @@ use std::thread::JoinHandle;
 
 use crate::SearchIndex;
 use crate::api::access::Access;
+use crate::api::bundles::BundleDirs;
+use crate::api::host::Hosts;
 use crate::api::{self, AppState};
 use crate::config::WebConfig;
 use crate::datadir::write_atomic;
@@ -51,6 +53,9 @@ pub async fn run(
         dir.api_token().map_err(StoreError::Io)?,
         web.contributor_code.clone(),
     );
+    let hosts = Hosts::new(api_addr, &web.hosts);
+    let bundle_dirs =
+        BundleDirs::open(dir.bundles_dir(), web.bundle_dirs.clone()).map_err(StoreError::Io)?;
     write_atomic(
         &dir.api_addr_file(),
         format!("{api_addr}\n").as_bytes(),
@@ -98,17 +103,16 @@ pub async fn run(
         limits,
         search,
         access: Arc::new(access),
+        hosts: Arc::new(hosts),
+        bundle_dirs: Arc::new(bundle_dirs),
     });
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    crate::serve::serve(listener, router, shutdown).await;
 
     // The router is gone; stopping the network drops the last handles, and the event loop
     // flushes and ends.
     let _ = stop_network.send(true);
     let _ = network_task.await;
     let ended = wind_down(dir, event_loop, indexer).await;
-    served.map_err(StoreError::Io)?;
     if !ended {
         return Err(StoreError::Io(std::io::Error::other("the event loop panicked")).into());
     }

@@ -211,6 +211,37 @@ impl Api {
     }
 }
 
+/// An HTTP/1.1 exchange written by hand, for what an HTTP client will not send (another `Host`,
+/// none at all): `request` is everything up to the blank line ending the headers, without it;
+/// `Connection: close` is added. Answers the status (0 when the server closed without one),
+/// the response's head and its body.
+pub fn raw_http(addr: &str, request: &str, body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting to the node");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("a read timeout");
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    let text = format!("{request}\r\n{length}Connection: close\r\n\r\n{body}");
+    stream
+        .write_all(text.as_bytes())
+        .expect("sending the request");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
 /// A running `minga node`.
 pub struct Node {
     pub dir: PathBuf,
@@ -226,7 +257,15 @@ impl std::ops::Deref for Node {
     }
 }
 
+/// The soft open-file limit nodes run with: what systemd gives a service.
+pub const NODE_NOFILE: u32 = 1024;
+
 impl Node {
+    /// `host:port` of the node's API.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     /// Starts a node on `dir` with the API and the peer-to-peer listener on free loopback ports,
     /// and mDNS off.
     pub fn start(dir: &Path) -> Node {
@@ -256,7 +295,12 @@ impl Node {
         if !extra.contains(&"--listen") {
             args.extend(["--listen", "/ip4/127.0.0.1/tcp/0"]);
         }
-        let child = Command::new(minga_bin())
+        // Through the shell, which lowers the open-file limit to a service's and then becomes
+        // the node (same pid).
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -Sn {NODE_NOFILE} && exec \"$0\" \"$@\""))
+            .arg(minga_bin())
             .arg("--data-dir")
             .arg(dir)
             .args(args)

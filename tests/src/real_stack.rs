@@ -207,7 +207,7 @@ impl Cluster {
                 },
                 web: WebConfig {
                     search_writer_bytes: config.search_writer_bytes,
-                    contributor_code: None,
+                    ..WebConfig::default()
                 },
             };
             let started = spawn(&runtime, commons, &launch)?;

@@ -8,6 +8,7 @@ mod e2e {
     mod cli;
     mod crash;
     mod hostile;
+    mod http_guard;
     mod mdns;
     mod network;
     mod privacy;

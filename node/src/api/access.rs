@@ -8,13 +8,15 @@
 //! what may leave the node ([`Visibility::Shareable`]); see [`Access::visibility`].
 
 use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::throttle::Throttle;
 use super::{ApiError, AppState};
 use crate::Error;
 use crate::queries::Visibility;
@@ -39,6 +41,8 @@ pub struct Access {
     code: Option<String>,
     /// Live session ids, oldest first.
     sessions: Mutex<VecDeque<String>>,
+    /// Wrong contributor codes by client address.
+    throttle: Throttle,
 }
 
 impl Access {
@@ -48,6 +52,7 @@ impl Access {
             token,
             code: code.filter(|c| !c.is_empty()),
             sessions: Mutex::new(VecDeque::new()),
+            throttle: Throttle::default(),
         }
     }
 
@@ -56,22 +61,20 @@ impl Access {
         self.open
     }
 
-    /// Whether a request with these headers may write.
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
-        if self.open {
-            return true;
-        }
+    /// Whether a request with these headers is the operator's: on a loopback-only API anyone
+    /// who reaches it, else only with the data dir's token as `Authorization: Bearer`.
+    pub fn is_operator(&self, headers: &HeaderMap) -> bool {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if bearer.is_some_and(|t| same(t.trim(), &self.token)) {
-            return true;
-        }
-        let code = headers.get(CODE_HEADER).and_then(|v| v.to_str().ok());
-        if let (Some(given), Some(code)) = (code, &self.code)
-            && same(given, code)
-        {
+        self.open || bearer.is_some_and(|t| same(t.trim(), &self.token))
+    }
+
+    /// Whether a request with these headers may write without a contributor code: the
+    /// operator, or a contributor's session.
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        if self.is_operator(headers) {
             return true;
         }
         match cookie(headers, SESSION_COOKIE) {
@@ -83,6 +86,7 @@ impl Access {
         }
     }
 
+<<<<<<< HEAD
     /// What a request with these headers may read: everything for whoever may write (every
     /// client of a loopback-only node, a LAN client with a credential), else only what may leave
     /// the node, so private entries and unconsented histories stay with the node's own users.
@@ -97,8 +101,36 @@ impl Access {
     /// A new session for whoever gave the right contributor code.
     pub fn login(&self, given: &str) -> Option<String> {
         let code = self.code.as_deref()?;
+=======
+    /// Lets an API write through, or says why not: 403 without a credential, 429 once
+    /// `client` has given too many wrong codes.
+    pub fn admit(&self, headers: &HeaderMap, client: IpAddr) -> Result<(), Error> {
+        if self.allows(headers) {
+            return Ok(());
+        }
+        if let Some(given) = headers.get(CODE_HEADER).and_then(|v| v.to_str().ok()) {
+            self.throttle.check(client)?;
+            if self.code.as_deref().is_some_and(|code| same(given, code)) {
+                return Ok(());
+            }
+            self.throttle.wrong(client);
+        }
+        Err(Error::Forbidden(
+            "writes from the network need this node's contributor code".into(),
+        ))
+    }
+
+    /// A new session for whoever gave the right contributor code; `None` for a wrong one, an
+    /// error once `client` has given too many.
+    pub fn login(&self, given: &str, client: IpAddr) -> Result<Option<String>, Error> {
+        self.throttle.check(client)?;
+        let Some(code) = self.code.as_deref() else {
+            return Ok(None);
+        };
+>>>>>>> h-http
         if !same(given.trim(), code) {
-            return None;
+            self.throttle.wrong(client);
+            return Ok(None);
         }
         let session = random_hex();
         let mut sessions = self.sessions.lock().expect("sessions lock");
@@ -106,13 +138,18 @@ impl Access {
             sessions.pop_front();
         }
         sessions.push_back(session.clone());
-        Some(session)
+        Ok(Some(session))
     }
 }
 
 /// Refuses API writes without a credential (403), and any write a browser sends from another
 /// site, whose `Origin` is not this node.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
     let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
     if !reads.contains(request.method()) {
         if !same_origin(request.headers()) {
@@ -121,11 +158,8 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             ))
             .into_response();
         }
-        if !state.access.allows(request.headers()) {
-            return ApiError::from(Error::Forbidden(
-                "writes from the network need this node's contributor code".into(),
-            ))
-            .into_response();
+        if let Err(refused) = state.access.admit(request.headers(), client.ip()) {
+            return ApiError::from(refused).into_response();
         }
     }
     next.run(request).await
@@ -181,15 +215,25 @@ mod tests {
         map
     }
 
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 9));
+
     #[test]
     fn lan_writes_need_a_credential() {
         let access = Access::new(false, "t0k".into(), Some("minga-2026".into()));
-        assert!(!access.allows(&headers(&[])));
-        assert!(!access.allows(&headers(&[(CODE_HEADER, "wrong")])));
-        assert!(access.allows(&headers(&[(CODE_HEADER, "minga-2026")])));
+        assert!(access.admit(&headers(&[]), CLIENT).is_err());
+        assert!(
+            access
+                .admit(&headers(&[(CODE_HEADER, "wrong")]), CLIENT)
+                .is_err()
+        );
+        assert!(
+            access
+                .admit(&headers(&[(CODE_HEADER, "minga-2026")]), CLIENT)
+                .is_ok()
+        );
         assert!(access.allows(&headers(&[("authorization", "Bearer t0k")])));
-        assert!(access.login("nope").is_none());
-        let session = access.login("minga-2026").unwrap();
+        assert!(access.login("nope", CLIENT).unwrap().is_none());
+        let session = access.login("minga-2026", CLIENT).unwrap().unwrap();
         let cookie = format!("a=b; {SESSION_COOKIE}={session}");
         assert!(access.allows(&headers(&[("cookie", &cookie)])));
         assert!(!access.allows(&headers(&[("cookie", "minga_session=forged")])));
@@ -214,8 +258,46 @@ mod tests {
     #[test]
     fn no_code_means_no_lan_writes() {
         let access = Access::new(false, "t0k".into(), None);
-        assert!(access.login("").is_none());
-        assert!(!access.allows(&headers(&[(CODE_HEADER, "")])));
+        assert!(access.login("", CLIENT).unwrap().is_none());
+        assert!(
+            access
+                .admit(&headers(&[(CODE_HEADER, "")]), CLIENT)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn only_the_token_makes_the_operator_beyond_loopback() {
+        let access = Access::new(false, "t0k".into(), Some("minga-2026".into()));
+        assert!(access.is_operator(&headers(&[("authorization", "Bearer t0k")])));
+        assert!(!access.is_operator(&headers(&[(CODE_HEADER, "minga-2026")])));
+        let session = access.login("minga-2026", CLIENT).unwrap().unwrap();
+        let cookie = format!("{SESSION_COOKIE}={session}");
+        assert!(!access.is_operator(&headers(&[("cookie", &cookie)])));
+        assert!(Access::new(true, "t0k".into(), None).is_operator(&headers(&[])));
+    }
+
+    #[test]
+    fn code_guesses_are_throttled_per_client() {
+        let access = Access::new(false, "t0k".into(), Some("minga-2026".into()));
+        let wrong = headers(&[(CODE_HEADER, "guess")]);
+        for _ in 0..super::super::throttle::MAX_WRONG_CODES {
+            assert!(matches!(
+                access.admit(&wrong, CLIENT),
+                Err(Error::Forbidden(_))
+            ));
+        }
+        let right = headers(&[(CODE_HEADER, "minga-2026")]);
+        assert!(matches!(
+            access.admit(&right, CLIENT),
+            Err(Error::TooManyAttempts(_))
+        ));
+        assert!(matches!(
+            access.login("minga-2026", CLIENT),
+            Err(Error::TooManyAttempts(_))
+        ));
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 10));
+        assert!(access.admit(&right, other).is_ok());
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! so memory stays flat, and is applied only if the whole bundle passed: a refused bundle
 //! changes nothing.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +18,7 @@ use minga_protocol::{DocKind, DocumentId, Signature};
 use serde::{Deserialize, Serialize};
 
 use super::blobs::BundleBlobs;
-use super::parts::PartReader;
+use super::parts::{self, PartReader};
 use super::{ImportError, ImportRequest, ImportSummary, Phase, Progress, space};
 use crate::commons::{Changed, Staging, Verified, Written};
 use crate::store::stage_followed;
@@ -72,7 +71,7 @@ pub fn inspect(path: &Path) -> Result<Inspected, ImportError> {
 /// `minga bundle inspect --json` (for `--since`): the manifest and the bundle's id.
 pub fn read_manifest(path: &Path) -> Result<(Manifest, String), ImportError> {
     let mut magic = [0u8; MAGIC.len()];
-    let is_bundle = File::open(path)
+    let is_bundle = parts::open_nofollow(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok()
         && magic == MAGIC;

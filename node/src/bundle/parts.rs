@@ -4,8 +4,9 @@
 //!
 //! A bundle of one part is the file itself (`FILE`); a larger one is `FILE.001`, `FILE.002`, …
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use minga_protocol::bundle::{BundleError, MAGIC, PART_HEADER_LEN, PartHeader};
@@ -72,7 +73,7 @@ impl PartWriter {
         self.close_part()?;
         let index = self.written.len() as u32 + 1;
         let path = part_path(&self.base, index, self.header.count);
-        let mut file = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        let mut file = BufWriter::with_capacity(1 << 20, create_part(&path)?);
         self.written.push(path);
         file.write_all(
             &PartHeader {
@@ -266,8 +267,25 @@ impl PartReader {
     }
 }
 
+/// A new part file: never an existing file (it is not truncated), never through a symlink.
+fn create_part(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// A part to read, not through a symlink: a bundle path names the file itself.
+pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 fn open_part(path: &Path, index: u32) -> Result<BufReader<File>, ImportError> {
-    match File::open(path) {
+    match open_nofollow(path) {
         Ok(file) => Ok(BufReader::with_capacity(1 << 20, file)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ImportError::MissingPart {
             index,

@@ -1,11 +1,14 @@
-//! The forms that write: the contributor code asked once (then a session cookie), and adding
+//! The forms that write: the contributor code asked once (then a session cookie; wrong codes
+//! are throttled per client address as on the API), and adding
 //! or editing an entry with its attachments (multipart uploads stored as blobs under the
 //! node's blob size limit; over it the form comes back as a 413 that says the limit). Every form carries a CSRF token that must match the `minga_csrf` cookie
 //! (double submit; the cookie is `SameSite=Strict`), and writes from another site's page are
 //! refused by their `Origin` as the API refuses them.
 
-use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use minga_protocol::entry::{Attachment, AuthorInput, EntryPatch, NewEntry, PlaceInput};
@@ -41,10 +44,17 @@ fn genuine(headers: &HeaderMap, posted: &str) -> bool {
     same_origin(headers) && cookie(headers, CSRF_COOKIE).is_some_and(|c| same(c, posted))
 }
 
-/// A relative path on this node, never another site (`//host`).
+/// A path on this node, never another site: browsers read `//host`, `/\host` (and the same
+/// with tabs or newlines inside, which they drop) as a host.
 fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") => path.to_owned(),
+        Some(path)
+            if path.starts_with('/')
+                && !path[1..].starts_with(['/', '\\'])
+                && !path.chars().any(|c| c.is_control()) =>
+        {
+            path.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -119,6 +129,7 @@ pub(super) async fn login_page(headers: HeaderMap, raw: RawQuery) -> Response {
 
 pub(super) async fn login(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     CappedBytes(body): CappedBytes,
 ) -> Response {
@@ -136,12 +147,27 @@ pub(super) async fn login(
             content,
         );
     }
-    match state.access.login(&form.code) {
-        Some(session) => {
+    match state.access.login(&form.code, client.ip()) {
+        Err(refused) => {
+            let content = login_form(&frame, &token, &next, Some(&refused.to_string()));
+            let mut page = form_page(
+                &frame,
+                StatusCode::TOO_MANY_REQUESTS,
+                frame.t("code"),
+                cookies(None, set),
+                content,
+            );
+            if let Error::TooManyAttempts(seconds) = refused {
+                page.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            page
+        }
+        Ok(Some(session)) => {
             let set = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict");
             see_other(&next, vec![set])
         }
-        None => {
+        Ok(None) => {
             let content = login_form(&frame, &token, &next, Some(frame.t("wrong_code")));
             form_page(
                 &frame,
@@ -738,4 +764,27 @@ fn refuse(
 /// The cookies a form page sets: the language chosen, a fresh CSRF token.
 fn cookies(ui: Option<Ui>, csrf: Option<String>) -> Vec<String> {
     ui.map(super::ui_cookie).into_iter().chain(csrf).collect()
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::local_path;
+
+    #[test]
+    fn next_stays_on_this_node() {
+        for next in ["/", "/entries/new", "/entries/abc?x=1"] {
+            assert_eq!(local_path(Some(next)), next);
+        }
+        for next in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(local_path(Some(next)), "/", "{next:?}");
+        }
+        assert_eq!(local_path(None), "/");
+    }
 }

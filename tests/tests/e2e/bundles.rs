@@ -49,7 +49,9 @@ fn an_import_equals_a_sync_and_the_network_then_has_nothing_to_carry() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    let a = Node::start(a_dir.path());
+    // The stick is a bundle directory of both nodes, as a drive's mount point would be.
+    let stick_dir = ["--bundle-dir", stick.path().to_str().unwrap()];
+    let a = Node::start_with(a_dir.path(), &stick_dir);
     let (_, answer) = a.post("/api/v1/collections", r#"{"name": "semillas"}"#);
     let collection = answer["id"].as_str().unwrap().to_owned();
     for title in ["Quinua", "Chocho", "Amaranto"] {
@@ -73,7 +75,7 @@ fn an_import_equals_a_sync_and_the_network_then_has_nothing_to_carry() {
     assert_eq!(exported["entries"], 3);
     assert_eq!(exported["tombstones"], 1);
 
-    let mut b = Node::start(b_dir.path());
+    let mut b = Node::start_with(b_dir.path(), &stick_dir);
     let imported: Value = serde_json::from_str(&cli_ok(
         b_dir.path(),
         &["--json", "import", bundle.to_str().unwrap()],
