@@ -10,6 +10,8 @@ pub mod bundle;
 pub mod collection;
 pub mod doc;
 pub mod entry;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod id;
 pub mod inflate;
