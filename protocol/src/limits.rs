@@ -12,13 +12,11 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 pub const MAX_SHORT_TEXT: usize = 1000;
 /// Most items in a list field other than tags (authors, subjects, attachments, consent).
 pub const MAX_LIST_ITEMS: usize = 256;
-<<<<<<< HEAD
 /// Most bytes the compressed parts of one payload (a batch of changes, a whole document) may
 /// inflate to; past it the payload is refused before automerge inflates anything.
 pub const MAX_INFLATED_BYTES: usize = 16 * 1024 * 1024;
 /// Most automerge chunks in one payload.
 pub const MAX_PAYLOAD_CHUNKS: usize = 65_536;
-=======
 
 // Peer-to-peer messages. The frame limit (`wire::MAX_MESSAGE_BYTES`) bounds the bytes; these
 // bound the items, checked while a message is decoded, so a frame of tiny items cannot inflate
@@ -45,4 +43,3 @@ pub const MAX_CATALOGUE_ITEMS: usize = 500;
 /// Longest name or title of a catalogue item, in bytes (a title is at most
 /// [`MAX_TITLE_CHARS`] characters of up to 4 bytes).
 pub const MAX_CATALOGUE_TEXT_BYTES: usize = 4 * MAX_TITLE_CHARS;
->>>>>>> h-p2p

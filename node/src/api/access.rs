@@ -86,7 +86,6 @@ impl Access {
         }
     }
 
-<<<<<<< HEAD
     /// What a request with these headers may read: everything for whoever may write (every
     /// client of a loopback-only node, a LAN client with a credential), else only what may leave
     /// the node, so private entries and unconsented histories stay with the node's own users.
@@ -98,10 +97,6 @@ impl Access {
         }
     }
 
-    /// A new session for whoever gave the right contributor code.
-    pub fn login(&self, given: &str) -> Option<String> {
-        let code = self.code.as_deref()?;
-=======
     /// Lets an API write through, or says why not: 403 without a credential, 429 once
     /// `client` has given too many wrong codes.
     pub fn admit(&self, headers: &HeaderMap, client: IpAddr) -> Result<(), Error> {
@@ -127,7 +122,6 @@ impl Access {
         let Some(code) = self.code.as_deref() else {
             return Ok(None);
         };
->>>>>>> h-http
         if !same(given.trim(), code) {
             self.throttle.wrong(client);
             return Ok(None);
