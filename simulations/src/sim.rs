@@ -1181,5 +1181,7 @@ fn refusal(error: &VerifyError) -> &'static str {
         VerifyError::Refused { .. } => "invalid document",
         VerifyError::Equivocation(_) => "equivocation",
         VerifyError::MissingDependencies(_) => "missing dependencies",
+        VerifyError::Inflates => "inflates past the budget",
+        VerifyError::TooManyChunks => "too many chunks",
     }
 }
