@@ -92,6 +92,25 @@ struct Fetch {
 }
 
 impl Fetch {
+    /// A download of `size` bytes not yet begun: its partial file is still being opened.
+    fn new(size: u64) -> Fetch {
+        Fetch {
+            size,
+            prefix: 0,
+            next: 0,
+            retry: BTreeSet::new(),
+            done: BTreeSet::new(),
+            in_flight: 0,
+            verifying: 0,
+            per_peer: HashMap::new(),
+            lacking: HashMap::new(),
+            recorded: 0,
+            recording: false,
+            ready: false,
+            finishing: false,
+        }
+    }
+
     /// Whether the download is waiting on nothing and none of the connected peers can be asked
     /// (`askable`): then it gives its slot up.
     fn stalled(&self, askable: bool) -> bool {
@@ -246,24 +265,7 @@ impl Fetcher {
     }
 
     fn begin(&mut self, hash: BlobHash, size: u64) {
-        self.fetches.insert(
-            hash,
-            Fetch {
-                size,
-                prefix: 0,
-                next: 0,
-                retry: BTreeSet::new(),
-                done: BTreeSet::new(),
-                in_flight: 0,
-                verifying: 0,
-                per_peer: HashMap::new(),
-                lacking: HashMap::new(),
-                recorded: 0,
-                recording: false,
-                ready: false,
-                finishing: false,
-            },
-        );
+        self.fetches.insert(hash, Fetch::new(size));
         let blobs = self.blobs.clone();
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -666,21 +668,11 @@ mod tests {
     use super::*;
     use crate::{Commons, DataDir};
 
+    /// A download whose partial file is open.
     fn fetch(size: u64) -> Fetch {
         Fetch {
-            size,
-            prefix: 0,
-            next: 0,
-            retry: BTreeSet::new(),
-            done: BTreeSet::new(),
-            in_flight: 0,
-            verifying: 0,
-            per_peer: HashMap::new(),
-            lacking: HashMap::new(),
-            recorded: 0,
-            recording: false,
             ready: true,
-            finishing: false,
+            ..Fetch::new(size)
         }
     }
 
