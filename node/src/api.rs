@@ -1,7 +1,9 @@
 //! The HTTP API of DESIGN.md, under `/api/v1`: thin handlers that parse requests, call the
 //! shared queries or the event loop, and answer errors as `{"error": {code, message}}`.
 
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -223,10 +225,11 @@ async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
 async fn list_entries(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     raw: RawQuery,
 ) -> ApiResult<Response> {
     let params: ListParams = query(raw.0.as_deref())?;
-    let visibility = state.access.visibility(&headers);
+    let visibility = state.access.visibility(&headers, client.ip());
     Ok(Json(queries::list_entries(
         &state.store,
         Some(&state.search),
@@ -250,8 +253,9 @@ async fn get_entry(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
 ) -> ApiResult<Response> {
-    let visibility = state.access.visibility(&headers);
+    let visibility = state.access.visibility(&headers, client.ip());
     Ok(Json(queries::entry_by_text(&state.store, &id, visibility)?).into_response())
 }
 
@@ -260,8 +264,9 @@ async fn entry_history(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
 ) -> ApiResult<Response> {
-    let visibility = state.access.visibility(&headers);
+    let visibility = state.access.visibility(&headers, client.ip());
     Ok(Json(queries::history(&state.store, &id, visibility)?.1).into_response())
 }
 

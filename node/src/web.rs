@@ -6,8 +6,10 @@
 //! Every page carries a Content-Security-Policy that allows no script at all and loads images
 //! and audio only from this node, so even a sanitiser bug could not run code.
 
+use std::net::SocketAddr;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -179,7 +181,12 @@ fn page(frame: &Frame, remember: Option<Ui>, result: Result<Markup, Error>) -> P
     }
 }
 
-async fn home(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery) -> Page {
+async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    raw: RawQuery,
+) -> Page {
     let (frame, _, remember) = frame(&headers, raw.0.as_deref(), "/");
     let result = (|| {
         let collections = queries::list_collections(&state.store)?.collections;
@@ -187,7 +194,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery) 
             limit: Some(RECENT.to_string()),
             ..ListParams::default()
         };
-        let visibility = state.access.visibility(&headers);
+        let visibility = state.access.visibility(&headers, client.ip());
         let recent = entries_of(queries::list_entries(
             &state.store,
             None,
@@ -204,6 +211,7 @@ async fn collection(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     raw: RawQuery,
 ) -> Page {
     let (frame, params, remember) =
@@ -219,7 +227,7 @@ async fn collection(
             cursor: params.cursor.clone(),
             ..ListParams::default()
         };
-        let visibility = state.access.visibility(&headers);
+        let visibility = state.access.visibility(&headers, client.ip());
         let listing = queries::list_entries(&state.store, None, &list, visibility)?;
         let (entries, more) = entries_of(listing);
         Ok(pages::collection(&frame, &collection, &entries, more))
@@ -231,10 +239,11 @@ async fn entry(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     raw: RawQuery,
 ) -> Page {
     let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &format!("/entries/{id}"));
-    let visibility = state.access.visibility(&headers);
+    let visibility = state.access.visibility(&headers, client.ip());
     let result =
         queries::entry_by_text(&state.store, &id, visibility).map(|e| pages::entry(&frame, &e));
     page(&frame, remember, result)
@@ -244,12 +253,17 @@ async fn history(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     raw: RawQuery,
 ) -> Page {
     let path = format!("/entries/{id}/history");
     let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &path);
-    let result = queries::history(&state.store, &id, state.access.visibility(&headers))
-        .map(|(entry, history)| pages::history(&frame, &entry, &history.changes));
+    let result = queries::history(
+        &state.store,
+        &id,
+        state.access.visibility(&headers, client.ip()),
+    )
+    .map(|(entry, history)| pages::history(&frame, &entry, &history.changes));
     page(&frame, remember, result)
 }
 
@@ -259,6 +273,7 @@ async fn thumbnail(
     State(state): State<AppState>,
     Path((size, hash)): Path<(String, String)>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
 ) -> Response {
     let Some(size) = pages::Size::parse(&size) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -268,7 +283,7 @@ async fn thumbnail(
     };
     match state
         .access
-        .visibility(&headers)
+        .visibility(&headers, client.ip())
         .shows_blob(&state.store, &hash)
     {
         Ok(true) => {}
@@ -299,7 +314,12 @@ async fn thumbnail(
     }
 }
 
-async fn search(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery) -> Page {
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    raw: RawQuery,
+) -> Page {
     let (frame, params, remember) = frame(&headers, raw.0.as_deref(), "/search");
     let filters: Vec<(&str, String)> = [
         ("kind", &params.kind),
@@ -321,7 +341,7 @@ async fn search(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery
         cursor: params.cursor.clone(),
         ..ListParams::default()
     };
-    let visibility = state.access.visibility(&headers);
+    let visibility = state.access.visibility(&headers, client.ip());
     let markup = match queries::list_entries(&state.store, Some(&state.search), &list, visibility) {
         Ok(Listing::Hits(found)) => pages::search(
             &frame,

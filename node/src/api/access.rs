@@ -89,8 +89,10 @@ impl Access {
     /// What a request with these headers may read: everything for whoever may write (every
     /// client of a loopback-only node, a LAN client with a credential), else only what may leave
     /// the node, so private entries and unconsented histories stay with the node's own users.
-    pub fn visibility(&self, headers: &HeaderMap) -> Visibility {
-        if self.allows(headers) {
+    /// A code given on a read is judged by [`Access::admit`], so reads are no unthrottled way
+    /// to guess it.
+    pub fn visibility(&self, headers: &HeaderMap, client: IpAddr) -> Visibility {
+        if self.admit(headers, client).is_ok() {
             Visibility::All
         } else {
             Visibility::Shareable
@@ -236,17 +238,17 @@ mod tests {
     #[test]
     fn only_credentials_read_private_entries_on_the_lan() {
         let lan = Access::new(false, "t0k".into(), Some("minga-2026".into()));
-        assert_eq!(lan.visibility(&headers(&[])), Visibility::Shareable);
+        assert_eq!(lan.visibility(&headers(&[]), CLIENT), Visibility::Shareable);
         assert_eq!(
-            lan.visibility(&headers(&[(CODE_HEADER, "wrong")])),
+            lan.visibility(&headers(&[(CODE_HEADER, "wrong")]), CLIENT),
             Visibility::Shareable
         );
         assert_eq!(
-            lan.visibility(&headers(&[(CODE_HEADER, "minga-2026")])),
+            lan.visibility(&headers(&[(CODE_HEADER, "minga-2026")]), CLIENT),
             Visibility::All
         );
         let loopback = Access::new(true, "t0k".into(), None);
-        assert_eq!(loopback.visibility(&headers(&[])), Visibility::All);
+        assert_eq!(loopback.visibility(&headers(&[]), CLIENT), Visibility::All);
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! script in the pages' origin.
 
 use std::fs::File;
+use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -66,8 +67,12 @@ pub(crate) async fn receive<E: std::fmt::Display>(
 
 /// `GET /api/v1/blobs`: every blob held or being fetched, and the transfer figures.
 #[utoipa::path(get, path = "/api/v1/blobs", tag = "blobs", responses((status = 200, description = "{blobs: [{hash, size, have, complete, mime}], transfers}")))]
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let visibility = state.access.visibility(&headers);
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> ApiResult<Response> {
+    let visibility = state.access.visibility(&headers, client.ip());
     let mut blobs = Vec::new();
     for (hash, r) in state.store.blobs().map_err(Error::from)? {
         if visibility.shows_blob(&state.store, &hash)? {
@@ -85,11 +90,12 @@ pub async fn get(
     State(state): State<AppState>,
     Path(hash): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
 ) -> ApiResult<Response> {
     let hash: BlobHash = hash.parse().map_err(Error::from)?;
     if !state
         .access
-        .visibility(&headers)
+        .visibility(&headers, client.ip())
         .shows_blob(&state.store, &hash)?
     {
         return Err(Error::from(BlobError::NotFound(hash)).into());

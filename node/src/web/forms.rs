@@ -653,15 +653,19 @@ pub(super) async fn edit_entry_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     raw: RawQuery,
 ) -> Response {
     let path = format!("/entries/{id}/edit");
     let (frame, _, ui) = frame(&headers, raw.0.as_deref(), &path);
-    let entry =
-        match crate::queries::entry_by_text(&state.store, &id, state.access.visibility(&headers)) {
-            Ok(entry) => entry,
-            Err(error) => return super::page(&frame, None, Err(error)).into_response(),
-        };
+    let entry = match crate::queries::entry_by_text(
+        &state.store,
+        &id,
+        state.access.visibility(&headers, client.ip()),
+    ) {
+        Ok(entry) => entry,
+        Err(error) => return super::page(&frame, None, Err(error)).into_response(),
+    };
     if !state.access.allows(&headers) {
         return see_other(&format!("/login?next={path}"), Vec::new());
     }
@@ -687,15 +691,19 @@ pub(super) async fn edit_entry(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
     let path = format!("/entries/{id}/edit");
     let (frame, _, _) = frame(&headers, None, &path);
-    let entry =
-        match crate::queries::entry_by_text(&state.store, &id, state.access.visibility(&headers)) {
-            Ok(entry) => entry,
-            Err(error) => return super::page(&frame, None, Err(error)).into_response(),
-        };
+    let entry = match crate::queries::entry_by_text(
+        &state.store,
+        &id,
+        state.access.visibility(&headers, client.ip()),
+    ) {
+        Ok(entry) => entry,
+        Err(error) => return super::page(&frame, None, Err(error)).into_response(),
+    };
     if !state.access.allows(&headers) {
         return see_other(&format!("/login?next={path}"), Vec::new());
     }
