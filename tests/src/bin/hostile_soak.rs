@@ -60,7 +60,7 @@ fn main() -> Result<()> {
     follow(&honest, &collection)?;
     wait_until(60, "the honest node holds the collection", || {
         honest
-            .get(&format!("/api/v1/collections"))
+            .get("/api/v1/collections")
             .1
             .to_string()
             .contains(&collection)
@@ -158,7 +158,7 @@ fn honest_traffic(
     let started = Instant::now();
     let mut turn = 0u64;
     while started.elapsed() < length && !stop.load(Ordering::Relaxed) {
-        let (from, to) = if turn % 2 == 0 {
+        let (from, to) = if turn.is_multiple_of(2) {
             (target, honest)
         } else {
             (honest, target)
@@ -355,9 +355,7 @@ fn http_attacks(base: &str, png_hash: &str, stop: &AtomicBool, attacks: &Attacks
         unexpected("a huge page cursor", status, &[400]);
         let status = raw_status(
             &host,
-            &format!(
-                "POST /api/v1/bundles/export HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\nContent-Type: application/json\r\nContent-Length: 27\r\nConnection: close\r\n\r\n{{\"all\":true,\"out\":\"x.mbx\"}}"
-            ),
+            "POST /api/v1/bundles/export HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\nContent-Type: application/json\r\nContent-Length: 27\r\nConnection: close\r\n\r\n{\"all\":true,\"out\":\"x.mbx\"}",
         );
         unexpected("a rebinding write", status, &[421]);
         let (status, _) = api.post(
