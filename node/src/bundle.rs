@@ -13,8 +13,7 @@
 //! so an export is a consistent snapshot and an import is one atomic write.
 
 pub mod blobs;
-mod export;
-mod import;
+mod manifest;
 pub mod parts;
 pub mod space;
 
@@ -26,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
-pub use export::{Exporting, export};
-pub use import::{import, inspect, read_manifest};
+pub(crate) use manifest::open;
+pub use manifest::{Inspected, inspect, read_manifest};
 
 /// What to export.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -193,7 +192,7 @@ pub enum ImportError {
 }
 
 impl ImportError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         ImportError::Io {
             path: path.display().to_string(),
             source,
@@ -202,7 +201,7 @@ impl ImportError {
 }
 
 impl ExportError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         ExportError::Io {
             path: path.display().to_string(),
             source,
@@ -211,7 +210,7 @@ impl ExportError {
 }
 
 /// The section kind of a document id in a bundle.
-fn section_id(id: &DocumentId) -> String {
+pub(crate) fn section_id(id: &DocumentId) -> String {
     id.to_string()
 }
 

@@ -1,6 +1,11 @@
 //! The commons of one node: its keys, clock and store, and every operation that changes them.
 //! The event loop owns one `Commons` while a node runs; the CLI opens its own when none does,
-//! so both paths run exactly this code.
+//! so both paths run exactly this code. Moving bundles runs here too, on the writer: `export`
+//! (a consistent snapshot, since nothing writes meanwhile) and `import` (one all-or-nothing
+//! write); the bundle format they stream is `crate::bundle`.
+
+pub(crate) mod export;
+pub(crate) mod import;
 
 use minga_protocol::automerge::{ActorId, Automerge, ChangeHash};
 use minga_protocol::entry::{self, EntryPatch, NewEntry};
@@ -11,12 +16,12 @@ use minga_protocol::{
     VerifyError, collection,
 };
 
-use crate::bundle::{self, ExportRequest, ExportSummary, ImportRequest, ImportSummary, Progress};
+use crate::bundle::{ExportRequest, ExportSummary, ImportRequest, ImportSummary, Progress};
 use crate::clock::Clock;
 use crate::datadir::{DataDir, DirLock};
 use crate::keys::Keys;
 use crate::queries::{parse_id, resolve_collection};
-use crate::store;
+use crate::store::{self, load};
 use crate::{BlobStore, Error, Staged, Store, StoreError};
 
 /// The node's state: only this type writes the store.
@@ -130,13 +135,13 @@ impl Commons {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<ExportSummary, Error> {
         let peer_id = self.peer_id();
-        let node = bundle::Exporting {
+        let node = export::Exporting {
             store: &self.store,
             author: &self.keys.author,
             peer_id: &peer_id,
             now: self.clock.tick(),
         };
-        Ok(bundle::export(node, request, &self.blobs, progress)?)
+        Ok(export::export(node, request, &self.blobs, progress)?)
     }
 
     /// Verifies a bundle and applies it in one batch (see [`crate::bundle`]).
@@ -146,7 +151,7 @@ impl Commons {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<Written<ImportSummary>, Error> {
         let blobs = self.blobs.clone();
-        bundle::import(self, request, &blobs, progress)
+        import::import(self, request, &blobs, progress)
     }
 
     pub fn peer_id(&self) -> String {
@@ -487,14 +492,6 @@ struct Gained {
 fn sender_holds_all(held: &Automerge, merged: &Automerge) -> bool {
     let heads = merged.get_heads();
     held.get_heads().iter().all(|h| !heads.contains(h))
-}
-
-/// Loads a stored document.
-pub fn load(id: &DocumentId, bytes: &[u8]) -> Result<Automerge, StoreError> {
-    Automerge::load(bytes).map_err(|e| StoreError::Corrupt {
-        key: format!("d:{id}"),
-        reason: e.to_string(),
-    })
 }
 
 /// What to announce for a withdrawn entry: its id with no heads.

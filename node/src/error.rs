@@ -3,6 +3,7 @@
 use minga_protocol::{IdError, Refusal};
 
 use crate::bundle::{ExportError, ImportError};
+use crate::store::StoreError;
 
 /// Why an operation on the commons failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,25 +66,6 @@ impl From<crate::BlobError> for Error {
             }
         }
     }
-}
-
-/// Why the store could not be opened, read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("data dir: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(
-        "data dir {0} is in use by another minga process (a running node?); stop it, or use the CLI, which talks to a running node"
-    )]
-    Locked(String),
-    #[error(
-        "the store has format version {found}, this minga reads version {expected}; export it with the minga that wrote it and import the bundle"
-    )]
-    Format { found: u32, expected: u32 },
-    #[error("store record {key} is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
 }
 
 impl Error {

@@ -194,7 +194,7 @@ pub fn history(store: &Store, id: &str, visibility: Visibility) -> Result<(Entry
     let bytes = store
         .document(&entry.id)?
         .ok_or_else(|| Error::NotFound(format!("no entry {}", entry.id)))?;
-    let doc = crate::commons::load(&entry.id, &bytes)?;
+    let doc = crate::store::load(&entry.id, &bytes)?;
     let changes = minga_protocol::history::history(entry.id, &doc);
     Ok((entry, History { changes }))
 }

@@ -30,16 +30,41 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use minga_protocol::automerge::ChangeHash;
+use minga_protocol::automerge::{Automerge, ChangeHash};
 use minga_protocol::reconcile::{self, Item, ItemSet};
 use minga_protocol::{AuthorId, Collection, DocumentId, Entry, Signature, Tombstone};
 use serde::Serialize;
 
-use crate::StoreError;
-
 mod blobs;
 mod journal;
 pub use blobs::{BlobRecord, BlobRef};
+
+/// Why the store could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("data dir: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "data dir {0} is in use by another minga process (a running node?); stop it, or use the CLI, which talks to a running node"
+    )]
+    Locked(String),
+    #[error(
+        "the store has format version {found}, this minga reads version {expected}; export it with the minga that wrote it and import the bundle"
+    )]
+    Format { found: u32, expected: u32 },
+    #[error("store record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// Loads a stored document.
+pub fn load(id: &DocumentId, bytes: &[u8]) -> Result<Automerge, StoreError> {
+    Automerge::load(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("d:{id}"),
+        reason: e.to_string(),
+    })
+}
 
 /// The store format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

@@ -18,7 +18,9 @@ use minga_protocol::{AuthorKey, NewCollection};
 use serde_json::json;
 
 use super::blobs::{BlobHash, BundleBlobs};
-use super::{ExportRequest, Exporting, ImportError, ImportRequest};
+use super::{ExportRequest, ImportError, ImportRequest};
+use crate::commons::export::{self, Exporting};
+use crate::commons::import;
 use crate::keys::Keys;
 use crate::{Commons, DataDir, Error};
 
@@ -180,7 +182,7 @@ pub fn write_corpus(dir: &Path) {
             peer_id: "12D3KooWCorpus",
             now: 1,
         };
-        super::export(node, &request, &blobs, &mut |_| {}).unwrap()
+        export::export(node, &request, &blobs, &mut |_| {}).unwrap()
     };
     let good = dir.join("good.minga");
     export(good.clone(), None);
@@ -406,7 +408,7 @@ fn every_damaged_bundle_is_refused_with_its_message_and_the_intact_one_imports()
         assume_free_bytes: None,
     };
     let blobs = MemoryBlobs::default();
-    let summary = super::import(&mut commons, &good, &blobs, &mut |_| {})
+    let summary = import::import(&mut commons, &good, &blobs, &mut |_| {})
         .unwrap()
         .value;
     assert_eq!((summary.entries.new, summary.blobs_added), (1, 1));

@@ -19,7 +19,8 @@ use minga_protocol::{AuthorId, DocKind, DocumentId, Signature, VerifyError};
 use prometheus_client::metrics::counter::Counter;
 
 use super::fetching::Fetching;
-use crate::commons::{Spread, load};
+use crate::commons::Spread;
+use crate::store::load;
 use crate::store::{SourceTag, source_tag};
 use crate::{Error, Handle, Store};
 

@@ -5,8 +5,8 @@
 use minga_protocol::{BlobHash, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
 use super::{Staged, Store, corrupt, id_from, json};
-use crate::StoreError;
 
 /// What the store knows of one blob (`h:` hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

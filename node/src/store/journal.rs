@@ -8,7 +8,7 @@
 use sled::{Batch, Tree};
 
 use super::Staged;
-use crate::StoreError;
+use super::StoreError;
 
 /// The journal tree's name.
 pub(super) const TREE: &[u8] = b"journal";

@@ -16,13 +16,13 @@ use minga_protocol::sync::{self, SignedDoc};
 use minga_protocol::wire::{self, HashSignature, Payload};
 use minga_protocol::{AuthorKey, DocumentId};
 
-use super::blobs::{self, BlobHash, BundleBlobs};
-use super::parts::{self, PartWriter};
-use super::{ExportError, ExportRequest, ExportSummary, Phase, Progress, section_id};
 use crate::Store;
-use crate::commons::load;
+use crate::bundle::blobs::{self, BlobHash, BundleBlobs};
+use crate::bundle::parts::{self, PartWriter};
+use crate::bundle::{ExportError, ExportRequest, ExportSummary, Phase, Progress, section_id};
 use crate::queries::resolve_collection;
 use crate::store::TOMBSTONE_DIGEST;
+use crate::store::load;
 
 /// Smallest part size accepted (tests split tiny bundles; real ones use 2 GiB).
 const MIN_PART_BYTES: u64 = 4096;
@@ -65,10 +65,12 @@ pub fn export(
     let store = node.store;
     let collections = select(store, request)?;
     let since = match &request.since {
-        Some(path) => Some(super::read_manifest(path).map_err(|e| ExportError::Since {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?),
+        Some(path) => Some(
+            crate::bundle::read_manifest(path).map_err(|e| ExportError::Since {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+        ),
         None => None,
     };
     let theirs: BTreeMap<DocumentId, &Vec<String>> = since
