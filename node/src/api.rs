@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,60 +15,33 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::network::{NetCommand, NetHandle};
+use crate::Error;
+use crate::http::body::{CappedBytes, JsonBody, parse_json};
+use crate::http::{ApiResult, AppState, access};
+use crate::network::NetCommand;
 use crate::queries::{self, ListParams};
-use crate::{BlobLimits, BlobStore, Error, Handle, Store};
-use body::{CappedBytes, JsonBody, parse_json};
 
-pub mod access;
-pub(crate) mod blobs;
-pub(crate) mod body;
-pub mod bundles;
+mod blobs;
+mod bundles;
 mod export;
-pub mod host;
 mod openapi;
-mod throttle;
 
-/// Largest request body: an entry's document is at most 1 MiB, and JSON escaping adds to it.
-pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
-
-/// What every handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub handle: Handle,
-    /// Read access; writes go through `handle`.
-    pub store: Store,
-    pub peer_id: String,
-    pub net: NetHandle,
-    /// Attachments: uploads are written here, downloads read from here.
-    pub blobs: BlobStore,
-    pub limits: BlobLimits,
-    /// The full-text index, kept current by the indexer thread.
-    pub search: std::sync::Arc<crate::SearchIndex>,
-    /// Who may write.
-    pub access: std::sync::Arc<access::Access>,
-    /// The `Host` names requests may give.
-    pub hosts: std::sync::Arc<host::Hosts>,
-    /// Where bundle routes may read and write.
-    pub bundle_dirs: std::sync::Arc<bundles::BundleDirs>,
+/// What `/api/v1/status` and `/metrics` report.
+fn node_status(state: &AppState) -> Result<queries::Status, Error> {
+    let (bytes_sent, bytes_received) = state.net.bytes();
+    let net = state.net.status.read().expect("status lock");
+    let figures = queries::NetworkFigures {
+        peers: net.peers.len() as u64,
+        listen: net.listen.clone(),
+        bytes_sent,
+        bytes_received,
+    };
+    queries::status(&state.store, &state.peer_id, figures, &state.blobs)
 }
 
-impl AppState {
-    fn status(&self) -> Result<queries::Status, Error> {
-        let (bytes_sent, bytes_received) = self.net.bytes();
-        let net = self.net.status.read().expect("status lock");
-        let figures = queries::NetworkFigures {
-            peers: net.peers.len() as u64,
-            listen: net.listen.clone(),
-            bytes_sent,
-            bytes_received,
-        };
-        queries::status(&self.store, &self.peer_id, figures, &self.blobs)
-    }
-}
-
-/// The API's router.
-pub fn router(state: AppState) -> Router {
+/// The API's routes, each behind the write guard ([`access::guard`]); [`crate::http::router`]
+/// serves them beside the pages.
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/peers", get(peers))
@@ -98,45 +71,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::guard,
         ))
-        .merge(crate::web::routes())
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            host::guard,
-        ))
-        .with_state(state)
 }
-
-/// An [`Error`] as an HTTP response.
-#[derive(Debug)]
-pub struct ApiError(Error);
-
-impl From<Error> for ApiError {
-    fn from(error: Error) -> Self {
-        ApiError(error)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::error!("request failed: {}", self.0);
-        }
-        let body = json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
-        let mut response = (status, Json(body)).into_response();
-        if let Error::TooManyAttempts(seconds) = self.0 {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, seconds.into());
-        }
-        response
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
 
 /// Query strings that do not parse are 400s too.
 fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
@@ -146,7 +81,7 @@ fn query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
 
 #[utoipa::path(get, path = "/api/v1/status", tag = "node", responses((status = 200, description = "{peer_id, version, collections, entries, peers, listen, bytes_sent, bytes_received, blobs}")))]
 async fn status(State(state): State<AppState>) -> ApiResult<Response> {
-    Ok(Json(state.status()?).into_response())
+    Ok(Json(node_status(&state)?).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/peers", tag = "network", responses((status = 200, description = "{peers: [{peer_id, addresses, last_seen}]}")))]
@@ -305,7 +240,7 @@ async fn delete_entry(
 
 #[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
-    let status = state.status()?;
+    let status = node_status(&state)?;
     let dropped = state.net.status.read().expect("status lock").peers_dropped;
     let mut text = format!(
         "# HELP minga_entries Entries held by this node.\n# TYPE minga_entries gauge\nminga_entries {}\n\
@@ -331,8 +266,4 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     drop(transfers);
     text.push_str(&state.net.metrics_text());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
-}
-
-async fn not_found() -> ApiError {
-    Error::NotFound("no such route".into()).into()
 }

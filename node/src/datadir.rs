@@ -77,7 +77,7 @@ impl DataDir {
     }
 
     /// Where the API exports bundles to and imports them from, by default (see
-    /// `crate::api::bundles`).
+    /// `crate::http::bundle_dirs`).
     pub fn bundles_dir(&self) -> PathBuf {
         self.root.join("bundles")
     }

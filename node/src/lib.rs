@@ -20,6 +20,7 @@ pub mod config;
 pub mod datadir;
 pub mod error;
 pub mod event_loop;
+pub mod http;
 pub mod keys;
 pub mod network;
 pub mod node;

@@ -11,16 +11,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::SearchIndex;
-use crate::api::access::Access;
-use crate::api::bundles::BundleDirs;
-use crate::api::host::Hosts;
-use crate::api::{self, AppState};
 use crate::config::WebConfig;
 use crate::datadir::write_atomic;
 use crate::event_loop::Outlets;
+use crate::http::access::Access;
+use crate::http::bundle_dirs::BundleDirs;
+use crate::http::host::Hosts;
+use crate::http::{self, AppState};
 use crate::network::{self, NetworkConfig};
 use crate::search::indexer::Indexer;
 use crate::{Commons, DataDir, Error, StoreError, event_loop};
+use crate::{api, web};
 
 /// Announcements waiting for the network task.
 const CHANGE_QUEUE: usize = 4096;
@@ -94,7 +95,7 @@ pub async fn run(
 
     tracing::info!(%peer_id, "minga node serving http://{api_addr}");
 
-    let router = api::router(AppState {
+    let state = AppState {
         handle,
         store,
         peer_id,
@@ -105,7 +106,8 @@ pub async fn run(
         access: Arc::new(access),
         hosts: Arc::new(hosts),
         bundle_dirs: Arc::new(bundle_dirs),
-    });
+    };
+    let router = http::router(state.clone(), api::routes(&state), web::routes());
     crate::serve::serve(listener, router, shutdown).await;
 
     // The router is gone; stopping the network drops the last handles, and the event loop

@@ -22,7 +22,7 @@ pub const MAX_SEARCH_OFFSET: usize = 10_000;
 /// What a reader may see of what this node holds. Private entries and histories without every
 /// named person's consent never leave the node ([`Entry::is_shareable`]); on the node itself
 /// they are shown only to its own users. The API decides which a request gets, in one place:
-/// `api::access::Access::visibility`.
+/// `http::access::Access::visibility`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visibility {
     /// Everything held: the CLI, every client of a loopback-only node, a LAN client with a

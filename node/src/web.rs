@@ -17,8 +17,8 @@ use maud::Markup;
 use serde::Deserialize;
 
 use crate::Error;
-use crate::api::{ApiError, AppState};
 use crate::blobs::{BlobError, ThumbnailError};
+use crate::http::{ApiError, AppState};
 use crate::queries::{self, ListParams, Listing};
 
 mod forms;
@@ -149,7 +149,7 @@ fn frame(headers: &HeaderMap, raw: Option<&str>, path: &str) -> (Frame, PagePara
 }
 
 fn cookie_ui(headers: &HeaderMap) -> Option<Ui> {
-    crate::api::access::cookie(headers, UI_COOKIE).and_then(Ui::parse)
+    crate::http::access::cookie(headers, UI_COOKIE).and_then(Ui::parse)
 }
 
 /// The cookie that remembers the language chosen with the switch.

@@ -11,13 +11,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use minga_protocol::BlobHash;
 use serde_json::json;
 
-use super::body::{DRAIN_BYTES, declared_over, drain};
-use super::{ApiResult, AppState};
 use crate::blobs::mime;
+use crate::http::body::declared_over;
+use crate::http::upload::receive;
+use crate::http::{ApiResult, AppState};
 use crate::{BlobError, Error};
 
 /// Bytes read from disk per piece of a streamed response.
@@ -40,29 +40,6 @@ pub async fn add(
     let added = receive(&state, body.into_data_stream()).await?;
     let body = json!({"hash": added.hash, "size": added.size, "mime": added.mime});
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
-}
-
-/// Writes a stream of bytes (a raw body, a form's file) into the blob store under the size
-/// limit: past it the rest is drained (see [`super::body`]) before the 413.
-pub(crate) async fn receive<E: std::fmt::Display>(
-    state: &AppState,
-    stream: impl futures::Stream<Item = Result<Bytes, E>>,
-) -> Result<crate::blobs::Added, Error> {
-    let limit = state.limits.max_blob_bytes;
-    let mut upload = state.blobs.upload(limit)?;
-    let mut stream = std::pin::pin!(stream);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
-        if let Err(refused) = tokio::task::block_in_place(|| upload.write(&chunk)) {
-            drain(stream, DRAIN_BYTES).await;
-            return Err(refused.into());
-        }
-    }
-    let blobs = state.blobs.clone();
-    tokio::task::spawn_blocking(move || blobs.finish_upload(upload))
-        .await
-        .map_err(|e| Error::BadRequest(e.to_string()))?
-        .map_err(Error::from)
 }
 
 /// `GET /api/v1/blobs`: every blob held or being fetched, and the transfer figures.

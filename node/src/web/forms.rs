@@ -20,9 +20,9 @@ use super::i18n::Ui;
 use super::pages::{self, Frame};
 use super::{Page, frame};
 use crate::Error;
-use crate::api::access::{SESSION_COOKIE, cookie, random_hex, same, same_origin};
-use crate::api::body::{CappedBytes, drain_fields, read_capped};
-use crate::api::{AppState, MAX_REQUEST_BYTES};
+use crate::http::access::{SESSION_COOKIE, cookie, random_hex, same, same_origin};
+use crate::http::body::{CappedBytes, drain_fields, read_capped};
+use crate::http::{AppState, MAX_REQUEST_BYTES};
 
 /// The cookie holding the CSRF token that forms must echo.
 const CSRF_COOKIE: &str = "minga_csrf";
@@ -529,7 +529,7 @@ async fn read_form_fields(
                     let error = Error::BadRequest(format!("at most {MAX_FILES} files at once"));
                     return Err(Box::new((form, error.into())));
                 }
-                let added = match crate::api::blobs::receive(state, field).await {
+                let added = match crate::http::upload::receive(state, field).await {
                     Ok(added) => added,
                     Err(error) => return Err(Box::new((form, error.into()))),
                 };

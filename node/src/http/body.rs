@@ -95,7 +95,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         let what = if e.is_data() {
             "invalid request"
