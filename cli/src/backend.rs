@@ -166,13 +166,17 @@ fn local(
         Op::ListCollections { available: false } => to_json(queries::list_collections(&store)?),
         Op::CreateCollection(new) => json!({"id": commons.create_collection(&new)?.value}),
         Op::Follow { id, follow } => {
-            commons.set_followed(&id, follow)?;
+            commons.set_followed(&queries::parse_id(&id)?, follow)?;
             json!({"followed": follow})
         }
         Op::Add(new) => json!({"id": commons.create_entry(&new)?.value}),
-        Op::Edit { id, patch } => to_json(commons.patch_entry(&id, &patch)?.value),
+        Op::Edit { id, patch } => {
+            to_json(commons.patch_entry(&queries::parse_id(&id)?, &patch)?.value)
+        }
         Op::Delete { id, reason } => {
-            let stone = commons.delete_entry(&id, &reason)?.value;
+            let stone = commons
+                .delete_entry(&queries::parse_id(&id)?, &reason)?
+                .value;
             json!({"deleted": stone.entry, "tombstone": stone})
         }
         Op::List(params) => {
@@ -188,7 +192,11 @@ fn local(
                 Visibility::All,
             )?)
         }
-        Op::Show { id } => to_json(queries::entry_by_text(&store, &id, Visibility::All)?),
+        Op::Show { id } => to_json(queries::entry(
+            &store,
+            &queries::parse_id(&id)?,
+            Visibility::All,
+        )?),
         Op::Export(request) => to_json(commons.export_bundle(&request, progress)?),
         Op::Import(request) => to_json(commons.import_bundle(&request, progress)?.value),
     };

@@ -145,14 +145,17 @@ async fn create_collection(
 #[utoipa::path(post, path = "/api/v1/collections/{id}/follow", tag = "collections", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{followed: true}")))]
 async fn follow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let collection = queries::parse_id(&id)?;
-    state.handle.set_followed(id, true).await?;
+    state.handle.set_followed(collection, true).await?;
     state.net.send(NetCommand::Followed(collection)).await;
     Ok(Json(json!({"followed": true})).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/collections/{id}/follow", tag = "collections", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{followed: false}")))]
 async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    state.handle.set_followed(id, false).await?;
+    state
+        .handle
+        .set_followed(queries::parse_id(&id)?, false)
+        .await?;
     Ok(Json(json!({"followed": false})).into_response())
 }
 
@@ -191,7 +194,12 @@ async fn get_entry(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
 ) -> ApiResult<Response> {
     let visibility = state.access.visibility(&headers, client.ip());
-    Ok(Json(queries::entry_by_text(&state.store, &id, visibility)?).into_response())
+    Ok(Json(queries::entry(
+        &state.store,
+        &queries::parse_id(&id)?,
+        visibility,
+    )?)
+    .into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/entries/{id}/history", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{changes: [{hash, time, key, name, fields}]}, newest first"), (status = 404, description = "not_found")))]
@@ -202,7 +210,10 @@ async fn entry_history(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
 ) -> ApiResult<Response> {
     let visibility = state.access.visibility(&headers, client.ip());
-    Ok(Json(queries::history(&state.store, &id, visibility)?.1).into_response())
+    Ok(
+        Json(queries::history(&state.store, &queries::parse_id(&id)?, visibility)?.1)
+            .into_response(),
+    )
 }
 
 #[utoipa::path(patch, path = "/api/v1/entries/{id}", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), request_body(content = Object, description = "the fields to replace", content_type = "application/json"), responses((status = 200, description = "the entry"), (status = 422, description = "immutable_field and other refusals")))]
@@ -211,6 +222,7 @@ async fn patch_entry(
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<EntryPatch>,
 ) -> ApiResult<Response> {
+    let id = queries::parse_id(&id)?;
     Ok(Json(state.handle.patch_entry(id, patch).await?).into_response())
 }
 
@@ -234,7 +246,10 @@ async fn delete_entry(
         parse_json(&body)?
     };
     let reason = from_body.reason.or(from_query.reason).unwrap_or_default();
-    let stone = state.handle.delete_entry(id, reason).await?;
+    let stone = state
+        .handle
+        .delete_entry(queries::parse_id(&id)?, reason)
+        .await?;
     Ok(Json(json!({"deleted": stone.entry, "tombstone": stone})).into_response())
 }
 

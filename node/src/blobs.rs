@@ -29,8 +29,7 @@ use std::sync::{Arc, Mutex};
 use minga_protocol::BlobHash;
 use serde::Serialize;
 
-use crate::store::BlobRecord;
-use crate::{Store, StoreError};
+use crate::store::{BlobRecord, BlobRecords, Reader, StoreError};
 
 pub use thumbnail::ThumbnailError;
 pub use verified::{BadRange, Piece};
@@ -122,7 +121,7 @@ const MAX_REJECTIONS: usize = 16;
 #[derive(Clone)]
 pub struct BlobStore {
     root: PathBuf,
-    store: Store,
+    records: BlobRecords,
     /// Serialises the transitions of the index (complete, removed) against each other.
     index: Arc<Mutex<()>>,
     progress: Arc<Mutex<Progress>>,
@@ -172,7 +171,7 @@ impl Drop for Upload {
 
 impl BlobStore {
     /// Opens the blob store under `root`, creating its directories and emptying `tmp/`.
-    pub fn open(root: &Path, store: Store) -> Result<Self, BlobError> {
+    pub fn open(root: &Path, records: BlobRecords) -> Result<Self, BlobError> {
         for sub in ["data", "outboard", "partial", "tmp"] {
             fs::create_dir_all(root.join(sub))?;
         }
@@ -181,14 +180,14 @@ impl BlobStore {
         }
         Ok(BlobStore {
             root: root.to_owned(),
-            store,
+            records,
             index: Arc::new(Mutex::new(())),
             progress: Arc::new(Mutex::new(Progress::default())),
         })
     }
 
     pub fn record(&self, hash: &BlobHash) -> Result<Option<BlobRecord>, BlobError> {
-        Ok(self.store.blob(hash)?)
+        Ok(self.records.blob(hash)?)
     }
 
     /// The record of a complete blob.
@@ -273,7 +272,7 @@ impl BlobStore {
     /// Bytes past the recorded prefix (written before a crash, never recorded) are cut off.
     pub fn begin_download(&self, hash: &BlobHash, size: u64) -> Result<u64, BlobError> {
         let _index = self.index.lock().expect("blob index lock");
-        let have = match self.store.blob(hash)? {
+        let have = match self.records.blob(hash)? {
             Some(record) if record.complete => return Ok(record.size),
             Some(record) if record.size == size => record.have,
             _ => {
@@ -283,8 +282,8 @@ impl BlobStore {
                     complete: false,
                     mime: String::new(),
                 };
-                self.store.put_blob(hash, &record)?;
-                self.store.flush()?;
+                self.records.put_blob(hash, &record)?;
+                self.records.flush()?;
                 0
             }
         };
@@ -316,10 +315,10 @@ impl BlobStore {
             .open(self.partial_path(hash))?
             .sync_all()?;
         let _index = self.index.lock().expect("blob index lock");
-        if let Some(mut record) = self.store.blob(hash)?.filter(|r| !r.complete) {
+        if let Some(mut record) = self.records.blob(hash)?.filter(|r| !r.complete) {
             record.have = have.min(record.size);
-            self.store.put_blob(hash, &record)?;
-            self.store.flush()?;
+            self.records.put_blob(hash, &record)?;
+            self.records.flush()?;
         }
         Ok(())
     }
@@ -328,12 +327,12 @@ impl BlobStore {
     /// outboard, and moves it into place.
     pub fn finish_download(&self, hash: &BlobHash) -> Result<(), BlobError> {
         let partial = self.partial_path(hash);
-        let record = self.store.blob(hash)?.ok_or(BlobError::NotFound(*hash))?;
+        let record = self.records.blob(hash)?.ok_or(BlobError::NotFound(*hash))?;
         let (actual, outboard) = self.outboard_of(&partial, record.size)?;
         if actual != *hash {
             // Unreachable with verified pieces, unless the disk lies: start over.
             let _ = fs::remove_file(&partial);
-            self.store.remove_blob(hash)?;
+            self.records.remove_blob(hash)?;
             return Err(BlobError::Mismatch(*hash));
         }
         let mut head = vec![0u8; mime::SNIFF_BYTES.min(record.size as usize)];
@@ -345,7 +344,7 @@ impl BlobStore {
     /// Removes the blobs that lost their last reference, unless one came back.
     pub fn collect_garbage(&self) -> Result<usize, BlobError> {
         let mut removed = 0;
-        for hash in self.store.blob_garbage()? {
+        for hash in self.records.blob_garbage()? {
             if self.remove_unreferenced(&hash)? {
                 removed += 1;
             }
@@ -369,11 +368,11 @@ impl BlobStore {
     /// whether it did.
     fn remove_unreferenced(&self, hash: &BlobHash) -> Result<bool, BlobError> {
         let _index = self.index.lock().expect("blob index lock");
-        if self.store.is_blob_referenced(hash)? {
+        if self.records.is_blob_referenced(hash)? {
             return Ok(false);
         }
-        self.store.remove_blob(hash)?;
-        self.store.flush()?;
+        self.records.remove_blob(hash)?;
+        self.records.flush()?;
         for path in [
             self.data_path(hash),
             self.outboard_path(hash),
@@ -403,8 +402,8 @@ impl BlobStore {
         progress.rejections.push_back(rejection);
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> &Reader {
+        &self.records
     }
 
     /// Computes the outboard of the file at `path` into a temp file; returns the hash and it.
@@ -427,7 +426,7 @@ impl BlobStore {
         mime: &str,
     ) -> Result<bool, BlobError> {
         let _index = self.index.lock().expect("blob index lock");
-        if self.store.blob(hash)?.is_some_and(|r| r.complete) {
+        if self.records.blob(hash)?.is_some_and(|r| r.complete) {
             let _ = fs::remove_file(data);
             return Ok(false);
         }
@@ -441,8 +440,8 @@ impl BlobStore {
             complete: true,
             mime: mime.to_owned(),
         };
-        self.store.put_blob(hash, &record)?;
-        self.store.flush()?;
+        self.records.put_blob(hash, &record)?;
+        self.records.flush()?;
         Ok(true)
     }
 
@@ -465,8 +464,8 @@ mod tests {
     use minga_protocol::blob::CHUNK_GROUP_BYTES;
 
     fn open(dir: &Path) -> BlobStore {
-        let store = Store::open(&dir.join("store"), 8 << 20).unwrap();
-        BlobStore::open(&dir.join("blobs"), store).unwrap()
+        let store = crate::Store::open(&dir.join("store"), 8 << 20).unwrap();
+        BlobStore::open(&dir.join("blobs"), store.blob_records()).unwrap()
     }
 
     fn bytes(size: usize, seed: u8) -> Vec<u8> {
@@ -571,7 +570,7 @@ mod tests {
             .unwrap();
         // Without a garbage mark nothing goes, even unreferenced (a fresh `blob add`).
         assert_eq!(blobs.collect_garbage().unwrap(), 0);
-        blobs.store.mark_blob_garbage(&added.hash).unwrap();
+        blobs.records.mark_blob_garbage(&added.hash).unwrap();
         assert_eq!(blobs.collect_garbage().unwrap(), 1);
         assert!(blobs.record(&added.hash).unwrap().is_none());
         assert_eq!(

@@ -20,8 +20,8 @@ use crate::bundle::{ExportRequest, ExportSummary, ImportRequest, ImportSummary, 
 use crate::clock::Clock;
 use crate::datadir::{DataDir, DirLock};
 use crate::keys::Keys;
-use crate::queries::{parse_id, resolve_collection};
-use crate::store::{self, load};
+use crate::queries::resolve_collection;
+use crate::store::{self, Reader, load};
 use crate::{BlobStore, Error, Staged, Store, StoreError};
 
 /// The node's state: only this type writes the store.
@@ -107,7 +107,7 @@ impl Commons {
             .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
         let actor = keys.author.actor(nonce);
         let clock = Clock::resume(store.clock()?);
-        let blobs = BlobStore::open(&dir.blobs_dir(), store.clone())?;
+        let blobs = BlobStore::open(&dir.blobs_dir(), store.blob_records())?;
         Ok(Commons {
             store,
             blobs,
@@ -119,7 +119,8 @@ impl Commons {
         })
     }
 
-    pub fn store(&self) -> &Store {
+    /// Read access to the store; only `Commons` writes it.
+    pub fn store(&self) -> &Reader {
         &self.store
     }
 
@@ -182,6 +183,12 @@ impl Commons {
         Ok(())
     }
 
+    /// Brings the store back to a consistent state after the writer caught a panic (see
+    /// [`Store::recover`]).
+    pub fn recover(&self) -> Result<(), StoreError> {
+        self.store.recover()
+    }
+
     pub fn set_name(&mut self, name: &str) -> Result<Written<()>, Error> {
         let batch = self.store.set_setting(NAME_SETTING, name)?;
         Ok(Written::new((), batch))
@@ -228,8 +235,12 @@ impl Commons {
         Ok(Written::new(id, batch).announcing(changed_entry(&view, &doc)))
     }
 
-    pub fn patch_entry(&mut self, id: &str, patch: &EntryPatch) -> Result<Written<Entry>, Error> {
-        let id = parse_id(id)?;
+    pub fn patch_entry(
+        &mut self,
+        id: &DocumentId,
+        patch: &EntryPatch,
+    ) -> Result<Written<Entry>, Error> {
+        let id = *id;
         let mut doc = self.load_live_entry(&id)?;
         let before = doc.get_heads();
         let now = self.clock.tick();
@@ -245,8 +256,12 @@ impl Commons {
     }
 
     /// Signs a tombstone for an entry this node's author wrote, or whose collection it maintains.
-    pub fn delete_entry(&mut self, id: &str, reason: &str) -> Result<Written<Tombstone>, Error> {
-        let id = parse_id(id)?;
+    pub fn delete_entry(
+        &mut self,
+        id: &DocumentId,
+        reason: &str,
+    ) -> Result<Written<Tombstone>, Error> {
+        let id = *id;
         if let Some(stone) = self.store.tombstone(&id)? {
             return Ok(Written::new(stone, self.store.applied_writes()));
         }
@@ -269,12 +284,12 @@ impl Commons {
         if entry.authors.iter().any(|a| a.key == hex) {
             return Ok(true);
         }
-        Ok(match entry.collection.parse() {
-            Ok(collection) => self
+        Ok(match entry.collection_id() {
+            Some(collection) => self
                 .store
                 .collection_in(staged, &collection)?
                 .is_some_and(|c| c.is_maintainer(key)),
-            Err(_) => false,
+            None => false,
         })
     }
 
@@ -438,9 +453,8 @@ impl Commons {
     }
 
     /// Follows (or stops following) a collection; ids never seen are fine.
-    pub fn set_followed(&mut self, id: &str, followed: bool) -> Result<Written<()>, Error> {
-        let id = parse_id(id)?;
-        let batch = self.store.set_followed(&id, followed)?;
+    pub fn set_followed(&mut self, id: &DocumentId, followed: bool) -> Result<Written<()>, Error> {
+        let batch = self.store.set_followed(id, followed)?;
         Ok(Written::new((), batch))
     }
 
@@ -497,7 +511,7 @@ fn sender_holds_all(held: &Automerge, merged: &Automerge) -> bool {
 /// What to announce for a withdrawn entry: its id with no heads.
 fn withdrawn(entry: &Entry) -> Option<Changed> {
     Some(Changed {
-        collection: entry.collection.parse().ok()?,
+        collection: entry.collection_id()?,
         id: entry.id,
         kind: DocKind::Entry,
         heads: Vec::new(),
@@ -511,7 +525,7 @@ fn changed_entry(entry: &Entry, doc: &Automerge) -> Option<Changed> {
         return None;
     }
     Some(Changed {
-        collection: entry.collection.parse().ok()?,
+        collection: entry.collection_id()?,
         id: entry.id,
         kind: DocKind::Entry,
         heads: heads_bytes(doc),

@@ -32,9 +32,9 @@ type Reply<T> = oneshot::Sender<Result<Written<T>, Error>>;
 enum Command {
     CreateCollection(NewCollection, Reply<DocumentId>),
     CreateEntry(Box<NewEntry>, Reply<DocumentId>),
-    PatchEntry(String, Box<EntryPatch>, Reply<Entry>),
-    DeleteEntry(String, String, Reply<Tombstone>),
-    SetFollowed(String, bool, Reply<()>),
+    PatchEntry(DocumentId, Box<EntryPatch>, Reply<Entry>),
+    DeleteEntry(DocumentId, String, Reply<Tombstone>),
+    SetFollowed(DocumentId, bool, Reply<()>),
     SetBlocked(String, bool, Option<AuthorId>, Reply<()>),
     SetPeerSeq(String, DocumentId, u64, Reply<()>),
     ApplyRemote(
@@ -94,19 +94,19 @@ impl Handle {
             .await
     }
 
-    pub async fn patch_entry(&self, id: String, patch: EntryPatch) -> Result<Entry, Error> {
+    pub async fn patch_entry(&self, id: DocumentId, patch: EntryPatch) -> Result<Entry, Error> {
         self.request(|reply| Command::PatchEntry(id, Box::new(patch), reply))
             .await
             .map(|w| w.value)
     }
 
-    pub async fn delete_entry(&self, id: String, reason: String) -> Result<Tombstone, Error> {
+    pub async fn delete_entry(&self, id: DocumentId, reason: String) -> Result<Tombstone, Error> {
         self.request(|reply| Command::DeleteEntry(id, reason, reply))
             .await
             .map(|w| w.value)
     }
 
-    pub async fn set_followed(&self, id: String, followed: bool) -> Result<(), Error> {
+    pub async fn set_followed(&self, id: DocumentId, followed: bool) -> Result<(), Error> {
         self.request(|reply| Command::SetFollowed(id, followed, reply))
             .await
             .map(|w| w.value)
@@ -308,7 +308,7 @@ fn supervised<T>(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "no message".to_owned());
             tracing::error!("the writer caught a panic and goes on: {message}");
-            if let Err(e) = commons.store().recover() {
+            if let Err(e) = commons.recover() {
                 tracing::error!("recovering the store after a panic: {e}");
             }
             Err(panicked(message))

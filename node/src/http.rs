@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::network::NetHandle;
-use crate::{BlobLimits, BlobStore, Error, Handle, Store};
+use crate::store::Reader;
+use crate::{BlobLimits, BlobStore, Error, Handle};
 
 pub mod access;
 pub(crate) mod body;
@@ -30,7 +31,7 @@ pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
 pub struct AppState {
     pub handle: Handle,
     /// Read access; writes go through `handle`.
-    pub store: Store,
+    pub store: Reader,
     pub peer_id: String,
     pub net: NetHandle,
     /// Attachments: uploads are written here, downloads read from here.

@@ -1,15 +1,18 @@
 //! Minga's node: everything with IO around the protocol core.
 //!
 //! ```text
-//!   HTTP clients ──► api (axum) ──reads──► Store (sled, shared read access)
-//!                        │
-//!                        └─writes─► Handle ──bounded channel──► EventLoop (one thread)
-//!                                                                 owns Commons: keys, clock,
-//!                                                                 the only writer of the store;
-//!                                                                 group-commits, then replies
+//!   HTTP clients ──► http ─► api / web ──reads──► store::Reader (sled, shared read access)
+//!                                  │
+//!                                  └─writes─► Handle ──bounded channel──► EventLoop (one thread)
+//!                                                                  owns Commons: keys, clock,
+//!                                                                  the Store (its only writer);
+//!                                                                  group-commits, then replies
 //! ```
 //!
-//! The CLI, when no node runs, opens [`Commons`] itself and calls the same operations.
+//! The CLI, when no node runs, opens [`Commons`] itself and calls the same operations. The
+//! one other writer is the blob store, which records the files it writes through
+//! [`store::BlobRecords`]. `tests/layers.rs` keeps the modules in layers: each uses only the
+//! ones below it.
 
 pub mod api;
 pub mod blobs;

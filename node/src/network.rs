@@ -58,8 +58,9 @@ use self::codec::Inbound;
 use self::exchange::{Exchange, Misbehaved, Offered, ToSync};
 use self::heard::{FollowRate, Heard, MAX_MIRRORED};
 use self::unforwarded::Unforwarded;
+use crate::Handle;
 use crate::commons::{Changed, Spread};
-use crate::{Handle, Store};
+use crate::store::Reader;
 
 /// How often peers reconcile every collection they share.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
@@ -284,7 +285,7 @@ pub struct Network {
 pub fn start(
     keypair: identity::Keypair,
     config: NetworkConfig,
-    store: Store,
+    store: Reader,
     blobs: crate::BlobStore,
     handle: Handle,
     changes: mpsc::Receiver<Changed>,
@@ -783,7 +784,7 @@ impl Network {
             room -= 1;
             let handle = self.exchange.handle.clone();
             tokio::spawn(async move {
-                let _ = handle.set_followed(id.to_string(), true).await;
+                let _ = handle.set_followed(id, true).await;
             });
             for peer in &peers {
                 self.reconcile(*peer, id);

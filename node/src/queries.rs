@@ -8,8 +8,8 @@ use minga_protocol::{BlobHash, Collection, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
 use crate::search::{SearchQuery, Snippet};
-use crate::store::{Cursor, EntryPage, ListQuery};
-use crate::{BlobStore, Error, SearchIndex, Store};
+use crate::store::{Cursor, EntryPage, ListQuery, Reader};
+use crate::{BlobStore, Error, SearchIndex};
 
 /// Largest page of a listing.
 pub const MAX_LIMIT: usize = 500;
@@ -40,7 +40,7 @@ impl Visibility {
 
     /// Whether the reader may see this blob: for [`Visibility::Shareable`], only the files of
     /// entries that may leave the node.
-    pub fn shows_blob(self, store: &Store, hash: &BlobHash) -> Result<bool, Error> {
+    pub fn shows_blob(self, store: &Reader, hash: &BlobHash) -> Result<bool, Error> {
         Ok(self == Visibility::All || store.is_blob_shareable(hash)?)
     }
 }
@@ -137,7 +137,7 @@ pub fn parse_id(text: &str) -> Result<DocumentId, Error> {
 }
 
 /// A collection given by id, or by the name of one this node holds.
-pub fn resolve_collection(store: &Store, text: &str) -> Result<DocumentId, Error> {
+pub fn resolve_collection(store: &Reader, text: &str) -> Result<DocumentId, Error> {
     if let Ok(id) = text.parse::<DocumentId>() {
         if store.collection(&id)?.is_some() {
             return Ok(id);
@@ -152,7 +152,7 @@ pub fn resolve_collection(store: &Store, text: &str) -> Result<DocumentId, Error
 }
 
 /// An entry by id; deleted entries, and those the reader may not see, are not found.
-pub fn entry(store: &Store, id: &DocumentId, visibility: Visibility) -> Result<Entry, Error> {
+pub fn entry(store: &Reader, id: &DocumentId, visibility: Visibility) -> Result<Entry, Error> {
     if let Some(stone) = store.tombstone(id)? {
         return Err(Error::NotFound(format!(
             "entry {id} was deleted: {}",
@@ -177,10 +177,6 @@ fn by_hidden_author(entry: &Entry, hidden: &BTreeSet<String>) -> bool {
     entry.authors.iter().any(|a| hidden.contains(&a.key))
 }
 
-pub fn entry_by_text(store: &Store, id: &str, visibility: Visibility) -> Result<Entry, Error> {
-    entry(store, &parse_id(id)?, visibility)
-}
-
 /// `GET /api/v1/entries/{id}/history`: an entry's changes, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct History {
@@ -189,8 +185,12 @@ pub struct History {
 
 /// The entry and its history, read from the stored document; hidden or deleted entries are not
 /// found, as with [`entry`].
-pub fn history(store: &Store, id: &str, visibility: Visibility) -> Result<(Entry, History), Error> {
-    let entry = entry_by_text(store, id, visibility)?;
+pub fn history(
+    store: &Reader,
+    id: &DocumentId,
+    visibility: Visibility,
+) -> Result<(Entry, History), Error> {
+    let entry = entry(store, id, visibility)?;
     let bytes = store
         .document(&entry.id)?
         .ok_or_else(|| Error::NotFound(format!("no entry {}", entry.id)))?;
@@ -203,7 +203,7 @@ pub fn history(store: &Store, id: &str, visibility: Visibility) -> Result<(Entry
 /// only for `q` (the CLI opens the index only then). Entries the reader may not see are left
 /// out, so a page can be shorter than its limit.
 pub fn list_entries(
-    store: &Store,
+    store: &Reader,
     search: Option<&SearchIndex>,
     params: &ListParams,
     visibility: Visibility,
@@ -249,7 +249,7 @@ pub fn list_entries(
 }
 
 fn search_entries(
-    store: &Store,
+    store: &Reader,
     search: &SearchIndex,
     params: &ListParams,
     text: String,
@@ -340,14 +340,14 @@ fn bad_cursor(text: &str) -> Error {
     Error::BadRequest(format!("{text:?} is not a cursor from next_cursor"))
 }
 
-pub fn list_collections(store: &Store) -> Result<CollectionList, Error> {
+pub fn list_collections(store: &Reader) -> Result<CollectionList, Error> {
     Ok(CollectionList {
         collections: store.collections()?,
     })
 }
 
 pub fn status(
-    store: &Store,
+    store: &Reader,
     peer_id: &str,
     network: NetworkFigures,
     blobs: &BlobStore,

@@ -18,7 +18,7 @@ use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use crate::{Store, StoreError};
+use crate::store::{Reader, StoreError};
 
 pub mod indexer;
 mod schema;
@@ -151,7 +151,7 @@ impl SearchIndex {
     /// Opens the index in `dir`, or builds an empty one there when it is missing, unreadable,
     /// of another schema version, or claims more than `store` holds (a store restored from an
     /// older backup). Call [`Self::catch_up`] next.
-    pub fn open(dir: &Path, writer_bytes: usize, store: &Store) -> Result<Self, SearchError> {
+    pub fn open(dir: &Path, writer_bytes: usize, store: &Reader) -> Result<Self, SearchError> {
         if writer_bytes < MIN_WRITER_BYTES {
             return Err(SearchError::WriterMemory(writer_bytes));
         }
@@ -222,7 +222,7 @@ impl SearchIndex {
 
     /// Indexes every change the store logged after [`Self::indexed`] up to `upto` (a durable
     /// position), commits, and makes the result searchable. Returns how many ids it touched.
-    pub fn catch_up(&self, store: &Store, upto: u64) -> Result<usize, SearchError> {
+    pub fn catch_up(&self, store: &Reader, upto: u64) -> Result<usize, SearchError> {
         let mut writer = self.writer.lock().expect("search writer lock");
         let from = self.indexed();
         if upto <= from {

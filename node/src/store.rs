@@ -37,7 +37,7 @@ use serde::Serialize;
 
 mod blobs;
 mod journal;
-pub use blobs::{BlobRecord, BlobRef};
+pub use blobs::{BlobRecord, BlobRecords, BlobRef};
 
 /// Why the store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +69,33 @@ pub fn load(id: &DocumentId, bytes: &[u8]) -> Result<Automerge, StoreError> {
 /// The store format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Handle to the store; cheap to clone, safe to read from any thread.
-#[derive(Clone)]
+/// The store with the capability to write it. There is one, held by the writer ([`Commons`]
+/// on the event loop, or in the CLI holding the data dir's lock); everything else reads
+/// through a [`Reader`] cloned out of it ([`Store::reader`]). The one other writer is the
+/// blob store, which records the blob files it writes through its own narrow
+/// [`BlobRecords`]. A `Store` reads too: it dereferences to its [`Reader`].
+///
+/// [`Commons`]: crate::Commons
 pub struct Store {
+    reader: Reader,
+}
+
+/// Read access to the store: cheap to clone, safe to use from any thread, and without a
+/// method that writes:
+///
+/// ```compile_fail,E0599
+/// fn write(reader: &minga_node::store::Reader) {
+///     reader.set_followed(&"11111111111111111111111".parse().unwrap(), true).unwrap();
+/// }
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn writer(reader: minga_node::store::Reader) -> minga_node::Store {
+///     reader.into()
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Reader {
     db: sled::Db,
     /// A large import's staged rows, until they are moved in (`store/journal`).
     journal: sled::Tree,
@@ -199,6 +223,20 @@ impl std::fmt::Debug for Store {
     }
 }
 
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        &self.reader
+    }
+}
+
 impl Cursor {
     pub fn parse(text: &str) -> Option<Cursor> {
         let mut bytes = [0; 24];
@@ -253,7 +291,7 @@ impl Store {
             }
         }
         let journal = db.open_tree(journal::TREE)?;
-        let mut store = Store {
+        let mut reader = Reader {
             db,
             journal,
             written: Arc::new(AtomicU64::new(0)),
@@ -261,13 +299,305 @@ impl Store {
             reconcile_sets: Arc::default(),
             seq: Arc::default(),
         };
-        store.finish_journal()?;
-        store.seq = Arc::new(AtomicU64::new(store.get_u64(b"m:seq")?.unwrap_or(0)));
-        Ok(store)
+        reader.finish_journal()?;
+        reader.seq = Arc::new(AtomicU64::new(reader.get_u64(b"m:seq")?.unwrap_or(0)));
+        Ok(Store { reader })
+    }
+
+    /// A read-only handle for everything that is not the writer.
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+
+    /// The writer of the blob store's records (`store/blobs`), for [`crate::BlobStore`].
+    pub fn blob_records(&self) -> BlobRecords {
+        BlobRecords::new(self.reader.clone())
     }
 
     /// Makes every write applied so far durable (fsync). Concurrent writers share one flush.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.reader.flush_applied()
+    }
+
+    pub fn set_peer_seq(
+        &self,
+        peer: &str,
+        collection: &DocumentId,
+        seq: u64,
+    ) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(peer_seq_key(peer, collection), &seq.to_be_bytes());
+        self.apply(batch)
+    }
+
+    /// Brings the store back to a consistent state after the writer caught a panic: a journal
+    /// the interrupted write left is finished if committed and dropped if not (as at open),
+    /// and the cached reconciliation sets are rebuilt from the store on next use.
+    pub fn recover(&self) -> Result<(), StoreError> {
+        self.reconcile_sets().clear();
+        self.finish_journal().map(|_| ())
+    }
+
+    /// Blocks (or unblocks) a peer; `author`, the key it vouched for, has its content hidden.
+    pub fn set_blocked(
+        &self,
+        peer: &str,
+        blocked: bool,
+        author: Option<AuthorId>,
+    ) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        let key = [b"b:", peer.as_bytes()].concat();
+        if blocked {
+            let author = author.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+            batch.insert(key, author);
+        } else {
+            batch.remove(key);
+        }
+        self.apply(batch)
+    }
+
+    /// Stores a new or changed entry with the signatures of its new changes.
+    pub fn put_entry(
+        &self,
+        entry: &Entry,
+        document: &[u8],
+        signatures: &[(ChangeHash, Signature)],
+        clock: i64,
+    ) -> Result<u64, StoreError> {
+        let mut staged = Staged::default();
+        self.stage_entry(&mut staged, entry, document, signatures, clock)?;
+        self.apply_staged(staged)
+    }
+
+    /// Moves `staged`'s rows to the journal once they hold more than
+    /// [`journal::SPILL_BYTES`], so a large import's memory stays bounded.
+    pub fn spill_if_large(&self, staged: &mut Staged) -> Result<(), StoreError> {
+        if staged.bytes - staged.spilled_bytes >= journal::SPILL_BYTES {
+            journal::spill(&self.journal, staged)?;
+        }
+        Ok(())
+    }
+
+    /// Drops staged writes that will not be applied, with any rows they spilled.
+    pub fn discard_staged(&self, staged: Staged) -> Result<(), StoreError> {
+        if staged.spilled() {
+            journal::clear(&self.db, &self.journal)?;
+        }
+        Ok(())
+    }
+
+    /// Applies staged writes all or nothing: as one atomic batch, or, when they spilled, by
+    /// committing the journal and moving it in (which makes it durable on return).
+    pub fn apply_staged(&self, mut staged: Staged) -> Result<u64, StoreError> {
+        let reconciled = std::mem::take(&mut staged.reconciled);
+        let written = if staged.spilled() {
+            journal::spill(&self.journal, &mut staged)?;
+            journal::commit(&self.db, &self.journal)?;
+            self.finish_journal()?
+        } else {
+            self.apply(staged.into_batch())?
+        };
+        let mut sets = self.reconcile_sets();
+        for (collection, id, digest) in reconciled {
+            if let Some(set) = sets.get_mut(&collection) {
+                let set = Arc::make_mut(set);
+                match digest {
+                    Some(digest) => set.upsert(Item {
+                        id: *id.as_bytes(),
+                        digest,
+                    }),
+                    None => set.remove(id.as_bytes()),
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// [`Self::put_entry`], staged.
+    pub fn stage_entry(
+        &self,
+        batch: &mut Staged,
+        entry: &Entry,
+        document: &[u8],
+        signatures: &[(ChangeHash, Signature)],
+        clock: i64,
+    ) -> Result<(), StoreError> {
+        let old = self.entry_in(batch, &entry.id)?;
+        match &old {
+            Some(old) => index_keys(old).into_iter().for_each(|k| batch.remove(k)),
+            None => {
+                let count = self.u64_in(batch, b"m:entries")?.unwrap_or(0);
+                batch.insert(b"m:entries", (count + 1).to_be_bytes());
+                if let Some(collection) = entry.collection_id() {
+                    let count = self.u64_in(batch, &key(b"k:", &collection))?.unwrap_or(0);
+                    batch.insert(key(b"k:", &collection), (count + 1).to_be_bytes());
+                }
+            }
+        }
+        index_keys(entry)
+            .into_iter()
+            .for_each(|k| batch.insert(k, []));
+        if let Some(collection) = entry.collection_id() {
+            // Only what may leave the node is ever reconciled with peers.
+            let digest = entry
+                .is_shareable()
+                .then(|| entry_digest(entry))
+                .transpose()?;
+            self.stage_item(batch, collection, entry.id, digest)?;
+        }
+        self.reference_blobs(batch, &entry.id, old.as_ref(), Some(entry))?;
+        batch.insert(key(b"e:", &entry.id), json(entry));
+        stage_document(batch, &entry.id, document, signatures, clock);
+        Ok(())
+    }
+
+    /// Stores a new or changed collection, and follows it if `follow`.
+    pub fn put_collection(
+        &self,
+        collection: &Collection,
+        heads: &[[u8; 32]],
+        document: &[u8],
+        signatures: &[(ChangeHash, Signature)],
+        clock: i64,
+        follow: bool,
+    ) -> Result<u64, StoreError> {
+        let mut staged = Staged::default();
+        self.stage_collection(&mut staged, collection, heads, document, signatures, clock)?;
+        if follow {
+            stage_followed(&mut staged, &collection.id, true);
+        }
+        self.apply_staged(staged)
+    }
+
+    /// Records a tombstone and drops the entry, its signatures and its index rows.
+    pub fn put_tombstone(&self, tombstone: &Tombstone, clock: i64) -> Result<u64, StoreError> {
+        let mut staged = Staged::default();
+        self.stage_tombstone(&mut staged, tombstone, clock)?;
+        self.apply_staged(staged)
+    }
+
+    /// [`Self::put_tombstone`], staged.
+    pub fn stage_tombstone(
+        &self,
+        batch: &mut Staged,
+        tombstone: &Tombstone,
+        clock: i64,
+    ) -> Result<(), StoreError> {
+        let id = &tombstone.entry;
+        if let Some(old) = self.entry_in(batch, id)? {
+            index_keys(&old).into_iter().for_each(|k| batch.remove(k));
+            let count = self.u64_in(batch, b"m:entries")?.unwrap_or(0);
+            batch.insert(b"m:entries", count.saturating_sub(1).to_be_bytes());
+            if let Some(collection) = old.collection_id() {
+                // A private or unconsented entry never leaves the node, not even as a tombstone.
+                let digest = old.is_shareable().then_some(TOMBSTONE_DIGEST);
+                self.stage_item(batch, collection, *id, digest)?;
+                let count = self.u64_in(batch, &key(b"k:", &collection))?.unwrap_or(0);
+                batch.insert(
+                    key(b"k:", &collection),
+                    count.saturating_sub(1).to_be_bytes(),
+                );
+            }
+            self.reference_blobs(batch, id, Some(&old), None)?;
+        }
+        for signature in self.keys_in(batch, &key(b"s:", id))? {
+            batch.remove(signature);
+        }
+        batch.remove(key(b"e:", id));
+        batch.remove(key(b"d:", id));
+        batch.insert(key(b"t:", id), json(tombstone));
+        batch.insert(b"m:clock", (clock as u64).to_be_bytes());
+        Ok(())
+    }
+
+    pub fn set_followed(&self, id: &DocumentId, followed: bool) -> Result<u64, StoreError> {
+        let mut staged = Staged::default();
+        stage_followed(&mut staged, id, followed);
+        self.apply_staged(staged)
+    }
+
+    pub fn set_setting(&self, name: &str, value: &str) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(format!("m:set:{name}").as_bytes(), value.as_bytes());
+        self.apply(batch)
+    }
+
+    /// [`Store::put_collection`], staged.
+    pub fn stage_collection(
+        &self,
+        batch: &mut Staged,
+        collection: &Collection,
+        heads: &[[u8; 32]],
+        document: &[u8],
+        signatures: &[(ChangeHash, Signature)],
+        clock: i64,
+    ) -> Result<(), StoreError> {
+        let digest = reconcile::heads_digest(heads);
+        self.stage_item(batch, collection.id, collection.id, Some(digest))?;
+        batch.insert(
+            [b"n:".as_slice(), collection.name.as_bytes()].concat(),
+            collection.id.as_bytes(),
+        );
+        batch.insert(
+            key(b"c:", &collection.id),
+            json(&Collection {
+                entries: 0,
+                ..collection.clone()
+            }),
+        );
+        stage_document(batch, &collection.id, document, signatures, clock);
+        Ok(())
+    }
+
+    /// Sets (or with `None` removes) the reconciliation row of `id` in `collection`, and moves
+    /// the id to the end of the collection's change log.
+    fn stage_item(
+        &self,
+        batch: &mut Staged,
+        collection: DocumentId,
+        id: DocumentId,
+        digest: Option<[u8; 16]>,
+    ) -> Result<(), StoreError> {
+        let item = item_key(&collection, &id);
+        match digest {
+            Some(digest) => batch.insert(item, digest),
+            None => batch.remove(item),
+        }
+        let position = [key(b"o:", &collection).as_slice(), id.as_bytes()].concat();
+        if let Some(old) = self.u64_in(batch, &position)? {
+            batch.remove([key(b"l:", &collection).as_slice(), &old.to_be_bytes()].concat());
+        }
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let row = match batch.source {
+            Some(source) => [id.as_bytes().as_slice(), &source].concat(),
+            None => id.as_bytes().to_vec(),
+        };
+        batch.insert(
+            [key(b"l:", &collection).as_slice(), &seq.to_be_bytes()].concat(),
+            row,
+        );
+        batch.insert(position, seq.to_be_bytes());
+        batch.insert(b"m:seq", seq.to_be_bytes());
+        batch.reconciled.push((collection, id, digest));
+        Ok(())
+    }
+}
+
+impl Reader {
+    /// Moves a committed journal into the store and empties it; drops one never committed.
+    /// Returns the last batch written (or the current count if none was).
+    fn finish_journal(&self) -> Result<u64, StoreError> {
+        let mut written = self.applied_writes();
+        if journal::is_committed(&self.journal)? {
+            written = journal::replay(&self.journal, |batch| self.apply(batch))?;
+            self.db.flush()?;
+        }
+        journal::clear(&self.db, &self.journal)?;
+        Ok(written)
+    }
+
+    /// Makes every batch applied so far durable; [`Store::flush`] and [`BlobRecords::flush`].
+    fn flush_applied(&self) -> Result<(), StoreError> {
         let written = self.written.load(Ordering::SeqCst);
         self.db.flush()?;
         self.durable.fetch_max(written, Ordering::SeqCst);
@@ -289,20 +619,6 @@ impl Store {
         self.db.apply_batch(batch)?;
         Ok(self.written.fetch_add(1, Ordering::SeqCst) + 1)
     }
-
-    /// Moves a committed journal into the store and empties it; drops one never committed.
-    /// Returns the last batch written (or the current count if none was).
-    fn finish_journal(&self) -> Result<u64, StoreError> {
-        let mut written = self.applied_writes();
-        if journal::is_committed(&self.journal)? {
-            written = journal::replay(&self.journal, |batch| self.apply(batch))?;
-            self.db.flush()?;
-        }
-        journal::clear(&self.db, &self.journal)?;
-        Ok(written)
-    }
-
-    // ---- reads ----
 
     /// A value as it will be once `staged` is applied.
     fn get_in(&self, staged: &Staged, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -608,17 +924,6 @@ impl Store {
         self.get_u64(&peer_seq_key(peer, collection))
     }
 
-    pub fn set_peer_seq(
-        &self,
-        peer: &str,
-        collection: &DocumentId,
-        seq: u64,
-    ) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(peer_seq_key(peer, collection), &seq.to_be_bytes());
-        self.apply(batch)
-    }
-
     /// The cached reconciliation sets. A panic while they were held may have left one half
     /// updated: then they are all dropped, to be rebuilt from the store on next use.
     fn reconcile_sets(&self) -> MutexGuard<'_, HashMap<DocumentId, Arc<ItemSet>>> {
@@ -628,14 +933,6 @@ impl Store {
             self.reconcile_sets.clear_poison();
             sets
         })
-    }
-
-    /// Brings the store back to a consistent state after the writer caught a panic: a journal
-    /// the interrupted write left is finished if committed and dropped if not (as at open),
-    /// and the cached reconciliation sets are rebuilt from the store on next use.
-    pub fn recover(&self) -> Result<(), StoreError> {
-        self.reconcile_sets().clear();
-        self.finish_journal().map(|_| ())
     }
 
     /// The reconciliation set of a collection with cached fingerprints: built from the `r:`
@@ -670,24 +967,6 @@ impl Store {
             .keys()
             .map(|k| Ok(String::from_utf8_lossy(&k?[2..]).into_owned()))
             .collect()
-    }
-
-    /// Blocks (or unblocks) a peer; `author`, the key it vouched for, has its content hidden.
-    pub fn set_blocked(
-        &self,
-        peer: &str,
-        blocked: bool,
-        author: Option<AuthorId>,
-    ) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        let key = [b"b:", peer.as_bytes()].concat();
-        if blocked {
-            let author = author.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
-            batch.insert(key, author);
-        } else {
-            batch.remove(key);
-        }
-        self.apply(batch)
     }
 
     /// Authors of blocked peers, whose content this node hides.
@@ -763,238 +1042,10 @@ impl Store {
         })
     }
 
-    // ---- writes: each one atomic batch, durable after the next flush ----
-
-    /// Stores a new or changed entry with the signatures of its new changes.
-    pub fn put_entry(
-        &self,
-        entry: &Entry,
-        document: &[u8],
-        signatures: &[(ChangeHash, Signature)],
-        clock: i64,
-    ) -> Result<u64, StoreError> {
-        let mut staged = Staged::default();
-        self.stage_entry(&mut staged, entry, document, signatures, clock)?;
-        self.apply_staged(staged)
-    }
-
-    /// Moves `staged`'s rows to the journal once they hold more than
-    /// [`journal::SPILL_BYTES`], so a large import's memory stays bounded.
-    pub fn spill_if_large(&self, staged: &mut Staged) -> Result<(), StoreError> {
-        if staged.bytes - staged.spilled_bytes >= journal::SPILL_BYTES {
-            journal::spill(&self.journal, staged)?;
-        }
-        Ok(())
-    }
-
     /// Whether no import's rows are waiting in the journal.
     #[cfg(test)]
     pub(crate) fn journal_is_empty(&self) -> bool {
         self.journal.is_empty()
-    }
-
-    /// Drops staged writes that will not be applied, with any rows they spilled.
-    pub fn discard_staged(&self, staged: Staged) -> Result<(), StoreError> {
-        if staged.spilled() {
-            journal::clear(&self.db, &self.journal)?;
-        }
-        Ok(())
-    }
-
-    /// Applies staged writes all or nothing: as one atomic batch, or, when they spilled, by
-    /// committing the journal and moving it in (which makes it durable on return).
-    pub fn apply_staged(&self, mut staged: Staged) -> Result<u64, StoreError> {
-        let reconciled = std::mem::take(&mut staged.reconciled);
-        let written = if staged.spilled() {
-            journal::spill(&self.journal, &mut staged)?;
-            journal::commit(&self.db, &self.journal)?;
-            self.finish_journal()?
-        } else {
-            self.apply(staged.into_batch())?
-        };
-        let mut sets = self.reconcile_sets();
-        for (collection, id, digest) in reconciled {
-            if let Some(set) = sets.get_mut(&collection) {
-                let set = Arc::make_mut(set);
-                match digest {
-                    Some(digest) => set.upsert(Item {
-                        id: *id.as_bytes(),
-                        digest,
-                    }),
-                    None => set.remove(id.as_bytes()),
-                }
-            }
-        }
-        Ok(written)
-    }
-
-    /// [`Self::put_entry`], staged.
-    pub fn stage_entry(
-        &self,
-        batch: &mut Staged,
-        entry: &Entry,
-        document: &[u8],
-        signatures: &[(ChangeHash, Signature)],
-        clock: i64,
-    ) -> Result<(), StoreError> {
-        let old = self.entry_in(batch, &entry.id)?;
-        match &old {
-            Some(old) => index_keys(old).into_iter().for_each(|k| batch.remove(k)),
-            None => {
-                let count = self.u64_in(batch, b"m:entries")?.unwrap_or(0);
-                batch.insert(b"m:entries", (count + 1).to_be_bytes());
-                if let Some(collection) = collection_of(entry) {
-                    let count = self.u64_in(batch, &key(b"k:", &collection))?.unwrap_or(0);
-                    batch.insert(key(b"k:", &collection), (count + 1).to_be_bytes());
-                }
-            }
-        }
-        index_keys(entry)
-            .into_iter()
-            .for_each(|k| batch.insert(k, []));
-        if let Some(collection) = collection_of(entry) {
-            // Only what may leave the node is ever reconciled with peers.
-            let digest = entry
-                .is_shareable()
-                .then(|| entry_digest(entry))
-                .transpose()?;
-            self.stage_item(batch, collection, entry.id, digest)?;
-        }
-        self.reference_blobs(batch, &entry.id, old.as_ref(), Some(entry))?;
-        batch.insert(key(b"e:", &entry.id), json(entry));
-        stage_document(batch, &entry.id, document, signatures, clock);
-        Ok(())
-    }
-
-    /// Stores a new or changed collection, and follows it if `follow`.
-    pub fn put_collection(
-        &self,
-        collection: &Collection,
-        heads: &[[u8; 32]],
-        document: &[u8],
-        signatures: &[(ChangeHash, Signature)],
-        clock: i64,
-        follow: bool,
-    ) -> Result<u64, StoreError> {
-        let mut staged = Staged::default();
-        self.stage_collection(&mut staged, collection, heads, document, signatures, clock)?;
-        if follow {
-            stage_followed(&mut staged, &collection.id, true);
-        }
-        self.apply_staged(staged)
-    }
-
-    /// Records a tombstone and drops the entry, its signatures and its index rows.
-    pub fn put_tombstone(&self, tombstone: &Tombstone, clock: i64) -> Result<u64, StoreError> {
-        let mut staged = Staged::default();
-        self.stage_tombstone(&mut staged, tombstone, clock)?;
-        self.apply_staged(staged)
-    }
-
-    /// [`Self::put_tombstone`], staged.
-    pub fn stage_tombstone(
-        &self,
-        batch: &mut Staged,
-        tombstone: &Tombstone,
-        clock: i64,
-    ) -> Result<(), StoreError> {
-        let id = &tombstone.entry;
-        if let Some(old) = self.entry_in(batch, id)? {
-            index_keys(&old).into_iter().for_each(|k| batch.remove(k));
-            let count = self.u64_in(batch, b"m:entries")?.unwrap_or(0);
-            batch.insert(b"m:entries", count.saturating_sub(1).to_be_bytes());
-            if let Some(collection) = collection_of(&old) {
-                // A private or unconsented entry never leaves the node, not even as a tombstone.
-                let digest = old.is_shareable().then_some(TOMBSTONE_DIGEST);
-                self.stage_item(batch, collection, *id, digest)?;
-                let count = self.u64_in(batch, &key(b"k:", &collection))?.unwrap_or(0);
-                batch.insert(
-                    key(b"k:", &collection),
-                    count.saturating_sub(1).to_be_bytes(),
-                );
-            }
-            self.reference_blobs(batch, id, Some(&old), None)?;
-        }
-        for signature in self.keys_in(batch, &key(b"s:", id))? {
-            batch.remove(signature);
-        }
-        batch.remove(key(b"e:", id));
-        batch.remove(key(b"d:", id));
-        batch.insert(key(b"t:", id), json(tombstone));
-        batch.insert(b"m:clock", (clock as u64).to_be_bytes());
-        Ok(())
-    }
-
-    pub fn set_followed(&self, id: &DocumentId, followed: bool) -> Result<u64, StoreError> {
-        let mut staged = Staged::default();
-        stage_followed(&mut staged, id, followed);
-        self.apply_staged(staged)
-    }
-
-    pub fn set_setting(&self, name: &str, value: &str) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(format!("m:set:{name}").as_bytes(), value.as_bytes());
-        self.apply(batch)
-    }
-
-    /// [`Store::put_collection`], staged.
-    pub fn stage_collection(
-        &self,
-        batch: &mut Staged,
-        collection: &Collection,
-        heads: &[[u8; 32]],
-        document: &[u8],
-        signatures: &[(ChangeHash, Signature)],
-        clock: i64,
-    ) -> Result<(), StoreError> {
-        let digest = reconcile::heads_digest(heads);
-        self.stage_item(batch, collection.id, collection.id, Some(digest))?;
-        batch.insert(
-            [b"n:".as_slice(), collection.name.as_bytes()].concat(),
-            collection.id.as_bytes(),
-        );
-        batch.insert(
-            key(b"c:", &collection.id),
-            json(&Collection {
-                entries: 0,
-                ..collection.clone()
-            }),
-        );
-        stage_document(batch, &collection.id, document, signatures, clock);
-        Ok(())
-    }
-
-    /// Sets (or with `None` removes) the reconciliation row of `id` in `collection`, and moves
-    /// the id to the end of the collection's change log.
-    fn stage_item(
-        &self,
-        batch: &mut Staged,
-        collection: DocumentId,
-        id: DocumentId,
-        digest: Option<[u8; 16]>,
-    ) -> Result<(), StoreError> {
-        let item = item_key(&collection, &id);
-        match digest {
-            Some(digest) => batch.insert(item, digest),
-            None => batch.remove(item),
-        }
-        let position = [key(b"o:", &collection).as_slice(), id.as_bytes()].concat();
-        if let Some(old) = self.u64_in(batch, &position)? {
-            batch.remove([key(b"l:", &collection).as_slice(), &old.to_be_bytes()].concat());
-        }
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let row = match batch.source {
-            Some(source) => [id.as_bytes().as_slice(), &source].concat(),
-            None => id.as_bytes().to_vec(),
-        };
-        batch.insert(
-            [key(b"l:", &collection).as_slice(), &seq.to_be_bytes()].concat(),
-            row,
-        );
-        batch.insert(position, seq.to_be_bytes());
-        batch.insert(b"m:seq", seq.to_be_bytes());
-        batch.reconciled.push((collection, id, digest));
-        Ok(())
     }
 
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
@@ -1069,7 +1120,7 @@ fn index_keys(entry: &Entry) -> Vec<Vec<u8>> {
     let inv = (!((entry.updated as u64) ^ (1 << 63))).to_be_bytes();
     let suffix = [inv.as_slice(), entry.id.as_bytes()].concat();
     let mut keys = vec![[b"i:a:".as_slice(), &suffix].concat()];
-    if let Some(collection) = collection_of(entry) {
+    if let Some(collection) = entry.collection_id() {
         keys.push([key(b"i:c:", &collection).as_slice(), &suffix].concat());
     }
     keys.push([b"i:k:", entry.kind.as_bytes(), &[0], &suffix].concat());
@@ -1103,10 +1154,6 @@ fn entry_digest(entry: &Entry) -> Result<[u8; 16], StoreError> {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(reconcile::heads_digest(&heads))
-}
-
-fn collection_of(entry: &Entry) -> Option<DocumentId> {
-    entry.collection.parse().ok()
 }
 
 fn key(prefix: &[u8], id: &DocumentId) -> Vec<u8> {

@@ -244,8 +244,9 @@ async fn entry(
 ) -> Page {
     let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &format!("/entries/{id}"));
     let visibility = state.access.visibility(&headers, client.ip());
-    let result =
-        queries::entry_by_text(&state.store, &id, visibility).map(|e| pages::entry(&frame, &e));
+    let result = queries::parse_id(&id)
+        .and_then(|id| queries::entry(&state.store, &id, visibility))
+        .map(|e| pages::entry(&frame, &e));
     page(&frame, remember, result)
 }
 
@@ -258,12 +259,10 @@ async fn history(
 ) -> Page {
     let path = format!("/entries/{id}/history");
     let (frame, _, remember) = frame(&headers, raw.0.as_deref(), &path);
-    let result = queries::history(
-        &state.store,
-        &id,
-        state.access.visibility(&headers, client.ip()),
-    )
-    .map(|(entry, history)| pages::history(&frame, &entry, &history.changes));
+    let visibility = state.access.visibility(&headers, client.ip());
+    let result = queries::parse_id(&id)
+        .and_then(|id| queries::history(&state.store, &id, visibility))
+        .map(|(entry, history)| pages::history(&frame, &entry, &history.changes));
     page(&frame, remember, result)
 }
 

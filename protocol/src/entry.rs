@@ -104,6 +104,14 @@ pub struct Attachment {
     pub size: u64,
 }
 
+impl Attachment {
+    /// The blob the attachment names; `None` when its hash is not one (a document read as
+    /// stored, before any policy).
+    pub fn blob_hash(&self) -> Option<crate::BlobHash> {
+        self.hash.parse().ok()
+    }
+}
+
 /// The consent of one person named in a history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consent {
@@ -416,6 +424,12 @@ pub fn apply_patch(
 }
 
 impl Entry {
+    /// The collection the entry belongs to; `None` when its document names none, or something
+    /// that is not an id (a document read as stored, before any policy).
+    pub fn collection_id(&self) -> Option<DocumentId> {
+        self.collection.parse().ok()
+    }
+
     /// Reads an entry from its document; missing or mistyped fields read as empty.
     pub fn read(id: DocumentId, doc: &Automerge) -> Entry {
         let text = |key| doc::string(doc, &ROOT, key).unwrap_or_default();

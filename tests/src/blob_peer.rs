@@ -30,7 +30,8 @@ impl LyingBlobPeer {
     pub fn start(content: &[u8]) -> LyingBlobPeer {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("store"), 8 << 20).expect("store");
-        let blobs = BlobStore::open(&dir.path().join("blobs"), store).expect("blob store");
+        let blobs =
+            BlobStore::open(&dir.path().join("blobs"), store.blob_records()).expect("blob store");
         blobs
             .add_reader(content, u64::MAX, |_| {})
             .expect("adding the blob");

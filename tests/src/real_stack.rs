@@ -20,7 +20,8 @@ use libp2p::Multiaddr;
 use minga_node::config::WebConfig;
 use minga_node::network::NetworkConfig;
 use minga_node::network::link_model::LinkModel;
-use minga_node::{BlobLimits, Commons, DataDir, Store};
+use minga_node::store::Reader;
+use minga_node::{BlobLimits, Commons, DataDir};
 use minga_simulations::scenario::Links;
 use tokio::sync::oneshot;
 
@@ -85,7 +86,7 @@ pub struct LocalNode {
     /// The node's store while it runs, read directly (as the node's own HTTP handlers do) to
     /// see what it holds; `None` while it is stopped, because sled locks its dir and the node
     /// could not open it again while this handle lives.
-    store: Option<Store>,
+    store: Option<Reader>,
     /// `/memory/N/p2p/<peer id>`
     pub addr: Multiaddr,
     /// What starting the node again takes.
@@ -109,7 +110,7 @@ struct Launch {
 /// A started node's handles.
 struct Started {
     api: Api,
-    store: Store,
+    store: Reader,
     stop: oneshot::Sender<()>,
     task: NodeTask,
 }
@@ -121,7 +122,7 @@ impl LocalNode {
     }
 
     /// The running node's store.
-    pub fn store(&self) -> Result<&Store> {
+    pub fn store(&self) -> Result<&Reader> {
         self.store
             .as_ref()
             .with_context(|| format!("node {} is stopped", self.peer_id()))

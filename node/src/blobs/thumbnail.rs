@@ -228,7 +228,7 @@ mod tests {
     fn a_thumbnail_is_small_cached_and_removed_with_its_blob() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), 1 << 20).unwrap();
-        let blobs = BlobStore::open(&dir.path().join("blobs"), store).unwrap();
+        let blobs = BlobStore::open(&dir.path().join("blobs"), store.blob_records()).unwrap();
         let photo = png(1200, 800);
         let added = blobs
             .add_reader(photo.as_slice(), 16 << 20, |_| {})
@@ -247,7 +247,7 @@ mod tests {
     fn an_image_over_the_pixel_budget_gets_no_thumbnail() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), 1 << 20).unwrap();
-        let blobs = BlobStore::open(&dir.path().join("blobs"), store).unwrap();
+        let blobs = BlobStore::open(&dir.path().join("blobs"), store.blob_records()).unwrap();
         // 9000x9000 of one colour: a few hundred KB of PNG that would decode to 243 MB.
         let bomb = image::GrayImage::new(9000, 9000);
         let mut bytes = Vec::new();
@@ -274,7 +274,7 @@ mod tests {
         use futures::FutureExt;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), 1 << 20).unwrap();
-        let blobs = BlobStore::open(&dir.path().join("blobs"), store).unwrap();
+        let blobs = BlobStore::open(&dir.path().join("blobs"), store.blob_records()).unwrap();
         let photo = png(300, 200);
         let hash = blobs
             .add_reader(photo.as_slice(), 1 << 20, |_| {})
@@ -306,7 +306,7 @@ mod tests {
     fn text_and_corrupt_images_get_no_thumbnail() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), 1 << 20).unwrap();
-        let blobs = BlobStore::open(&dir.path().join("blobs"), store).unwrap();
+        let blobs = BlobStore::open(&dir.path().join("blobs"), store.blob_records()).unwrap();
         let text = b"just words".to_vec();
         let added = blobs.add_reader(text.as_slice(), 1 << 20, |_| {}).unwrap();
         assert!(matches!(

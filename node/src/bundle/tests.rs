@@ -55,9 +55,7 @@ fn populated(commons: &mut Commons) -> (DocumentId, Vec<DocumentId>, Vec<Documen
         ),
     ];
     let gone = add(commons, json!({"title": "Error"}));
-    commons
-        .delete_entry(&gone.to_string(), "duplicado")
-        .unwrap();
+    commons.delete_entry(&gone, "duplicado").unwrap();
     commons.flush().unwrap();
     (collection, shared, hidden)
 }
@@ -171,7 +169,7 @@ fn since_carries_only_what_the_receiver_lacks_and_both_converge() {
         body: Some("Compost de hojas y ceniza.".into()),
         ..EntryPatch::default()
     };
-    b.patch_entry(&shared[0].to_string(), &patch).unwrap();
+    b.patch_entry(&shared[0], &patch).unwrap();
     let back = temp.path().join("back.minga");
     let delta = export_all(&mut b, &back, Some(&first));
     assert_eq!((delta.entries, delta.unchanged), (1, 2), "one edited entry");

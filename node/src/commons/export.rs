@@ -16,13 +16,11 @@ use minga_protocol::sync::{self, SignedDoc};
 use minga_protocol::wire::{self, HashSignature, Payload};
 use minga_protocol::{AuthorKey, DocumentId};
 
-use crate::Store;
 use crate::bundle::blobs::{self, BlobHash, BundleBlobs};
 use crate::bundle::parts::{self, PartWriter};
 use crate::bundle::{ExportError, ExportRequest, ExportSummary, Phase, Progress, section_id};
 use crate::queries::resolve_collection;
-use crate::store::TOMBSTONE_DIGEST;
-use crate::store::load;
+use crate::store::{Reader, TOMBSTONE_DIGEST, load};
 
 /// Smallest part size accepted (tests split tiny bundles; real ones use 2 GiB).
 const MIN_PART_BYTES: u64 = 4096;
@@ -41,7 +39,7 @@ enum Source {
 /// The node exporting: its keys, names and state.
 #[derive(Debug, Clone, Copy)]
 pub struct Exporting<'a> {
-    pub store: &'a Store,
+    pub store: &'a Reader,
     pub author: &'a AuthorKey,
     pub peer_id: &'a str,
     /// The node's clock, recorded in the manifest.
@@ -243,7 +241,7 @@ pub fn export(
 }
 
 /// The collections a request names, sorted.
-fn select(store: &Store, request: &ExportRequest) -> Result<Vec<DocumentId>, ExportError> {
+fn select(store: &Reader, request: &ExportRequest) -> Result<Vec<DocumentId>, ExportError> {
     let mut ids = BTreeSet::new();
     if request.all {
         ids.extend(store.collections()?.into_iter().map(|c| c.id));
@@ -264,7 +262,7 @@ fn select(store: &Store, request: &ExportRequest) -> Result<Vec<DocumentId>, Exp
 /// The heads of a document that may leave the node; `None` for anything private or unconsented
 /// (never in the reconciliation set, but checked again here: an export is a copy of the data).
 fn shareable_heads(
-    store: &Store,
+    store: &Reader,
     id: &DocumentId,
     kind: SectionKind,
 ) -> Result<Option<Vec<String>>, ExportError> {
@@ -296,7 +294,7 @@ fn decode_heads(heads: &[String]) -> Vec<[u8; 32]> {
 
 /// What the receiver lacks of a document: all of it, or the changes after `theirs`.
 fn document_payload(
-    store: &Store,
+    store: &Reader,
     id: &DocumentId,
     theirs: Option<&[[u8; 32]]>,
 ) -> Result<Option<Payload>, ExportError> {
@@ -328,7 +326,7 @@ fn document_payload(
     )
 }
 
-fn tombstone_payload(store: &Store, id: &DocumentId) -> Result<Payload, ExportError> {
+fn tombstone_payload(store: &Reader, id: &DocumentId) -> Result<Payload, ExportError> {
     let stone = store.tombstone(id)?.expect("listed as a tombstone");
     Ok(Payload::Tombstone(stone))
 }
@@ -346,7 +344,7 @@ fn hashed(kind: SectionKind, id: &DocumentId, payload: &Payload) -> Section {
 #[allow(clippy::too_many_arguments)]
 fn write_sections(
     writer: &mut PartWriter,
-    store: &Store,
+    store: &Reader,
     blob_store: &dyn BundleBlobs,
     manifest: &[u8],
     signature: &[u8; 64],

@@ -34,9 +34,8 @@ pub fn import(
 ) -> Result<Written<ImportSummary>, Error> {
     let (reader, inspected) = open(&request.file)?;
     let manifest = &inspected.manifest;
-    let store = commons.store().clone();
     for who in [&manifest.node.peer_id, &manifest.node.author] {
-        if store.is_blocked(who)? {
+        if commons.store.is_blocked(who)? {
             return Err(ImportError::Blocked(who.clone()).into());
         }
     }
@@ -95,15 +94,15 @@ pub fn import(
     let changed = match checked {
         Ok(changed) => changed,
         Err(error) => {
-            store.discard_staged(staged)?;
+            commons.store.discard_staged(staged)?;
             return Err(error);
         }
     };
     let batch = if staged.bytes() == 0 {
         // Importing a bundle twice writes nothing.
-        store.applied_writes()
+        commons.store.applied_writes()
     } else {
-        store.apply_staged(staged)?
+        commons.store.apply_staged(staged)?
     };
     applying.items = applying.items_total;
     progress(&applying);
@@ -228,10 +227,14 @@ impl Stager<'_, '_> {
     fn flush(&mut self, progress: &mut dyn FnMut(&Progress)) -> Result<(), Error> {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
-        let store = self.commons.store().clone();
         let mut fresh = Vec::with_capacity(batch.len());
         for read in &batch {
-            fresh.push(store.document_in(self.staged, &read.id)?.is_none());
+            fresh.push(
+                self.commons
+                    .store
+                    .document_in(self.staged, &read.id)?
+                    .is_none(),
+            );
         }
         let mut ahead = verify_ahead(&batch, &fresh).into_iter();
         for read in batch {
@@ -242,7 +245,7 @@ impl Stager<'_, '_> {
                 }
                 other => other,
             })?;
-            store.spill_if_large(self.staged)?;
+            self.commons.store.spill_if_large(self.staged)?;
             self.verifying.items += 1;
             if self.verifying.items.is_multiple_of(64) {
                 progress(&self.verifying);

@@ -66,7 +66,7 @@ fn a_change_log_answer_leaves_out_what_the_asker_sent() {
         body: Some("Compost de hojas y ceniza.".into()),
         ..Default::default()
     };
-    b.patch_entry(&entry.to_string(), &patch).unwrap();
+    b.patch_entry(&entry, &patch).unwrap();
     assert_eq!(
         listed(&b, Some(peer_a)),
         vec![*entry.as_bytes()],
@@ -79,7 +79,7 @@ fn a_change_log_answer_leaves_out_what_the_asker_sent() {
         title: Some("Abono de hojas".into()),
         ..Default::default()
     };
-    a.patch_entry(&entry.to_string(), &patch).unwrap();
+    a.patch_entry(&entry, &patch).unwrap();
     let changed = b
         .apply_remote(entry, DocKind::Entry, &whole(&a, &entry), mirror, peer_a)
         .unwrap();

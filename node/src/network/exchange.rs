@@ -20,9 +20,10 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::fetching::Fetching;
 use crate::commons::Spread;
+use crate::store::Reader;
 use crate::store::load;
 use crate::store::{SourceTag, source_tag};
-use crate::{Error, Handle, Store};
+use crate::{Error, Handle};
 
 /// Most offers in one sync request.
 const MAX_OFFERS: usize = minga_protocol::limits::MAX_SYNC_OFFERS;
@@ -33,7 +34,7 @@ const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// The node's side of the exchange: read access and the writer.
 #[derive(Debug, Clone)]
 pub struct Exchange {
-    pub store: Store,
+    pub store: Reader,
     pub handle: Handle,
     /// Serve and keep every collection, followed or not.
     pub mirror: bool,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::SearchIndex;
-use crate::Store;
+use crate::store::Reader;
 
 /// Pause after a failed catch-up before trying again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -67,7 +67,7 @@ pub struct Indexer {
 impl Indexer {
     /// Starts following `store` from the index's position, first catching up to what the
     /// store holds (writes made while the node was stopped).
-    pub fn spawn(index: Arc<SearchIndex>, store: Store) -> std::io::Result<Indexer> {
+    pub fn spawn(index: Arc<SearchIndex>, store: Reader) -> std::io::Result<Indexer> {
         let wake = Wake::default();
         wake.durable(store.logged_seq().unwrap_or(0));
         let thread = {
@@ -93,7 +93,7 @@ impl Indexer {
     }
 }
 
-fn run(index: &SearchIndex, store: &Store, wake: &Wake) {
+fn run(index: &SearchIndex, store: &Reader, wake: &Wake) {
     let mut failures = 0u32;
     while let Some(upto) = wake.next(index.indexed()) {
         let started = std::time::Instant::now();

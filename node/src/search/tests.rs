@@ -242,7 +242,7 @@ fn the_index_follows_edits_and_deletions() {
     .id;
     let patch =
         serde_json::from_value(serde_json::json!({"title": "Manejo del ojo de gallo"})).unwrap();
-    commons.patch_entry(&id.to_string(), &patch).unwrap();
+    commons.patch_entry(&id, &patch).unwrap();
     commons.flush().unwrap();
     index
         .catch_up(commons.store(), commons.store().logged_seq().unwrap())
@@ -253,7 +253,7 @@ fn the_index_follows_edits_and_deletions() {
     );
     assert!(!titles(&commons, &index, "roya tolerantes").contains(&roya.to_owned()));
 
-    commons.delete_entry(&id.to_string(), "prueba").unwrap();
+    commons.delete_entry(&id, "prueba").unwrap();
     commons.flush().unwrap();
     index
         .catch_up(commons.store(), commons.store().logged_seq().unwrap())

@@ -6,7 +6,7 @@ use minga_protocol::{BlobHash, DocumentId, Entry};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use super::{Staged, Store, corrupt, id_from, json};
+use super::{Reader, Staged, corrupt, id_from, json};
 
 /// What the store knows of one blob (`h:` hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,58 @@ pub struct BlobRecord {
     pub mime: String,
 }
 
+/// The one writer of the store besides [`Store`]: the blob store's records of its files
+/// (`h:` rows, and removing a blob's garbage mark with it). Blob files are written where
+/// their bytes arrive (an upload, a download from a peer), not on the event loop, and their
+/// records with them; nothing else can be written through this. It reads
+/// as a [`Reader`] does.
+#[derive(Debug, Clone)]
+pub struct BlobRecords {
+    reader: Reader,
+}
+
+impl BlobRecords {
+    pub(super) fn new(reader: Reader) -> Self {
+        BlobRecords { reader }
+    }
+
+    /// Records a blob's state; durable after the next flush.
+    pub fn put_blob(&self, hash: &BlobHash, record: &BlobRecord) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(blob_key(hash), json(record));
+        self.reader.apply(batch)
+    }
+
+    /// Forgets a blob and its garbage mark.
+    pub fn remove_blob(&self, hash: &BlobHash) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.remove(blob_key(hash));
+        batch.remove([b"g:".as_slice(), &hash.0].concat());
+        self.reader.apply(batch)
+    }
+
+    /// Makes every write applied so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.reader.flush_applied()
+    }
+
+    /// Marks a blob for removal, as losing its last reference does.
+    #[cfg(test)]
+    pub(crate) fn mark_blob_garbage(&self, hash: &BlobHash) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert([b"g:".as_slice(), &hash.0].concat(), &[]);
+        self.reader.apply(batch)
+    }
+}
+
+impl std::ops::Deref for BlobRecords {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        &self.reader
+    }
+}
+
 /// A blob some held entry references, with the size the entry declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobRef {
@@ -27,7 +79,7 @@ pub struct BlobRef {
     pub size: u64,
 }
 
-impl Store {
+impl Reader {
     pub fn blob(&self, hash: &BlobHash) -> Result<Option<BlobRecord>, StoreError> {
         self.get_json(&blob_key(hash))
     }
@@ -44,21 +96,6 @@ impl Store {
                 Ok((hash, record))
             })
             .collect()
-    }
-
-    /// Records a blob's state; durable after the next flush.
-    pub fn put_blob(&self, hash: &BlobHash, record: &BlobRecord) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(blob_key(hash), json(record));
-        self.apply(batch)
-    }
-
-    /// Forgets a blob and its garbage mark.
-    pub fn remove_blob(&self, hash: &BlobHash) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.remove(blob_key(hash));
-        batch.remove([b"g:".as_slice(), &hash.0].concat());
-        self.apply(batch)
     }
 
     /// The blobs held entries reference, each once, with the largest size declared for it.
@@ -114,14 +151,6 @@ impl Store {
             .collect()
     }
 
-    /// Marks a blob for removal, as losing its last reference does.
-    #[cfg(test)]
-    pub(crate) fn mark_blob_garbage(&self, hash: &BlobHash) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert([b"g:".as_slice(), &hash.0].concat(), &[]);
-        self.apply(batch)
-    }
-
     /// Adds to `batch` the reference changes of an entry going from `old` to `new` (`None` when
     /// withdrawn): `u:` rows for its attachments, and a `g:` mark on every blob it no longer
     /// references that no other entry references either.
@@ -137,7 +166,7 @@ impl Store {
                 .map(|e| e.attachments.as_slice())
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|a| Some((a.hash.parse().ok()?, a.size)))
+                .filter_map(|a| Some((a.blob_hash()?, a.size)))
                 .collect()
         };
         let (before, after) = (hashes(old), hashes(new));

@@ -658,11 +658,10 @@ pub(super) async fn edit_entry_page(
 ) -> Response {
     let path = format!("/entries/{id}/edit");
     let (frame, _, ui) = frame(&headers, raw.0.as_deref(), &path);
-    let entry = match crate::queries::entry_by_text(
-        &state.store,
-        &id,
-        state.access.visibility(&headers, client.ip()),
-    ) {
+    let visibility = state.access.visibility(&headers, client.ip());
+    let entry = match crate::queries::parse_id(&id)
+        .and_then(|id| crate::queries::entry(&state.store, &id, visibility))
+    {
         Ok(entry) => entry,
         Err(error) => return super::page(&frame, None, Err(error)).into_response(),
     };
@@ -696,11 +695,10 @@ pub(super) async fn edit_entry(
 ) -> Response {
     let path = format!("/entries/{id}/edit");
     let (frame, _, _) = frame(&headers, None, &path);
-    let entry = match crate::queries::entry_by_text(
-        &state.store,
-        &id,
-        state.access.visibility(&headers, client.ip()),
-    ) {
+    let visibility = state.access.visibility(&headers, client.ip());
+    let entry = match crate::queries::parse_id(&id)
+        .and_then(|id| crate::queries::entry(&state.store, &id, visibility))
+    {
         Ok(entry) => entry,
         Err(error) => return super::page(&frame, None, Err(error)).into_response(),
     };
@@ -711,7 +709,7 @@ pub(super) async fn edit_entry(
     let (form, refused) = match read_entry_form(&state, &headers, request).await {
         Ok((form, uploads)) if genuine(&headers, &form.csrf) => {
             let patch = form.patch_of(&entry, uploads.attachments.clone());
-            match state.handle.patch_entry(entry.id.to_string(), patch).await {
+            match state.handle.patch_entry(entry.id, patch).await {
                 Ok(entry) => return see_other(&format!("/entries/{}", entry.id), Vec::new()),
                 Err(error) => {
                     uploads.discard(&state).await;
