@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use minga_node::config::{DEFAULT_API, DEFAULT_LISTEN, WebConfig};
+use minga_node::config::{DEFAULT_API, DEFAULT_LISTEN, NodeConfig, WebConfig};
 use minga_node::network::NetworkConfig;
 use minga_node::queries::ListParams;
 use minga_node::{BlobLimits, Commons, DataDir, keys};
@@ -309,16 +309,21 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
     if web.search_writer_bytes < minga_node::search::MIN_WRITER_BYTES {
         anyhow::bail!("--search-writer-mb must be at least 15");
     }
-    let cache_bytes = file.cache_bytes(args.cache_mb);
+    let config = NodeConfig {
+        data_dir: dir,
+        cache_bytes: file.cache_bytes(args.cache_mb),
+        network,
+        web,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let commons = Commons::open(&dir, cache_bytes)?;
+        let commons = config.open_commons()?;
         let listener = tokio::net::TcpListener::bind(api)
             .await
             .with_context(|| format!("listening for the API on {api}"))?;
-        minga_node::node::run(commons, &dir, listener, network, web, shutdown_signal()).await?;
+        minga_node::node::run(commons, config, listener, shutdown_signal()).await?;
         tracing::info!("stopped cleanly");
         Ok(())
     })

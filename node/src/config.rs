@@ -1,19 +1,31 @@
-//! The configuration a node runs on, validated from the command line by the CLI.
+//! The configuration a node runs on, validated from the command line and `config.toml` by
+//! the CLI: one [`NodeConfig`] holds every setting. The resources it names are opened by the
+//! caller and handed to [`crate::node::run`]: the commons (from `data_dir`, with
+//! `cache_bytes`) and the API's listener (tests bind port 0).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::DataDir;
+use crate::network::NetworkConfig;
+use crate::{Commons, DataDir, Error};
 
-/// Everything `minga node` needs to start.
+/// Everything `minga node` runs on.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// Where keys, the store and `api.addr` live.
+    /// Where keys, the store, the search index and `api.addr` live.
     pub data_dir: DataDir,
-    /// Address of the HTTP API; port 0 picks a free port (written to `api.addr`).
-    pub api: SocketAddr,
     /// sled's page cache, in bytes. Small by default so a Raspberry Pi keeps memory for others.
     pub cache_bytes: u64,
+    /// The peer-to-peer side, with the blob limits and budgets.
+    pub network: NetworkConfig,
+    /// The HTTP side.
+    pub web: WebConfig,
+}
+
+impl NodeConfig {
+    /// Opens (and locks) the commons of `data_dir` with this page cache, for [`crate::node::run`].
+    pub fn open_commons(&self) -> Result<Commons, Error> {
+        Commons::open(&self.data_dir, self.cache_bytes)
+    }
 }
 
 /// Default peer-to-peer addresses: TCP and QUIC on port 4747.

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::SearchIndex;
-use crate::config::WebConfig;
+use crate::config::NodeConfig;
 use crate::datadir::write_atomic;
 use crate::event_loop::Outlets;
 use crate::http::access::Access;
 use crate::http::bundle_dirs::BundleDirs;
 use crate::http::host::Hosts;
 use crate::http::{self, AppState};
-use crate::network::{self, NetworkConfig};
+use crate::network;
 use crate::search::indexer::Indexer;
 use crate::{Commons, DataDir, Error, StoreError, event_loop};
 use crate::{api, web};
@@ -30,12 +30,17 @@ const CHANGE_QUEUE: usize = 4096;
 /// and returns.
 pub async fn run(
     commons: Commons,
-    dir: &DataDir,
+    config: NodeConfig,
     listener: TcpListener,
-    network: NetworkConfig,
-    web: WebConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let NodeConfig {
+        data_dir: dir,
+        network,
+        web,
+        cache_bytes: _,
+    } = config;
+    let dir = &dir;
     let api_addr = listener.local_addr().map_err(StoreError::Io)?;
     let peer_id = commons.peer_id();
     let store = commons.store().clone();

@@ -66,6 +66,34 @@ pub fn load(id: &DocumentId, bytes: &[u8]) -> Result<Automerge, StoreError> {
     })
 }
 
+/// The file sled locks while a `Db` has the store open (`<dir>/db`).
+const SLED_LOCK_FILE: &str = "db";
+
+/// How long [`wait_for_lock`] waits at most: [`LOCK_RETRIES`] tries, [`LOCK_RETRY_PAUSE`] apart.
+const LOCK_RETRIES: u32 = 200;
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Waits until no `Db` holds the store's file lock. A `Db` dropped in this process can hold it
+/// a moment longer (sled's thread pool finishes its writes), and sled reports the lock only as
+/// text, so the lock is tried here first, by its error kind. Past the wait, sled's own open
+/// reports the lock.
+fn wait_for_lock(dir: &Path) -> Result<(), StoreError> {
+    use fs2::FileExt;
+    let Ok(file) = std::fs::File::open(dir.join(SLED_LOCK_FILE)) else {
+        return Ok(()); // A new store: nothing to wait for.
+    };
+    for _ in 0..LOCK_RETRIES {
+        match file.try_lock_exclusive() {
+            Ok(()) => return Ok(FileExt::unlock(&file)?),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// The store format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -254,21 +282,11 @@ impl std::fmt::Display for Cursor {
 impl Store {
     /// Opens (or creates) the store under `dir`, checking its format version.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
-        // A `Db` dropped in this process can hold its file lock a moment longer (sled's thread
-        // pool finishes its writes), so reopening in-process retries briefly on that error.
-        let mut retries = 0;
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if retries < 200 && e.to_string().starts_with("could not acquire lock") =>
-                {
-                    retries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                opened => break opened?,
-            }
-        };
+        wait_for_lock(dir)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
         match db.get(b"m:format")? {
             None if db.is_empty() => {
                 db.insert(b"m:format", &FORMAT_VERSION.to_be_bytes())?;
@@ -1192,4 +1210,28 @@ fn corrupt(key: &str, reason: &str) -> StoreError {
 
 fn corrupt_key(key: &[u8], reason: &str) -> StoreError {
     corrupt(&String::from_utf8_lossy(&key[..key.len().min(4)]), reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use fs2::FileExt;
+
+    use super::*;
+
+    /// The store waits for a lock another `Db` holds, by its error kind, then lets sled open
+    /// and report it: it neither opens a locked store nor waits forever.
+    #[test]
+    fn a_store_locked_throughout_is_reported_by_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), 1 << 20).unwrap());
+        let holder = std::fs::File::open(dir.path().join(SLED_LOCK_FILE)).unwrap();
+        holder.lock_exclusive().unwrap();
+        let refused = Store::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(
+            matches!(refused, StoreError::Sled(sled::Error::Io(_))),
+            "{refused}"
+        );
+        FileExt::unlock(&holder).unwrap();
+        Store::open(dir.path(), 1 << 20).expect("opens once the lock is released");
+    }
 }

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     // Storage and the small pieces with no policy of their own.
     &["store", "clock", "serve"],
     &["datadir", "blobs", "search"],
-    &["keys", "bundle", "config"],
+    &["keys", "bundle"],
     // The error every operation answers, with its HTTP status.
     &["error"],
     // Reads shared by the API, the pages and the offline CLI.
@@ -25,6 +25,8 @@ const LAYERS: &[&[&str]] = &[
     // What the API and the pages share.
     &["http"],
     &["api", "web"],
+    // What the node runs on, with the network's settings among them.
+    &["config"],
     &["node"],
 ];
 

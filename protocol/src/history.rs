@@ -100,28 +100,22 @@ fn changed_fields(before: &Entry, after: &Entry) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::{self, EntryPatch, NewEntry};
+    use crate::entry::{self, EntryPatch};
+    use crate::fixtures;
     use crate::signing::AuthorKey;
 
     #[test]
     fn history_names_each_change_its_author_time_and_fields() {
         let ana = AuthorKey::from_bytes(&[1; 32]);
-        let new: NewEntry = serde_json::from_value(serde_json::json!({
-            "collection": "c", "kind": "practice", "title": "Cacao", "body": "uno",
-            "license": "CC-BY-4.0", "authors": ["Ana"]
-        }))
-        .unwrap();
         let collection = DocumentId::from_bytes([2; 16]);
-        let valid = new.validate().unwrap();
-        let (id, mut doc) = entry::create(
-            &valid,
-            &collection,
-            &ana.id(),
-            "x",
-            ana.actor([3; 16]),
-            1_000,
-        )
-        .unwrap();
+        let new = fixtures::new_entry(&collection, "Cacao", "uno", &[]);
+        let by = fixtures::Maker {
+            key: &ana,
+            name: "Ana",
+            actor: ana.actor([3; 16]),
+            now: 1_000,
+        };
+        let (id, mut doc) = fixtures::genesis(&new, &collection, by);
         let patch = EntryPatch {
             body: Some("dos".into()),
             tags: Some(vec!["cacao".into()]),

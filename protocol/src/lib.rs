@@ -11,6 +11,8 @@ pub mod collection;
 pub mod doc;
 pub mod entry;
 #[doc(hidden)]
+pub mod fixtures;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
 pub mod id;

@@ -11,7 +11,7 @@ use minga_protocol::blob::{BlobHash, BlobRequest, BlobResponseHead};
 use minga_protocol::bundle::{
     self, DocumentState, Exporter, FORMAT_VERSION, Manifest, PartHeader, Section, SectionKind,
 };
-use minga_protocol::entry::{self, NewEntry};
+use minga_protocol::fixtures::{self, NOW, collection_id};
 use minga_protocol::fuzzing::TARGETS;
 use minga_protocol::sync::{self, SignedDoc};
 use minga_protocol::wire::{
@@ -42,34 +42,15 @@ fn every_corpus_replays_without_a_panic() {
 }
 
 fn signed_entry(key: &AuthorKey, title: &str) -> (DocumentId, SignedDoc) {
-    let collection = DocumentId::from_bytes([9; DocumentId::LEN]);
-    let new = NewEntry {
-        collection: collection.to_string(),
-        kind: "practice".into(),
-        title: title.into(),
-        body: "Se siembra **maíz** con frijol y calabaza.\n\n- agua\n- sombra".into(),
-        license: "CC-BY-4.0".into(),
-        lang: Some("es".into()),
-        tags: vec!["milpa".into()],
-        subjects: Vec::new(),
-        place: None,
-        authors: Vec::new(),
-        consent: Vec::new(),
-        private: false,
-        attachments: Vec::new(),
+    let body = "Se siembra **maíz** con frijol y calabaza.\n\n- agua\n- sombra";
+    let new = fixtures::new_entry(&collection_id(), title, body, &["milpa".into()]);
+    let by = fixtures::Maker {
+        key,
+        name: "Ana",
+        actor: ActorId::from(vec![7u8; 16]),
+        now: NOW,
     };
-    let valid = new.validate().expect("a valid entry");
-    let (id, doc) = entry::create(
-        &valid,
-        &collection,
-        &key.id(),
-        "Ana",
-        ActorId::from(vec![7u8; 16]),
-        1_700_000_000_000,
-    )
-    .expect("create");
-    let signatures = key.sign_changes_since(&id, &doc, &[]).into_iter().collect();
-    (id, SignedDoc { doc, signatures })
+    fixtures::signed_genesis(&new, &collection_id(), by)
 }
 
 fn write(target: &str, name: &str, bytes: &[u8]) {

@@ -7,15 +7,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use minga_protocol::automerge::{ActorId, Automerge};
-use minga_protocol::entry::{self, EntryPatch, NewEntry};
+use minga_protocol::entry::{self, EntryPatch};
+use minga_protocol::fixtures::{self, NOW, collection_id};
 use minga_protocol::model::ModelDoc;
 use minga_protocol::reconcile::{self, Item, ItemSet};
 use minga_protocol::sync::{self, Held, SignedDoc, SyncDocument};
 use minga_protocol::wire::{self, MAX_MESSAGE_BYTES, Offer, Payload, Request, Response, WireKind};
 use minga_protocol::{AuthorId, AuthorKey, DocKind, DocumentId, Entry, VerifyError};
 use proptest::prelude::*;
-
-const NOW: i64 = 1_700_000_000_000;
 
 /// Lossless rounds allowed after the random phase; one should be enough.
 const MAX_ROUNDS: usize = 6;
@@ -26,10 +25,6 @@ const MAX_SYNC_ROUND: u8 = 2;
 const WORDS: [&str; 8] = [
     "roya", "sombra", "café", "milpa", "agua", "semilla", "tierra", "maíz",
 ];
-
-fn collection_id() -> DocumentId {
-    DocumentId::from_bytes([9; DocumentId::LEN])
-}
 
 // ---------------------------------------------------------------------------------------------
 // Generated histories
@@ -158,38 +153,14 @@ impl Doc for SignedDoc {
         body: &str,
         tags: &[String],
     ) -> (DocumentId, Self) {
-        let new = NewEntry {
-            collection: collection_id().to_string(),
-            kind: "practice".into(),
-            title: title.into(),
-            body: body.into(),
-            license: "CC-BY-4.0".into(),
-            lang: Some("es".into()),
-            tags: tags.to_vec(),
-            subjects: Vec::new(),
-            place: None,
-            authors: Vec::new(),
-            consent: Vec::new(),
-            private: false,
-            attachments: Vec::new(),
+        let new = fixtures::new_entry(&collection_id(), title, body, tags);
+        let by = fixtures::Maker {
+            key: &replica.key,
+            name: "Ana",
+            actor: replica.actor.clone(),
+            now: NOW + i64::try_from(nonce).expect("small"),
         };
-        let valid = new.validate().expect("generated entries are valid");
-        let now = NOW + i64::try_from(nonce).expect("small");
-        let (id, doc) = entry::create(
-            &valid,
-            &collection_id(),
-            &replica.key.id(),
-            "Ana",
-            replica.actor.clone(),
-            now,
-        )
-        .expect("create");
-        let signatures = replica
-            .key
-            .sign_changes_since(&id, &doc, &[])
-            .into_iter()
-            .collect();
-        (id, SignedDoc { doc, signatures })
+        fixtures::signed_genesis(&new, &collection_id(), by)
     }
 
     fn edit(&self, id: DocumentId, replica: &Replica, now: i64, patch: &Patch) -> Option<Self> {

@@ -8,39 +8,24 @@ use minga_protocol::automerge::transaction::{Transactable, Transaction};
 use minga_protocol::automerge::{ActorId, Automerge, ChangeHash, ROOT, ReadDoc};
 use minga_protocol::collection;
 use minga_protocol::entry::{self, EntryPatch, NewEntry};
+use minga_protocol::fixtures::{self, NOW, collection_id};
 use minga_protocol::verify::{self, DocKind, SignedChange, VerifyError};
 use minga_protocol::{AuthorKey, DocumentId, Entry, NewCollection, Signature};
 use proptest::prelude::*;
 
-const NOW: i64 = 1_700_000_000_000;
-
-/// The collection every generated entry claims to belong to.
-fn collection_id() -> DocumentId {
-    DocumentId::from_bytes([9; DocumentId::LEN])
-}
-
 fn new_entry(title: &str, body: &str, tags: &[String]) -> NewEntry {
-    NewEntry {
-        collection: collection_id().to_string(),
-        kind: "practice".into(),
-        title: title.into(),
-        body: body.into(),
-        license: "CC-BY-4.0".into(),
-        lang: Some("es".into()),
-        tags: tags.to_vec(),
-        subjects: Vec::new(),
-        place: None,
-        authors: Vec::new(),
-        consent: Vec::new(),
-        private: false,
-        attachments: Vec::new(),
-    }
+    fixtures::new_entry(&collection_id(), title, body, tags)
 }
 
 /// Creates an entry's genesis with `key`; returns its id and document.
 fn create(key: &AuthorKey, actor: ActorId, new: &NewEntry) -> (DocumentId, Automerge) {
-    let valid = new.validate().expect("generated entries are valid");
-    entry::create(&valid, &collection_id(), &key.id(), "Ana", actor, NOW).expect("create")
+    let by = fixtures::Maker {
+        key,
+        name: "Ana",
+        actor,
+        now: NOW,
+    };
+    fixtures::genesis(new, &collection_id(), by)
 }
 
 /// Edits `doc` with a patch that changes its title, so every call makes one change.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use libp2p::Multiaddr;
-use minga_node::config::WebConfig;
+use minga_node::config::{NodeConfig, WebConfig};
 use minga_node::network::NetworkConfig;
 use minga_node::network::link_model::LinkModel;
 use minga_node::store::Reader;
@@ -90,7 +90,8 @@ pub struct LocalNode {
     /// `/memory/N/p2p/<peer id>`
     pub addr: Multiaddr,
     /// What starting the node again takes.
-    launch: Launch,
+    /// Its data dir and configuration, kept to start it again the same way.
+    launch: NodeConfig,
     stop: Option<oneshot::Sender<()>>,
     task: Option<NodeTask>,
     /// Removed when the node is dropped.
@@ -98,14 +99,6 @@ pub struct LocalNode {
 }
 
 type NodeTask = tokio::task::JoinHandle<Result<(), minga_node::Error>>;
-
-/// A node's data dir and configuration, kept to start it again the same way.
-struct Launch {
-    data: DataDir,
-    cache_bytes: u64,
-    network: NetworkConfig,
-    web: WebConfig,
-}
 
 /// A started node's handles.
 struct Started {
@@ -194,8 +187,8 @@ impl Cluster {
                 .links
                 .as_ref()
                 .map(|links| link_model(links, &mut rng));
-            let launch = Launch {
-                data,
+            let launch = NodeConfig {
+                data_dir: data,
                 cache_bytes: config.cache_bytes,
                 network: NetworkConfig {
                     listen: vec![format!("/memory/{port}").parse()?],
@@ -303,7 +296,9 @@ impl Cluster {
         // start's event loop; trying again for a while gives both time to go.
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let started = Commons::open(&node.launch.data, node.launch.cache_bytes)
+            let started = node
+                .launch
+                .open_commons()
                 .with_context(|| format!("reopening node {i}"))
                 .and_then(|commons| {
                     node.run(spawn(runtime, commons, &node.launch)?);
@@ -345,21 +340,21 @@ impl Cluster {
 }
 
 /// Starts `node::run` for an opened data dir, with its API on a fresh local port.
-fn spawn(runtime: &tokio::runtime::Runtime, commons: Commons, launch: &Launch) -> Result<Started> {
+fn spawn(
+    runtime: &tokio::runtime::Runtime,
+    commons: Commons,
+    launch: &NodeConfig,
+) -> Result<Started> {
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let api = Api::new(format!("http://{}", listener.local_addr()?));
     let store = commons.store().clone();
     let (stop, stopped) = oneshot::channel::<()>();
-    let (data, network, web) = (
-        launch.data.clone(),
-        launch.network.clone(),
-        launch.web.clone(),
-    );
+    let config = launch.clone();
     let task = runtime.spawn(async move {
         let shutdown = async {
             let _ = stopped.await;
         };
-        minga_node::node::run(commons, &data, listener, network, web, shutdown).await
+        minga_node::node::run(commons, config, listener, shutdown).await
     });
     Ok(Started {
         api,

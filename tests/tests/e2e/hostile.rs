@@ -3,6 +3,7 @@
 
 use minga_protocol::automerge::{ActorId, Automerge};
 use minga_protocol::entry::{self, EntryPatch, NewEntry};
+use minga_protocol::fixtures;
 use minga_protocol::wire::{HashSignature, Offer, Payload, Request, SignedBytes, WireKind};
 use minga_protocol::{AuthorKey, DocumentId};
 use minga_tests::hostile::{Hostile, Outcome};
@@ -15,20 +16,18 @@ fn genuine(
     key: &AuthorKey,
     title: &str,
 ) -> (DocumentId, Automerge) {
-    let new: NewEntry = serde_json::from_value(json!({
-        "collection": collection.to_string(), "kind": "practice", "title": title,
-        "body": "Texto original.", "license": "CC0-1.0"
-    }))
-    .unwrap();
-    entry::create(
-        &new.validate().unwrap(),
-        collection,
-        &key.id(),
-        "Hostil",
+    let new = NewEntry {
+        license: "CC0-1.0".into(),
+        lang: None,
+        ..fixtures::new_entry(collection, title, "Texto original.", &[])
+    };
+    let by = fixtures::Maker {
+        key,
+        name: "Hostil",
         actor,
-        1,
-    )
-    .unwrap()
+        now: 1,
+    };
+    fixtures::genesis(&new, collection, by)
 }
 
 fn whole(id: DocumentId, doc: &Automerge, key: &AuthorKey, signed_as: DocumentId) -> Request {
