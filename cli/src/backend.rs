@@ -1,16 +1,18 @@
 //! Where a command's operation runs: through a running node's HTTP API, or, when no node holds
-//! the data dir, on the store opened here. Both answer with the same JSON.
+//! the data dir, on the store opened here. Both answer with the same typed views (the API's
+//! own types, read back from its JSON), so `--json` prints the same JSON either way.
 
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use minga_node::bundle::{ExportRequest, ImportRequest, Progress};
-use minga_node::queries::{self, ListParams, Visibility};
+use minga_node::bundle::{ExportRequest, ExportSummary, ImportRequest, ImportSummary, Progress};
+use minga_node::queries::{self, CollectionList, ListParams, Listing, Status, Visibility};
+use minga_node::views::{Blocked, Created, Deleted, Followed, PeerList};
 use minga_node::{Commons, DataDir, SearchIndex};
-use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry};
+use minga_protocol::{Entry, NewCollection};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
 
 /// One operation of the API contract.
 #[derive(Debug)]
@@ -28,6 +30,48 @@ pub enum Op {
     Block { peer: String, block: bool },
     Export(ExportRequest),
     Import(ImportRequest),
+}
+
+/// What an operation answers: the API's view of it. Each [`Op`] has one kind of answer.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Status(Box<Status>),
+    Peers(PeerList),
+    Blocked(Blocked),
+    Collections(CollectionList),
+    Created(Created),
+    Followed(Followed),
+    /// The entry as an edit left it.
+    Edited(Box<Entry>),
+    Deleted(Box<Deleted>),
+    Entries(Listing),
+    Entry(Box<Entry>),
+    Exported(ExportSummary),
+    Imported(Box<ImportSummary>),
+}
+
+impl Op {
+    /// Reads the node's JSON answer to this operation as its view.
+    fn read(&self, response: ureq::Response) -> std::io::Result<Answer> {
+        fn view<T: DeserializeOwned>(response: ureq::Response) -> std::io::Result<T> {
+            response.into_json()
+        }
+        Ok(match self {
+            Op::Status => Answer::Status(view(response)?),
+            Op::ListCollections { .. } => Answer::Collections(view(response)?),
+            Op::CreateCollection(_) | Op::Add(_) => Answer::Created(view(response)?),
+            Op::Follow { .. } => Answer::Followed(view(response)?),
+            Op::Edit { .. } => Answer::Edited(view(response)?),
+            Op::Delete { .. } => Answer::Deleted(view(response)?),
+            Op::List(_) => Answer::Entries(view(response)?),
+            Op::Show { .. } => Answer::Entry(view(response)?),
+            Op::Peers => Answer::Peers(view(response)?),
+            Op::Block { .. } => Answer::Blocked(view(response)?),
+            Op::Export(_) => Answer::Exported(view(response)?),
+            Op::Import(_) => Answer::Imported(view(response)?),
+        })
+    }
 }
 
 /// A bundle of several GiB takes a while to write or verify.
@@ -64,7 +108,7 @@ impl Backend {
         Ok(Backend::Local(Box::new(commons)))
     }
 
-    pub fn run(&mut self, op: Op) -> anyhow::Result<Value> {
+    pub fn run(&mut self, op: Op) -> anyhow::Result<Answer> {
         self.run_with_progress(op, &mut |_| {})
     }
 
@@ -74,7 +118,7 @@ impl Backend {
         &mut self,
         op: Op,
         progress: &mut dyn FnMut(&Progress),
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<Answer> {
         match self {
             Backend::Remote { base, agent, token } => remote(agent, base, token.as_deref(), op),
             Backend::Local(commons) => local(commons, op, progress),
@@ -82,17 +126,17 @@ impl Backend {
     }
 }
 
-fn remote(agent: &ureq::Agent, base: &str, token: Option<&str>, op: Op) -> anyhow::Result<Value> {
+fn remote(agent: &ureq::Agent, base: &str, token: Option<&str>, op: Op) -> anyhow::Result<Answer> {
     let path = |p: &str| format!("{base}/api/v1/{p}");
     let request = |method: &str, url: String| authorized(agent.request(method, &url), token);
-    let response = match op {
+    let response = match &op {
         Op::Status => request("GET", path("status")).call(),
         Op::ListCollections { available } => {
             request("GET", path(&format!("collections?available={available}"))).call()
         }
         Op::CreateCollection(new) => request("POST", path("collections")).send_json(new),
         Op::Follow { id, follow } => {
-            let method = if follow { "POST" } else { "DELETE" };
+            let method = if *follow { "POST" } else { "DELETE" };
             request(
                 method,
                 path(&format!("collections/{}/follow", segment(&id))),
@@ -103,17 +147,17 @@ fn remote(agent: &ureq::Agent, base: &str, token: Option<&str>, op: Op) -> anyho
         Op::Edit { id, patch } => {
             request("PATCH", path(&format!("entries/{}", segment(&id)))).send_json(patch)
         }
-        Op::Delete { id, reason } => request("DELETE", path(&format!("entries/{}", segment(&id))))
-            .send_json(json!({"reason": reason})),
+        Op::Delete { id, reason } => request("DELETE", path(&format!("entries/{}", segment(id))))
+            .send_json(serde_json::json!({"reason": reason})),
         Op::List(params) => {
-            let query = serde_urlencoded::to_string(&params).context("encoding the query")?;
+            let query = serde_urlencoded::to_string(params).context("encoding the query")?;
             request("GET", path(&format!("entries?{query}"))).call()
         }
         Op::Show { id } => request("GET", path(&format!("entries/{}", segment(&id)))).call(),
         Op::Peers => request("GET", path("peers")).call(),
         Op::Block { peer, block } => {
-            let method = if block { "POST" } else { "DELETE" };
-            request(method, path(&format!("peers/{}/block", segment(&peer)))).call()
+            let method = if *block { "POST" } else { "DELETE" };
+            request(method, path(&format!("peers/{}/block", segment(peer)))).call()
         }
         Op::Export(export) => request("POST", path("bundles/export"))
             .timeout(BUNDLE_TIMEOUT)
@@ -123,15 +167,25 @@ fn remote(agent: &ureq::Agent, base: &str, token: Option<&str>, op: Op) -> anyho
             .send_json(import),
     };
     match response {
-        Ok(response) => response.into_json().context("reading the node's answer"),
-        Err(ureq::Error::Status(_, response)) => {
-            let body: Value = response.into_json().unwrap_or(Value::Null);
-            let message = body["error"]["message"]
-                .as_str()
-                .unwrap_or("the node refused");
-            Err(anyhow!("{message}"))
-        }
+        Ok(response) => op.read(response).context("reading the node's answer"),
+        Err(ureq::Error::Status(_, response)) => Err(refusal(response)),
         Err(error) => Err(anyhow!("the node did not answer: {error}")),
+    }
+}
+
+/// The message of the node's `{"error": {code, message}}` answer.
+pub fn refusal(response: ureq::Response) -> anyhow::Error {
+    #[derive(serde::Deserialize)]
+    struct Refused {
+        error: ApiError,
+    }
+    #[derive(serde::Deserialize)]
+    struct ApiError {
+        message: String,
+    }
+    match response.into_json::<Refused>() {
+        Ok(refused) => anyhow!("{}", refused.error.message),
+        Err(_) => anyhow!("the node refused"),
     }
 }
 
@@ -147,37 +201,45 @@ fn local(
     commons: &mut Commons,
     op: Op,
     progress: &mut dyn FnMut(&Progress),
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Answer> {
     let store = commons.store().clone();
-    let value = match op {
-        Op::Status => to_json(queries::status(
+    let answer = match op {
+        Op::Status => Answer::Status(Box::new(queries::status(
             &store,
             &commons.peer_id(),
             Default::default(),
             commons.blobs(),
-        )?),
-        Op::Peers => json!({"peers": []}),
+        )?)),
+        Op::Peers => Answer::Peers(PeerList::default()),
         Op::Block { peer, block } => {
             // Offline, the node has not heard which author the peer speaks for.
             commons.set_blocked(&peer, block, None)?;
-            json!({"blocked": block})
+            Answer::Blocked(Blocked { blocked: block })
         }
-        Op::ListCollections { available: true } => json!({"collections": []}),
-        Op::ListCollections { available: false } => to_json(queries::list_collections(&store)?),
-        Op::CreateCollection(new) => json!({"id": commons.create_collection(&new)?.value}),
+        Op::ListCollections { available: true } => Answer::Collections(CollectionList {
+            collections: Vec::new(),
+        }),
+        Op::ListCollections { available: false } => {
+            Answer::Collections(queries::list_collections(&store)?)
+        }
+        Op::CreateCollection(new) => Answer::Created(Created {
+            id: commons.create_collection(&new)?.value,
+        }),
         Op::Follow { id, follow } => {
             commons.set_followed(&queries::parse_id(&id)?, follow)?;
-            json!({"followed": follow})
+            Answer::Followed(Followed { followed: follow })
         }
-        Op::Add(new) => json!({"id": commons.create_entry(&new)?.value}),
-        Op::Edit { id, patch } => {
-            to_json(commons.patch_entry(&queries::parse_id(&id)?, &patch)?.value)
-        }
+        Op::Add(new) => Answer::Created(Created {
+            id: commons.create_entry(&new)?.value,
+        }),
+        Op::Edit { id, patch } => Answer::Edited(Box::new(
+            commons.patch_entry(&queries::parse_id(&id)?, &patch)?.value,
+        )),
         Op::Delete { id, reason } => {
             let stone = commons
                 .delete_entry(&queries::parse_id(&id)?, &reason)?
                 .value;
-            json!({"deleted": stone.entry, "tombstone": stone})
+            Answer::Deleted(Box::new(Deleted::from(stone)))
         }
         Op::List(params) => {
             // The index is only opened (and brought up to date) for a search.
@@ -185,24 +247,26 @@ fn local(
                 true => Some(open_search(commons)?),
                 false => None,
             };
-            to_json(queries::list_entries(
+            Answer::Entries(queries::list_entries(
                 &store,
                 search.as_ref(),
                 &params,
                 Visibility::All,
             )?)
         }
-        Op::Show { id } => to_json(queries::entry(
+        Op::Show { id } => Answer::Entry(Box::new(queries::entry(
             &store,
             &queries::parse_id(&id)?,
             Visibility::All,
-        )?),
-        Op::Export(request) => to_json(commons.export_bundle(&request, progress)?),
-        Op::Import(request) => to_json(commons.import_bundle(&request, progress)?.value),
+        )?)),
+        Op::Export(request) => Answer::Exported(commons.export_bundle(&request, progress)?),
+        Op::Import(request) => {
+            Answer::Imported(Box::new(commons.import_bundle(&request, progress)?.value))
+        }
     };
     // Acknowledge only what is on disk.
     commons.flush()?;
-    Ok(value)
+    Ok(answer)
 }
 
 /// The data dir's search index, caught up with the store (writes made while no node ran).
@@ -216,10 +280,6 @@ fn open_search(commons: &Commons) -> anyhow::Result<SearchIndex> {
     )?;
     index.catch_up(store, store.logged_seq()?)?;
     Ok(index)
-}
-
-fn to_json(value: impl Serialize) -> Value {
-    serde_json::to_value(value).expect("API views serialise to JSON")
 }
 
 /// An id as one URL path segment: ids are bs58, anything else is escaped so the node can answer

@@ -9,14 +9,15 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use minga_node::BlobLimits;
+use minga_node::blobs::Added;
 use minga_protocol::BlobHash;
 use minga_protocol::entry::Attachment;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::backend::{Backend, authorized};
 
-/// Adds the file as a blob; answers `{hash, size, mime}` like `POST /api/v1/blobs`.
-pub fn add(backend: &mut Backend, path: &Path) -> anyhow::Result<Value> {
+/// Adds the file as a blob; answers as `POST /api/v1/blobs` does.
+pub fn add(backend: &mut Backend, path: &Path) -> anyhow::Result<Added> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = file.metadata()?.len();
     let bar = bar(size, "adding");
@@ -33,14 +34,16 @@ pub fn add(backend: &mut Backend, path: &Path) -> anyhow::Result<Value> {
             .set("Content-Length", &size.to_string())
             .set("Content-Type", "application/octet-stream")
             .send(reader);
-            read_answer(response)?
+            response
+                .map_err(remote_error)?
+                .into_json()
+                .context("reading the node's answer")?
         }
         Backend::Local(commons) => {
             let limit = BlobLimits::default().max_blob_bytes;
-            let added = commons
+            commons
                 .blobs()
-                .add_reader(file, limit, |n| bar.set_position(n))?;
-            json!({"hash": added.hash, "size": added.size, "mime": added.mime})
+                .add_reader(file, limit, |n| bar.set_position(n))?
         }
     };
     bar.finish_and_clear();
@@ -58,21 +61,28 @@ pub fn attach(
             let path = path.as_ref();
             let added = add(backend, path)?;
             Ok(Attachment {
-                hash: added["hash"].as_str().unwrap_or_default().to_owned(),
+                hash: added.hash.to_string(),
                 name: path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
-                mime: added["mime"].as_str().unwrap_or_default().to_owned(),
-                size: added["size"].as_u64().unwrap_or_default(),
+                mime: added.mime,
+                size: added.size,
             })
         })
         .collect()
 }
 
-/// Writes the blob `hash` to `out` (atomically, checked against the hash); answers
-/// `{hash, size, out}`.
-pub fn get(backend: &mut Backend, hash: &str, out: &Path) -> anyhow::Result<Value> {
+/// What `minga blob get` wrote.
+#[derive(Debug, Serialize)]
+pub struct Fetched {
+    pub hash: BlobHash,
+    pub size: u64,
+    pub out: String,
+}
+
+/// Writes the blob `hash` to `out` (atomically, checked against the hash).
+pub fn get(backend: &mut Backend, hash: &str, out: &Path) -> anyhow::Result<Fetched> {
     // Refused before anything is asked or written: a hash is 64 hex digits, never a path.
     let hash: BlobHash = hash.trim().parse()?;
     let size = match backend {
@@ -92,7 +102,11 @@ pub fn get(backend: &mut Backend, hash: &str, out: &Path) -> anyhow::Result<Valu
             write_out(file, record.size, &hash, out)?
         }
     };
-    Ok(json!({"hash": hash, "size": size, "out": out.display().to_string()}))
+    Ok(Fetched {
+        hash,
+        size,
+        out: out.display().to_string(),
+    })
 }
 
 /// Copies `reader` to a temp file beside `out`, checks the hash, then renames it into place.
@@ -167,24 +181,9 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-fn read_answer(response: Result<ureq::Response, ureq::Error>) -> anyhow::Result<Value> {
-    response
-        .map_err(remote_error)?
-        .into_json()
-        .context("reading the node's answer")
-}
-
 fn remote_error(error: ureq::Error) -> anyhow::Error {
     match error {
-        ureq::Error::Status(_, response) => {
-            let body: Value = response.into_json().unwrap_or(Value::Null);
-            anyhow!(
-                "{}",
-                body["error"]["message"]
-                    .as_str()
-                    .unwrap_or("the node refused")
-            )
-        }
+        ureq::Error::Status(_, response) => crate::backend::refusal(response),
         error => anyhow!("the node did not answer: {error}"),
     }
 }

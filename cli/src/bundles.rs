@@ -9,9 +9,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use minga_node::DataDir;
 use minga_node::bundle::{self, ExportRequest, ImportRequest, Phase, Progress};
-use serde_json::Value;
 
-use crate::backend::{Backend, Op};
+use crate::backend::{Answer, Backend, Op};
 use crate::output;
 
 /// `minga export`.
@@ -19,7 +18,7 @@ pub fn export(dir: &DataDir, mut request: ExportRequest, json: bool) -> anyhow::
     request.out = absolute(&request.out)?;
     request.since = request.since.as_deref().map(absolute).transpose()?;
     let summary = run(dir, Op::Export(request))?;
-    output::print(&summary, json, export_text);
+    output::print(&summary, json, output::answer);
     Ok(())
 }
 
@@ -27,19 +26,18 @@ pub fn export(dir: &DataDir, mut request: ExportRequest, json: bool) -> anyhow::
 pub fn import(dir: &DataDir, mut request: ImportRequest, json: bool) -> anyhow::Result<()> {
     request.file = absolute(&request.file)?;
     let summary = run(dir, Op::Import(request))?;
-    output::print(&summary, json, import_text);
+    output::print(&summary, json, output::answer);
     Ok(())
 }
 
 /// `minga bundle inspect`: the verified manifest, without touching any store.
 pub fn inspect(file: &Path, json: bool) -> anyhow::Result<()> {
     let inspected = bundle::inspect(file)?;
-    let value = serde_json::to_value(&inspected).context("encoding the manifest")?;
-    output::print(&value, json, inspect_text);
+    output::print(&inspected, json, output::inspected);
     Ok(())
 }
 
-fn run(dir: &DataDir, op: Op) -> anyhow::Result<Value> {
+fn run(dir: &DataDir, op: Op) -> anyhow::Result<Answer> {
     let bar = Bar::new();
     let mut backend = Backend::connect(dir)?;
     if matches!(backend, Backend::Remote { .. }) {
@@ -108,96 +106,4 @@ impl Bar {
             bar.finish_and_clear();
         }
     }
-}
-
-fn export_text(summary: &Value) -> String {
-    let n = |key: &str| summary[key].as_u64().unwrap_or(0);
-    let parts: Vec<&str> = summary["parts"]
-        .as_array()
-        .map(|p| p.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let mut text = format!(
-        "exported {} collection(s): {} entries, {} tombstones, {} blobs; {} unchanged left out\n\
-         {} bytes in {} part(s): {}\nbundle {}",
-        n("collections"),
-        n("entries"),
-        n("tombstones"),
-        n("blobs"),
-        n("unchanged"),
-        n("bytes_written"),
-        parts.len(),
-        parts.join(" "),
-        summary["bundle"].as_str().unwrap_or_default(),
-    );
-    if n("blobs_missing") > 0 {
-        text.push_str(&format!(
-            "\n{} attachment(s) not carried: this node does not hold their blobs",
-            n("blobs_missing")
-        ));
-    }
-    text
-}
-
-fn import_text(summary: &Value) -> String {
-    let count = |kind: &str, what: &str| summary[kind][what].as_u64().unwrap_or(0);
-    let n = |key: &str| summary[key].as_u64().unwrap_or(0);
-    let mut text = format!(
-        "entries: {} new, {} updated, {} unchanged\n\
-         collections: {} new, {} updated, {} unchanged\n\
-         tombstones applied: {}\nblobs added: {}\nbytes read: {}",
-        count("entries", "new"),
-        count("entries", "updated"),
-        count("entries", "unchanged"),
-        count("collections", "new"),
-        count("collections", "updated"),
-        count("collections", "unchanged"),
-        n("tombstones_applied"),
-        n("blobs_added"),
-        n("bytes_read"),
-    );
-    if n("blobs_skipped") > 0 {
-        text.push_str(&format!(
-            "\n{} blob(s) not kept: this node has no blob store yet",
-            n("blobs_skipped")
-        ));
-    }
-    text
-}
-
-fn inspect_text(inspected: &Value) -> String {
-    let manifest = &inspected["manifest"];
-    let sections = manifest["sections"].as_array().cloned().unwrap_or_default();
-    let of_kind = |kind: &str| sections.iter().filter(|s| s["kind"] == kind).count();
-    let mut text = format!(
-        "bundle {} (format {}, {} part(s), {} bytes of sections)\n\
-         exported by {} (author key {})\n\
-         collections: {}\n\
-         carries: {} collection(s), {} entries, {} tombstones, {} blobs\n\
-         describes: {} document(s), {} tombstone(s)",
-        inspected["bundle"].as_str().unwrap_or_default(),
-        manifest["format"],
-        inspected["parts"],
-        inspected["data_bytes"],
-        manifest["node"]["peer_id"].as_str().unwrap_or_default(),
-        manifest["node"]["author"].as_str().unwrap_or_default(),
-        output::strings(&manifest["collections"]).join(" "),
-        of_kind("collection"),
-        of_kind("entry"),
-        of_kind("tombstone"),
-        of_kind("blob"),
-        manifest["documents"].as_array().map_or(0, Vec::len),
-        manifest["tombstones"].as_array().map_or(0, Vec::len),
-    );
-    if let Some(since) = manifest["since"].as_str() {
-        text.push_str(&format!("\nonly what the holder of bundle {since} lacks"));
-    }
-    for section in &sections {
-        text.push_str(&format!(
-            "\n  {:<10} {}  {} bytes",
-            section["kind"].as_str().unwrap_or_default(),
-            section["id"].as_str().unwrap_or_default(),
-            section["size"]
-        ));
-    }
-    text
 }

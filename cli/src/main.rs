@@ -95,9 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle(BundleCommand::Inspect { file }) => bundles::inspect(&file, json),
         Command::Blob(BlobCommand::Add { file }) => {
             let answer = blob::add(&mut Backend::connect(&dir)?, &file)?;
-            output::print(&answer, json, |v| {
-                v["hash"].as_str().unwrap_or_default().to_owned()
-            });
+            output::print(&answer, json, |added| added.hash.to_string());
             Ok(())
         }
         Command::Blob(BlobCommand::Get { hash, out }) => {
@@ -107,55 +105,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         command => {
             let mut backend = Backend::connect(&dir)?;
-            let (op, text) = operation(command, &mut backend)?;
+            let op = operation(command, &mut backend)?;
             let answer = backend.run(op)?;
-            output::print(&answer, json, text);
+            output::print(&answer, json, output::answer);
             Ok(())
         }
     }
 }
 
-/// How a command's answer reads as text.
-type Render = fn(&Value) -> String;
-
-/// The API operation of a command, and how its answer reads as text.
-fn operation(command: Command, backend: &mut Backend) -> anyhow::Result<(Op, Render)> {
+/// The API operation of a command.
+fn operation(command: Command, backend: &mut Backend) -> anyhow::Result<Op> {
     Ok(match command {
-        Command::Status => (Op::Status, output::status),
-        Command::Peers => (Op::Peers, output::peers),
-        Command::Block { peer } => (Op::Block { peer, block: true }, nothing),
-        Command::Unblock { peer } => (Op::Block { peer, block: false }, nothing),
+        Command::Status => Op::Status,
+        Command::Peers => Op::Peers,
+        Command::Block { peer } => Op::Block { peer, block: true },
+        Command::Unblock { peer } => Op::Block { peer, block: false },
         Command::Collection(CollectionCommand::Create {
             name,
             title,
             description,
             license,
-        }) => (
-            Op::CreateCollection(NewCollection {
-                name,
-                title,
-                description,
-                license,
-            }),
-            output::id,
-        ),
+        }) => Op::CreateCollection(NewCollection {
+            name,
+            title,
+            description,
+            license,
+        }),
         Command::Collection(CollectionCommand::List { available }) => {
-            (Op::ListCollections { available }, output::collections)
+            Op::ListCollections { available }
         }
-        Command::Follow { collection } => (
-            Op::Follow {
-                id: collection,
-                follow: true,
-            },
-            nothing,
-        ),
-        Command::Unfollow { collection } => (
-            Op::Follow {
-                id: collection,
-                follow: false,
-            },
-            nothing,
-        ),
+        Command::Follow { collection } => Op::Follow {
+            id: collection,
+            follow: true,
+        },
+        Command::Unfollow { collection } => Op::Follow {
+            id: collection,
+            follow: false,
+        },
         Command::Add(add) => {
             let body = read_body(add.body.body, add.body.body_file.as_deref())?.unwrap_or_default();
             let attachments = blob::attach(backend, &add.attach)?;
@@ -178,7 +164,7 @@ fn operation(command: Command, backend: &mut Backend) -> anyhow::Result<(Op, Ren
                 private: add.private,
                 attachments,
             };
-            (Op::Add(Box::new(new)), output::id)
+            Op::Add(Box::new(new))
         }
         Command::Edit(edit) => {
             let patch = EntryPatch {
@@ -189,25 +175,22 @@ fn operation(command: Command, backend: &mut Backend) -> anyhow::Result<(Op, Ren
                 place: edit.place.map(Value::String),
                 ..EntryPatch::default()
             };
-            (
-                Op::Edit {
-                    id: edit.id,
-                    patch: Box::new(patch),
-                },
-                output::id,
-            )
+            Op::Edit {
+                id: edit.id,
+                patch: Box::new(patch),
+            }
         }
-        Command::Delete { id, reason } => (Op::Delete { id, reason }, nothing),
-        Command::List(list) => (Op::List(list_params(list)), output::entry_list),
+        Command::Delete { id, reason } => Op::Delete { id, reason },
+        Command::List(list) => Op::List(list_params(list)),
         Command::Search(search) => {
             let params = ListParams {
                 q: Some(search.query.join(" ")),
                 place: search.place,
                 ..list_params(search.filters)
             };
-            (Op::List(params), output::hits)
+            Op::List(params)
         }
-        Command::Show { id } => (Op::Show { id }, output::entry),
+        Command::Show { id } => Op::Show { id },
         Command::Init { .. }
         | Command::Node(_)
         | Command::Key(_)
@@ -231,10 +214,6 @@ fn list_params(list: args::ListArgs) -> ListParams {
         q: None,
         place: None,
     }
-}
-
-fn nothing(_: &Value) -> String {
-    String::new()
 }
 
 fn read_body(

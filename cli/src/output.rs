@@ -1,11 +1,23 @@
-//! Text output for people; `--json` prints the API's JSON instead.
+//! Text output for people; `--json` prints the API's JSON instead. Both read the API's typed
+//! views, so a renamed field fails to compile here.
 
-use serde_json::Value;
+use minga_node::bundle::{ExportSummary, ImportSummary, Inspected};
+use minga_node::queries::{CollectionList, HitPage, Listing, Status};
+use minga_node::store::EntryPage;
+use minga_node::views::PeerList;
+use minga_protocol::Entry;
+use minga_protocol::bundle::SectionKind;
+use serde::Serialize;
 
-/// Prints the answer of a command: JSON, or the text of its kind.
-pub fn print(value: &Value, json: bool, text: impl Fn(&Value) -> String) {
+use crate::backend::Answer;
+
+/// Prints the answer of a command: JSON, or its text.
+pub fn print<T: Serialize + ?Sized>(value: &T, json: bool, text: impl Fn(&T) -> String) {
     if json {
-        println!("{value}");
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("views serialise to JSON")
+        );
     } else {
         let text = text(value);
         if !text.is_empty() {
@@ -14,40 +26,50 @@ pub fn print(value: &Value, json: bool, text: impl Fn(&Value) -> String) {
     }
 }
 
-/// The new id, alone on its line.
-pub fn id(value: &Value) -> String {
-    value["id"].as_str().unwrap_or_default().to_owned()
+/// The text of an API operation's answer.
+pub fn answer(answer: &Answer) -> String {
+    match answer {
+        Answer::Status(status) => self::status(status),
+        Answer::Peers(list) => peers(list),
+        Answer::Collections(list) => collections(list),
+        // The new id, alone on its line.
+        Answer::Created(created) => created.id.to_string(),
+        Answer::Edited(entry) => entry.id.to_string(),
+        Answer::Entries(Listing::Entries(page)) => entry_list(page),
+        Answer::Entries(Listing::Hits(page)) => hits(page),
+        Answer::Entry(entry) => self::entry(entry),
+        Answer::Exported(summary) => exported(summary),
+        Answer::Imported(summary) => imported(summary),
+        Answer::Blocked(_) | Answer::Followed(_) | Answer::Deleted(_) => String::new(),
+    }
 }
 
-pub fn entry_line(entry: &Value) -> String {
+fn entry_line(entry: &Entry) -> String {
     format!(
         "{}  {:<8}  {:<5}  {}",
-        str(&entry["id"]),
-        str(&entry["kind"]),
-        str(&entry["lang"]),
-        str(&entry["title"])
+        entry.id, entry.kind, entry.lang, entry.title
     )
 }
 
-pub fn entry_list(page: &Value) -> String {
-    let mut lines: Vec<String> = array(&page["entries"]).iter().map(entry_line).collect();
-    if let Some(cursor) = page["next_cursor"].as_str() {
-        lines.push(format!("(more: --cursor {cursor})"));
-    }
+fn more(next_cursor: Option<&str>) -> Option<String> {
+    next_cursor.map(|cursor| format!("(more: --cursor {cursor})"))
+}
+
+fn entry_list(page: &EntryPage) -> String {
+    let mut lines: Vec<String> = page.entries.iter().map(entry_line).collect();
+    lines.extend(more(page.next_cursor.as_deref()));
     lines.join("\n")
 }
 
 /// Search hits: each entry's line, then its snippet with the matched words in «».
-pub fn hits(page: &Value) -> String {
+fn hits(page: &HitPage) -> String {
     let mut lines = Vec::new();
-    for hit in array(&page["entries"]) {
-        lines.push(entry_line(hit));
-        let text: Vec<char> = str(&hit["snippet"]["text"]).chars().collect();
+    for hit in &page.entries {
+        lines.push(entry_line(&hit.entry));
+        let text: Vec<char> = hit.snippet.text.chars().collect();
         let mut marked = String::new();
         let mut at = 0;
-        for range in array(&hit["snippet"]["highlights"]) {
-            let start = range[0].as_u64().unwrap_or(0) as usize;
-            let end = range[1].as_u64().unwrap_or(0) as usize;
+        for &[start, end] in &hit.snippet.highlights {
             if start < at || end > text.len() || start > end {
                 continue;
             }
@@ -60,106 +82,164 @@ pub fn hits(page: &Value) -> String {
         marked.extend(&text[at..]);
         lines.push(format!("    {}", marked.replace('\n', " ")));
     }
-    if let Some(cursor) = page["next_cursor"].as_str() {
-        lines.push(format!("(more: --cursor {cursor})"));
-    }
+    lines.extend(more(page.next_cursor.as_deref()));
     lines.join("\n")
 }
 
-pub fn entry(entry: &Value) -> String {
-    let authors: Vec<String> = array(&entry["authors"])
-        .iter()
-        .map(|a| str(&a["name"]).to_owned())
-        .collect();
-    let mut text = format!("{}\n", str(&entry["title"]));
+fn entry(entry: &Entry) -> String {
+    let authors: Vec<&str> = entry.authors.iter().map(|a| a.name.as_str()).collect();
+    let mut text = format!("{}\n", entry.title);
     for (label, value) in [
-        ("id", str(&entry["id"]).to_owned()),
-        ("kind", str(&entry["kind"]).to_owned()),
-        ("collection", str(&entry["collection"]).to_owned()),
-        ("license", str(&entry["license"]).to_owned()),
-        ("lang", str(&entry["lang"]).to_owned()),
-        ("tags", strings(&entry["tags"]).join(", ")),
-        ("place", str(&entry["place"]["name"]).to_owned()),
+        ("id", entry.id.to_string()),
+        ("kind", entry.kind.clone()),
+        ("collection", entry.collection.clone()),
+        ("license", entry.license.clone()),
+        ("lang", entry.lang.clone()),
+        ("tags", entry.tags.join(", ")),
+        (
+            "place",
+            entry
+                .place
+                .as_ref()
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+        ),
         ("authors", authors.join(", ")),
-        ("private", entry["private"].to_string()),
-        ("heads", strings(&entry["heads"]).join(" ")),
+        ("private", entry.private.to_string()),
+        ("heads", entry.heads.join(" ")),
     ] {
         if !value.is_empty() {
             text.push_str(&format!("{label}: {value}\n"));
         }
     }
     text.push('\n');
-    text.push_str(str(&entry["body"]));
+    text.push_str(&entry.body);
     text
 }
 
-pub fn collections(list: &Value) -> String {
-    array(&list["collections"])
+fn collections(list: &CollectionList) -> String {
+    list.collections
         .iter()
-        .map(|c| {
-            format!(
-                "{}  {}  {} entries  {}",
-                str(&c["id"]),
-                str(&c["name"]),
-                c["entries"].as_u64().unwrap_or(0),
-                str(&c["title"])
-            )
-        })
+        .map(|c| format!("{}  {}  {} entries  {}", c.id, c.name, c.entries, c.title))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-pub fn peers(list: &Value) -> String {
-    array(&list["peers"])
+fn peers(list: &PeerList) -> String {
+    list.peers
         .iter()
-        .map(|p| {
-            format!(
-                "{}  {}",
-                str(&p["peer_id"]),
-                strings(&p["addresses"]).join(" ")
-            )
-        })
+        .map(|p| format!("{}  {}", p.peer_id, p.addresses.join(" ")))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-pub fn status(status: &Value) -> String {
-    let listen = strings(&status["listen"])
-        .iter()
-        .map(|a| format!("\nlisten: {a}"))
-        .collect::<String>();
-    [
-        "peer_id",
-        "version",
-        "collections",
-        "entries",
-        "peers",
-        "bytes_sent",
-        "bytes_received",
+fn status(status: &Status) -> String {
+    let mut text = [
+        ("peer_id", status.peer_id.clone()),
+        ("version", status.version.clone()),
+        ("collections", status.collections.to_string()),
+        ("entries", status.entries.to_string()),
+        ("peers", status.peers.to_string()),
+        ("bytes_sent", status.bytes_sent.to_string()),
+        ("bytes_received", status.bytes_received.to_string()),
     ]
     .iter()
-    .map(|key| {
-        let value = &status[*key];
-        format!(
-            "{key}: {}",
-            value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_owned)
-        )
-    })
+    .map(|(key, value)| format!("{key}: {value}"))
     .collect::<Vec<_>>()
-    .join("\n")
-        + &listen
+    .join("\n");
+    for address in &status.listen {
+        text.push_str(&format!("\nlisten: {address}"));
+    }
+    text
 }
 
-fn str(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
+fn exported(summary: &ExportSummary) -> String {
+    let mut text = format!(
+        "exported {} collection(s): {} entries, {} tombstones, {} blobs; {} unchanged left out\n\
+         {} bytes in {} part(s): {}\nbundle {}",
+        summary.collections,
+        summary.entries,
+        summary.tombstones,
+        summary.blobs,
+        summary.unchanged,
+        summary.bytes_written,
+        summary.parts.len(),
+        summary.parts.join(" "),
+        summary.bundle,
+    );
+    if summary.blobs_missing > 0 {
+        text.push_str(&format!(
+            "\n{} attachment(s) not carried: this node does not hold their blobs",
+            summary.blobs_missing
+        ));
+    }
+    text
 }
 
-fn array(value: &Value) -> &[Value] {
-    value.as_array().map(Vec::as_slice).unwrap_or_default()
+fn imported(summary: &ImportSummary) -> String {
+    let (entries, collections) = (&summary.entries, &summary.collections);
+    let mut text = format!(
+        "entries: {} new, {} updated, {} unchanged\n\
+         collections: {} new, {} updated, {} unchanged\n\
+         tombstones applied: {}\nblobs added: {}\nbytes read: {}",
+        entries.new,
+        entries.updated,
+        entries.unchanged,
+        collections.new,
+        collections.updated,
+        collections.unchanged,
+        summary.tombstones_applied,
+        summary.blobs_added,
+        summary.bytes_read,
+    );
+    if summary.blobs_skipped > 0 {
+        text.push_str(&format!(
+            "\n{} blob(s) not kept: this node has no blob store yet",
+            summary.blobs_skipped
+        ));
+    }
+    text
 }
 
-pub fn strings(value: &Value) -> Vec<String> {
-    array(value).iter().map(|v| str(v).to_owned()).collect()
+/// `minga bundle inspect`: the manifest of a bundle.
+pub fn inspected(inspected: &Inspected) -> String {
+    let manifest = &inspected.manifest;
+    let of_kind = |kind| manifest.sections.iter().filter(|s| s.kind == kind).count();
+    let collections: Vec<String> = manifest.collections.iter().map(|c| c.to_string()).collect();
+    let mut text = format!(
+        "bundle {} (format {}, {} part(s), {} bytes of sections)\n\
+         exported by {} (author key {})\n\
+         collections: {}\n\
+         carries: {} collection(s), {} entries, {} tombstones, {} blobs\n\
+         describes: {} document(s), {} tombstone(s)",
+        inspected.bundle,
+        manifest.format,
+        inspected.parts,
+        inspected.data_bytes,
+        manifest.node.peer_id,
+        manifest.node.author,
+        collections.join(" "),
+        of_kind(SectionKind::Collection),
+        of_kind(SectionKind::Entry),
+        of_kind(SectionKind::Tombstone),
+        of_kind(SectionKind::Blob),
+        manifest.documents.len(),
+        manifest.tombstones.len(),
+    );
+    if let Some(since) = &manifest.since {
+        text.push_str(&format!("\nonly what the holder of bundle {since} lacks"));
+    }
+    for section in &manifest.sections {
+        let kind = match section.kind {
+            SectionKind::Collection => "collection",
+            SectionKind::Entry => "entry",
+            SectionKind::Tombstone => "tombstone",
+            SectionKind::Blob => "blob",
+        };
+        text.push_str(&format!(
+            "\n  {:<10} {}  {} bytes",
+            kind, section.id, section.size
+        ));
+    }
+    text
 }

@@ -13,13 +13,13 @@ use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::Error;
 use crate::http::body::{CappedBytes, JsonBody, parse_json};
 use crate::http::{ApiResult, AppState, access};
 use crate::network::NetCommand;
-use crate::queries::{self, ListParams};
+use crate::queries::{self, CollectionList, ListParams};
+use crate::views::{Blocked, Created, Deleted, Followed, Peer, PeerList};
 
 mod blobs;
 mod bundles;
@@ -87,14 +87,16 @@ async fn status(State(state): State<AppState>) -> ApiResult<Response> {
 #[utoipa::path(get, path = "/api/v1/peers", tag = "network", responses((status = 200, description = "{peers: [{peer_id, addresses, last_seen}]}")))]
 async fn peers(State(state): State<AppState>) -> Response {
     let net = state.net.status.read().expect("status lock");
-    let peers: Vec<_> = net
+    let peers = net
         .peers
         .iter()
-        .map(|(peer_id, info)| {
-            json!({"peer_id": peer_id, "addresses": info.addresses, "last_seen": info.last_seen})
+        .map(|(peer_id, info)| Peer {
+            peer_id: peer_id.clone(),
+            addresses: info.addresses.clone(),
+            last_seen: info.last_seen,
         })
         .collect();
-    Json(json!({"peers": peers})).into_response()
+    Json(PeerList { peers }).into_response()
 }
 
 #[utoipa::path(post, path = "/api/v1/peers/{peer}/block", tag = "network", params(("peer" = String, Path, description = "A libp2p peer id")), responses((status = 200, description = "{blocked: true}"), (status = 400, description = "not a peer id")))]
@@ -105,7 +107,7 @@ async fn block(State(state): State<AppState>, Path(peer): Path<String>) -> ApiRe
     let author = state.net.operator_of(&peer);
     state.handle.set_blocked(peer.clone(), true, author).await?;
     state.net.send(NetCommand::Block(peer_id)).await;
-    Ok(Json(json!({"blocked": true})).into_response())
+    Ok(Json(Blocked { blocked: true }).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/peers/{peer}/block", tag = "network", params(("peer" = String, Path, description = "A libp2p peer id")), responses((status = 200, description = "{blocked: false}")))]
@@ -114,7 +116,7 @@ async fn unblock(State(state): State<AppState>, Path(peer): Path<String>) -> Api
     if let Ok(peer_id) = peer.parse::<PeerId>() {
         state.net.send(NetCommand::Unblock(peer_id)).await;
     }
-    Ok(Json(json!({"blocked": false})).into_response())
+    Ok(Json(Blocked { blocked: false }).into_response())
 }
 
 #[derive(Deserialize)]
@@ -128,7 +130,7 @@ async fn list_collections(State(state): State<AppState>, raw: RawQuery) -> ApiRe
     if params.available.as_deref() == Some("true") {
         let net = state.net.status.read().expect("status lock");
         let heard: Vec<_> = net.available.values().cloned().collect();
-        return Ok(Json(json!({"collections": heard})).into_response());
+        return Ok(Json(CollectionList { collections: heard }).into_response());
     }
     Ok(Json(queries::list_collections(&state.store)?).into_response())
 }
@@ -139,7 +141,7 @@ async fn create_collection(
     JsonBody(new): JsonBody<NewCollection>,
 ) -> ApiResult<Response> {
     let id = state.handle.create_collection(new).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+    Ok((StatusCode::CREATED, Json(Created { id })).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/collections/{id}/follow", tag = "collections", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{followed: true}")))]
@@ -147,7 +149,7 @@ async fn follow(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     let collection = queries::parse_id(&id)?;
     state.handle.set_followed(collection, true).await?;
     state.net.send(NetCommand::Followed(collection)).await;
-    Ok(Json(json!({"followed": true})).into_response())
+    Ok(Json(Followed { followed: true }).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/collections/{id}/follow", tag = "collections", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{followed: false}")))]
@@ -156,7 +158,7 @@ async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
         .handle
         .set_followed(queries::parse_id(&id)?, false)
         .await?;
-    Ok(Json(json!({"followed": false})).into_response())
+    Ok(Json(Followed { followed: false }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/entries", tag = "entries", params(("collection" = Option<String>, Query, description = "a collection id or name"), ("kind" = Option<String>, Query, description = "practice, history or resource"), ("tag" = Option<String>, Query), ("lang" = Option<String>, Query, description = "BCP 47; qu also matches Kichwa's individual codes"), ("q" = Option<String>, Query, description = "full-text search: hits by relevance with score and snippet"), ("place" = Option<String>, Query, description = "a place name, with q"), ("limit" = Option<u32>, Query, description = "1..=500, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page; with q, at most 10000")), responses((status = 200, description = "{entries: [...], next_cursor}"), (status = 400, description = "bad_request")))]
@@ -183,7 +185,7 @@ async fn create_entry(
     JsonBody(new): JsonBody<NewEntry>,
 ) -> ApiResult<Response> {
     let id = state.handle.create_entry(new).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+    Ok((StatusCode::CREATED, Json(Created { id })).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/entries/{id}", tag = "entries", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "the entry"), (status = 400, description = "malformed_id"), (status = 404, description = "not_found")))]
@@ -250,7 +252,7 @@ async fn delete_entry(
         .handle
         .delete_entry(queries::parse_id(&id)?, reason)
         .await?;
-    Ok(Json(json!({"deleted": stone.entry, "tombstone": stone})).into_response())
+    Ok(Json(Deleted::from(stone)).into_response())
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]

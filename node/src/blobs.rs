@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use minga_protocol::BlobHash;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::{BlobRecord, BlobRecords, Reader, StoreError};
 
@@ -71,8 +71,8 @@ impl Default for BlobLimits {
     }
 }
 
-/// A blob added by a user.
-#[derive(Debug, Clone, Serialize)]
+/// A blob added by a user; its JSON is the answer of `POST /api/v1/blobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Added {
     pub hash: BlobHash,
     pub size: u64,

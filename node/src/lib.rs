@@ -31,6 +31,7 @@ pub mod queries;
 pub mod search;
 pub mod serve;
 pub mod store;
+pub mod views;
 pub mod web;
 
 pub use blobs::{BlobError, BlobLimits, BlobStore};

@@ -62,23 +62,24 @@ pub struct ListParams {
     pub place: Option<String>,
 }
 
-/// An answer of `GET /api/v1/entries`: a page of entries, or of search hits.
-#[derive(Debug, Clone, Serialize)]
+/// An answer of `GET /api/v1/entries`: a page of entries, or of search hits. Read back, a
+/// page whose entries carry a score and a snippet is one of hits (so `Hits` is tried first).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Listing {
-    Entries(EntryPage),
     Hits(HitPage),
+    Entries(EntryPage),
 }
 
 /// A page of search hits, best first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HitPage {
     pub entries: Vec<Hit>,
     pub next_cursor: Option<String>,
 }
 
 /// An entry found by a search: the entry's fields, its score and a snippet of its body.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hit {
     #[serde(flatten)]
     pub entry: Entry,

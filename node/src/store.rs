@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use minga_protocol::automerge::{Automerge, ChangeHash};
 use minga_protocol::reconcile::{self, Item, ItemSet};
 use minga_protocol::{AuthorId, Collection, DocumentId, Entry, Signature, Tombstone};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod blobs;
 mod journal;
@@ -156,7 +156,7 @@ pub struct ListQuery {
 pub struct Cursor([u8; 24]);
 
 /// One page of a listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EntryPage {
     pub entries: Vec<Entry>,
     pub next_cursor: Option<String>,

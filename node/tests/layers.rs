@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first. A module may import from the layers before its own only.
 const LAYERS: &[&[&str]] = &[
     // Storage and the small pieces with no policy of their own.
-    &["store", "clock", "serve"],
+    &["store", "clock", "serve", "views"],
     &["datadir", "blobs", "search"],
     &["keys", "bundle"],
     // The error every operation answers, with its HTTP status.

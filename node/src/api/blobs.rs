@@ -38,7 +38,7 @@ pub async fn add(
         return Err(Error::from(BlobError::TooLarge { limit }).into());
     }
     let added = receive(&state, body.into_data_stream()).await?;
-    let body = json!({"hash": added.hash, "size": added.size, "mime": added.mime});
+    let body = added;
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
