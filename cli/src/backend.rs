@@ -137,15 +137,11 @@ fn remote(agent: &ureq::Agent, base: &str, token: Option<&str>, op: Op) -> anyho
         Op::CreateCollection(new) => request("POST", path("collections")).send_json(new),
         Op::Follow { id, follow } => {
             let method = if *follow { "POST" } else { "DELETE" };
-            request(
-                method,
-                path(&format!("collections/{}/follow", segment(&id))),
-            )
-            .call()
+            request(method, path(&format!("collections/{}/follow", segment(id)))).call()
         }
         Op::Add(new) => request("POST", path("entries")).send_json(new),
         Op::Edit { id, patch } => {
-            request("PATCH", path(&format!("entries/{}", segment(&id)))).send_json(patch)
+            request("PATCH", path(&format!("entries/{}", segment(id)))).send_json(patch)
         }
         Op::Delete { id, reason } => request("DELETE", path(&format!("entries/{}", segment(id))))
             .send_json(serde_json::json!({"reason": reason})),
@@ -153,7 +149,7 @@ fn remote(agent: &ureq::Agent, base: &str, token: Option<&str>, op: Op) -> anyho
             let query = serde_urlencoded::to_string(params).context("encoding the query")?;
             request("GET", path(&format!("entries?{query}"))).call()
         }
-        Op::Show { id } => request("GET", path(&format!("entries/{}", segment(&id)))).call(),
+        Op::Show { id } => request("GET", path(&format!("entries/{}", segment(id)))).call(),
         Op::Peers => request("GET", path("peers")).call(),
         Op::Block { peer, block } => {
             let method = if *block { "POST" } else { "DELETE" };
