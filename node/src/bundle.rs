@@ -1,7 +1,10 @@
-//! Sneakernet bundles on disk: exporting the shareable part of the commons into a signed,
-//! hashed, splittable bundle, and importing one through the same verification as network sync,
-//! in one store transaction. The format itself (manifest, part headers) is sans-IO in
-//! [`minga_protocol::bundle`]; this module streams it to and from files.
+//! Sneakernet bundles on disk: the shareable part of the commons as a signed, hashed,
+//! splittable bundle. This module is the format on files: the requests and summaries, the
+//! errors, part files (`parts`), reading and verifying a manifest (`manifest`, also
+//! `minga bundle inspect`), the disk-space decision (`space`) and the seam to the blob store
+//! (`blobs`). The format itself (manifest, part headers) is sans-IO in
+//! [`minga_protocol::bundle`]. Exporting and importing run on the store's writer, as
+//! `commons/export` and `commons/import`:
 //!
 //! ```text
 //!  export: Store ─► sections (postcard Payloads, blobs) ─► PartWriter ─► FILE | FILE.001 …

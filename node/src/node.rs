@@ -112,7 +112,9 @@ pub async fn run(
         hosts: Arc::new(hosts),
         bundle_dirs: Arc::new(bundle_dirs),
     };
-    let router = http::router(state.clone(), api::routes(&state), web::routes());
+    // The state moves into the router: when serving ends, its handle must go with it.
+    let api = api::routes(&state);
+    let router = http::router(state, api, web::routes());
     crate::serve::serve(listener, router, shutdown).await;
 
     // The router is gone; stopping the network drops the last handles, and the event loop
