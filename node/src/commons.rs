@@ -334,6 +334,9 @@ impl Commons {
         if let Payload::Tombstone(stone) = payload {
             return self.stage_remote_tombstone(staged, id, stone);
         }
+        if !mirror && !self.followed_before_loading(staged, id, kind)? {
+            return Ok(Staging::Unchanged);
+        }
         // No input is known to make automerge panic; tests stand one in with this id.
         #[cfg(test)]
         if id.as_bytes() == &tests::PANICKING_DOCUMENT {
@@ -406,6 +409,26 @@ impl Commons {
                 })))
             }
         }
+    }
+
+    /// Whether a document from elsewhere belongs to a collection followed here, judged before
+    /// automerge sees its bytes: a collection is its own, a held entry's is stored (and fixed
+    /// at creation). A new entry's collection is known only once its payload is loaded, within
+    /// the inflation and row budgets; the check after loading judges it.
+    fn followed_before_loading(
+        &self,
+        staged: &Staged,
+        id: DocumentId,
+        kind: DocKind,
+    ) -> Result<bool, Error> {
+        let collection = match kind {
+            DocKind::Collection => id,
+            DocKind::Entry => match self.store.entry_in(staged, &id)? {
+                Some(held) => held.collection.parse()?,
+                None => return Ok(true),
+            },
+        };
+        Ok(self.store.is_followed_in(staged, &collection)?)
     }
 
     fn stage_remote_tombstone(

@@ -9,11 +9,16 @@
 //! length ‖ data; documents and bundles describe their columns, each with a deflate bit, before
 //! the column data) and is at least as strict as automerge's own parser: what it cannot frame
 //! is refused, so nothing it passes over unread is inflated by automerge.
+//!
+//! Columns are run-length encoded, so a few bytes may also declare billions of operations that
+//! automerge would then walk one by one on the writer's thread. The walk counts each column's
+//! rows from its runs without expanding them, and refuses a payload whose chunks describe more
+//! than [`MAX_PAYLOAD_ROWS`].
 
 use std::io::Read;
 
 use crate::VerifyError;
-use crate::limits::{MAX_INFLATED_BYTES, MAX_PAYLOAD_CHUNKS};
+use crate::limits::{MAX_INFLATED_BYTES, MAX_PAYLOAD_CHUNKS, MAX_PAYLOAD_ROWS};
 
 /// The first four bytes of every chunk.
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
@@ -24,6 +29,12 @@ const COMPRESSED_CHANGE: u8 = 2;
 const BUNDLE: u8 = 3;
 /// The bit of a column specification saying its data is deflated.
 const DEFLATE_BIT: u32 = 0b1000;
+/// The bits of a column specification giving its type, and the types whose encoding is not
+/// run-length of LEB128 numbers.
+const TYPE_BITS: u32 = 0b0111;
+const BOOLEAN: u32 = 4;
+const STRING: u32 = 5;
+const VALUE_RAW: u32 = 7;
 /// Bytes of a change hash.
 const HASH_LEN: usize = 32;
 /// The buffer inflated output goes through (and is dropped from).
@@ -35,6 +46,7 @@ const INFLATE_BUFFER: usize = 16 * 1024;
 pub struct Budget {
     inflated: usize,
     chunks: usize,
+    rows: u64,
 }
 
 impl Budget {
@@ -68,8 +80,11 @@ impl Budget {
             let len = input.length()?;
             let mut data = Input(input.take(len)?);
             match kind {
-                CHANGE => {} // automerge refuses compressed columns in a change chunk
-                COMPRESSED_CHANGE => self.inflate(data.0)?,
+                CHANGE => self.change(data)?,
+                COMPRESSED_CHANGE => {
+                    let inflated = self.inflate(data.0)?;
+                    self.change(Input(&inflated))?;
+                }
                 DOCUMENT => {
                     data.skip_actors()?;
                     data.skip_hashes()?;
@@ -92,40 +107,106 @@ impl Budget {
         Ok(())
     }
 
-    /// Takes the data of `columns` from `data`, inflating the deflated ones.
+    /// The body of a change chunk: its header fields, then its (never deflated) op columns.
+    fn change(&mut self, mut data: Input<'_>) -> Result<(), VerifyError> {
+        data.skip_hashes()?; // dependencies
+        let actor = data.length()?;
+        data.take(actor)?;
+        data.skip_leb128()?; // sequence number
+        data.skip_leb128()?; // first op counter
+        data.skip_leb128()?; // timestamp
+        let message = data.length()?;
+        data.take(message)?;
+        data.skip_actors()?; // other actors
+        let ops = data.columns()?;
+        self.column_data(&mut data, &ops)
+    }
+
+    /// Takes the data of `columns` from `data`, inflating the deflated ones, and counts the rows
+    /// of the longest against the budget.
     fn column_data(&mut self, data: &mut Input<'_>, columns: &[Column]) -> Result<(), VerifyError> {
+        let mut rows = 0;
         for column in columns {
             let part = data.take(column.len)?;
-            if column.deflated {
-                self.inflate(part)?;
-            }
+            let column_rows = if column.deflated {
+                let inflated = self.inflate(part)?;
+                column.rows(&inflated)?
+            } else {
+                column.rows(part)?
+            };
+            rows = rows.max(column_rows);
+        }
+        self.rows = self.rows.saturating_add(rows);
+        if self.rows > MAX_PAYLOAD_ROWS {
+            return Err(VerifyError::TooManyRows);
         }
         Ok(())
     }
 
-    /// Inflates `deflated` into a fixed buffer, counting against the budget.
-    fn inflate(&mut self, deflated: &[u8]) -> Result<(), VerifyError> {
+    /// Inflates `deflated`, counting against the budget, which bounds what is returned.
+    fn inflate(&mut self, deflated: &[u8]) -> Result<Vec<u8>, VerifyError> {
         let mut decoder = flate2::bufread::DeflateDecoder::new(deflated);
+        let mut inflated = Vec::new();
         let mut buffer = vec![0u8; INFLATE_BUFFER];
         loop {
             let n = decoder
                 .read(&mut buffer)
                 .map_err(|e| malformed(&format!("a compressed part does not inflate: {e}")))?;
             if n == 0 {
-                return Ok(());
+                return Ok(inflated);
             }
             self.inflated += n;
             if self.inflated > MAX_INFLATED_BYTES {
                 return Err(VerifyError::Inflates);
             }
+            inflated.extend_from_slice(&buffer[..n]);
         }
     }
 }
 
-/// One column's description: whether its data is deflated, and its length as stored.
+/// One column's description: its type, whether its data is deflated, and its length as stored.
 struct Column {
+    kind: u32,
     deflated: bool,
     len: usize,
+}
+
+impl Column {
+    /// How many rows the column's (inflated) data describes, read from its runs without
+    /// expanding them: a boolean column is a list of run lengths; raw values are counted by
+    /// their metadata column; every other type is run-length encoded (a positive count and one
+    /// value repeated, a negative count and that many literal values, or zero and a count of
+    /// nulls).
+    fn rows(&self, data: &[u8]) -> Result<u64, VerifyError> {
+        let mut data = Input(data);
+        let mut rows = 0u64;
+        let count = |rows: u64, n: u64| rows.checked_add(n).ok_or(VerifyError::TooManyRows);
+        match self.kind {
+            VALUE_RAW => {}
+            BOOLEAN => {
+                while !data.0.is_empty() {
+                    rows = count(rows, data.leb128()?)?;
+                }
+            }
+            _ => {
+                while !data.0.is_empty() {
+                    let run = data.signed_leb128()?;
+                    if run > 0 {
+                        rows = count(rows, run.unsigned_abs())?;
+                        data.skip_value(self.kind)?;
+                    } else if run < 0 {
+                        for _ in 0..run.unsigned_abs() {
+                            data.skip_value(self.kind)?;
+                        }
+                        rows = count(rows, run.unsigned_abs())?;
+                    } else {
+                        rows = count(rows, data.leb128()?)?;
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
 }
 
 /// Bytes not yet read.
@@ -161,6 +242,46 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// A LEB128 number whose value is not needed (signed or not).
+    fn skip_leb128(&mut self) -> Result<(), VerifyError> {
+        for _ in 0..10 {
+            if self.take(1)?[0] & 0x80 == 0 {
+                return Ok(());
+            }
+        }
+        Err(malformed("a LEB128 number is too long"))
+    }
+
+    /// A signed LEB128 number.
+    fn signed_leb128(&mut self) -> Result<i64, VerifyError> {
+        let mut value = 0i64;
+        let mut shift = 0u32;
+        loop {
+            let byte = self.take(1)?[0];
+            if shift >= 64 {
+                return Err(malformed("a LEB128 number is too large"));
+            }
+            value |= i64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                if shift < 64 && byte & 0x40 != 0 {
+                    value |= -1i64 << shift;
+                }
+                return Ok(value);
+            }
+        }
+    }
+
+    /// One value of a run-length encoded column of this type: a string, or a number.
+    fn skip_value(&mut self, kind: u32) -> Result<(), VerifyError> {
+        if kind == STRING {
+            let len = self.length()?;
+            self.take(len).map(drop)
+        } else {
+            self.skip_leb128()
+        }
+    }
+
     fn length(&mut self) -> Result<usize, VerifyError> {
         usize::try_from(self.leb128()?).map_err(|_| malformed("a length is too large"))
     }
@@ -190,6 +311,7 @@ impl<'a> Input<'a> {
                 .map_err(|_| malformed("a column specification is too large"))?;
             let len = self.length()?;
             columns.push(Column {
+                kind: spec & TYPE_BITS,
                 deflated: spec & DEFLATE_BIT != 0,
                 len,
             });
@@ -310,9 +432,74 @@ mod tests {
 
     #[test]
     fn too_many_chunks_are_refused() {
-        let empty = chunk(CHANGE, &[]);
+        // No dependencies, no actor, sequence 0, first op 1, time 0, no message, no other
+        // actors, no columns.
+        let empty = chunk(CHANGE, &[0, 0, 0, 1, 0, 0, 0, 0]);
         let bytes = empty.repeat(MAX_PAYLOAD_CHUNKS + 1);
         assert_eq!(Budget::new().admit(&bytes), Err(VerifyError::TooManyChunks));
+    }
+
+    /// Signed LEB128, as automerge writes run counts.
+    fn signed_leb128(out: &mut Vec<u8>, mut value: i64) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// Eleven bytes of column data that declare 2^40 operations: automerge would walk every
+    /// one of them while decoding the change, before any signature is checked.
+    #[test]
+    fn a_change_whose_runs_declare_too_many_operations_is_refused() {
+        let mut column = Vec::new();
+        signed_leb128(&mut column, 1 << 40); // a run of 2^40 copies...
+        leb128(&mut column, 1); // ...of one value
+        let mut data = vec![0, 0, 0, 1, 0, 0, 0]; // the change's header fields
+        leb128(&mut data, 1); // one op column...
+        leb128(&mut data, (1 << 4) | 2); // ...of integers...
+        leb128(&mut data, column.len() as u64); // ...this long
+        data.extend(&column);
+        let bytes = chunk(CHANGE, &data);
+        assert_eq!(Budget::new().admit(&bytes), Err(VerifyError::TooManyRows));
+
+        // Literal runs and runs of nulls count the same; a boolean column is its run lengths.
+        for (kind, column) in [
+            (
+                2,
+                [vec![0x00], vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x20]].concat(),
+            ),
+            (4, vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x20]),
+        ] {
+            let mut data = vec![0, 0, 0, 1, 0, 0, 0, 1];
+            leb128(&mut data, (1 << 4) | kind);
+            leb128(&mut data, column.len() as u64);
+            data.extend(&column);
+            let bytes = chunk(CHANGE, &data);
+            assert_eq!(Budget::new().admit(&bytes), Err(VerifyError::TooManyRows));
+        }
+    }
+
+    #[test]
+    fn the_rows_of_a_real_change_are_counted_from_its_runs() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        let list = tx.put_object(ROOT, "list", ObjType::List).unwrap();
+        for i in 0..5000 {
+            tx.insert(&list, i, ()).unwrap();
+        }
+        tx.commit();
+        let change = doc.get_changes(&[]).remove(0);
+        let mut budget = Budget::new();
+        budget.admit(change.raw_bytes()).expect("a real change");
+        assert_eq!(budget.rows, 5001, "the list and its 5,000 elements");
+        let mut budget = Budget::new();
+        budget.admit(&doc.save()).expect("a real document");
+        assert_eq!(budget.rows, 5001 + 1, "its operations, and its one change");
     }
 
     /// A document large enough that automerge deflates its columns, and its changes.

@@ -17,6 +17,10 @@ pub const MAX_LIST_ITEMS: usize = 256;
 pub const MAX_INFLATED_BYTES: usize = 16 * 1024 * 1024;
 /// Most automerge chunks in one payload.
 pub const MAX_PAYLOAD_CHUNKS: usize = 65_536;
+/// Most rows (operations, or changes of a document) the columns of one payload may describe.
+/// Run-length encoding lets a few bytes declare billions of them, which automerge would walk
+/// one by one; a saved document within [`MAX_DOCUMENT_BYTES`] holds about a million at most.
+pub const MAX_PAYLOAD_ROWS: u64 = 2 * 1024 * 1024;
 
 // Peer-to-peer messages. The frame limit (`wire::MAX_MESSAGE_BYTES`) bounds the bytes; these
 // bound the items, checked while a message is decoded, so a frame of tiny items cannot inflate

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{ActorId, Automerge, Change, ChangeHash, legacy};
 
 use crate::inflate::Budget;
-use crate::limits::{MAX_DOCUMENT_BYTES, MAX_INFLATED_BYTES, MAX_PAYLOAD_CHUNKS};
+use crate::limits::{MAX_DOCUMENT_BYTES, MAX_INFLATED_BYTES, MAX_PAYLOAD_CHUNKS, MAX_PAYLOAD_ROWS};
 use crate::{AuthorId, AuthorKey, Collection, DocumentId, Entry, Refusal, Signature};
 
 /// What kind of document a change belongs to; each has its own fixed fields and rules.
@@ -71,6 +71,8 @@ pub enum VerifyError {
     Inflates,
     #[error("the payload holds more than {MAX_PAYLOAD_CHUNKS} automerge chunks")]
     TooManyChunks,
+    #[error("the payload's columns describe more than {MAX_PAYLOAD_ROWS} operations")]
+    TooManyRows,
 }
 
 impl SignedChange {

@@ -1183,5 +1183,6 @@ fn refusal(error: &VerifyError) -> &'static str {
         VerifyError::MissingDependencies(_) => "missing dependencies",
         VerifyError::Inflates => "inflates past the budget",
         VerifyError::TooManyChunks => "too many chunks",
+        VerifyError::TooManyRows => "too many rows",
     }
 }

@@ -32,8 +32,13 @@ pub(crate) fn open(path: &Path) -> Result<(PartReader, Inspected), ImportError> 
     if length > MAX_MANIFEST_BYTES {
         return Err(BundleError::ManifestTooLarge { size: length }.into());
     }
-    let mut bytes = vec![0u8; length as usize];
-    reader.fill(&mut bytes, &|| "the manifest".into())?;
+    // Held as it is read: a bundle that claims a large manifest and ends early costs no more
+    // than the bytes it has.
+    let mut bytes = Vec::new();
+    reader.stream(u64::from(length), &|| "the manifest".into(), |read| {
+        bytes.extend_from_slice(read);
+        Ok(())
+    })?;
     let mut signature = [0u8; bundle::SIGNATURE_LEN];
     reader.fill(&mut signature, &|| "the manifest signature".into())?;
     let header = *reader.header();

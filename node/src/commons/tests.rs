@@ -86,3 +86,43 @@ fn a_change_log_answer_leaves_out_what_the_asker_sent() {
     assert!(changed.value);
     assert_eq!(listed(&b, Some(peer_a)), vec![*entry.as_bytes()]);
 }
+
+/// A document of a collection not followed is refused before automerge reads its bytes: here
+/// bytes that would not even load are refused as unwanted, not as malformed.
+#[test]
+fn documents_of_collections_not_followed_are_refused_before_loading() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut a = open(&temp.path().join("a"));
+    let named: NewCollection = serde_json::from_value(json!({"name": "huerta"})).unwrap();
+    let collection = a.create_collection(&named).unwrap().value;
+    let new = serde_json::from_value(json!({"collection": collection.to_string(),
+        "kind": "practice", "title": "Abono", "body": "Compost de hojas.",
+        "license": "CC0-1.0"}))
+    .unwrap();
+    let entry = a.create_entry(&new).unwrap().value;
+
+    let mut b = open(&temp.path().join("b"));
+    let peer_a = source_tag("peer-a");
+    for (id, kind) in [(collection, DocKind::Collection), (entry, DocKind::Entry)] {
+        b.apply_remote(id, kind, &whole(&a, &id), true, peer_a)
+            .unwrap();
+    }
+    b.set_followed(&collection, false).unwrap();
+
+    let garbage = Payload::Whole {
+        document: vec![0x85, 0x6f, 0x4a, 0x83, 0xff],
+        signatures: Vec::new(),
+    };
+    for (id, kind) in [(collection, DocKind::Collection), (entry, DocKind::Entry)] {
+        let changed = b.apply_remote(id, kind, &garbage, false, peer_a).unwrap();
+        assert!(!changed.value, "{kind:?} of a collection not followed");
+    }
+    b.set_followed(&collection, true).unwrap();
+    assert!(
+        matches!(
+            b.apply_remote(entry, DocKind::Entry, &garbage, false, peer_a),
+            Err(Error::Rejected(_))
+        ),
+        "followed again, the same bytes are loaded and refused as malformed"
+    );
+}

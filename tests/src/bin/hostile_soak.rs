@@ -203,8 +203,8 @@ struct Attacks {
     connections_opened: AtomicU64,
 }
 
-/// The libp2p attacker: forged signatures, garbage and oversized frames, a decompression bomb,
-/// an endless reconciliation, signed documents of a collection nobody asked for.
+/// The libp2p attacker: forged signatures, garbage and oversized frames, a decompression bomb, a
+/// run-length bomb, an endless reconciliation, signed documents of a collection nobody asked for.
 fn peer_attacks(addr: &str, collection: &str, stop: &AtomicBool, attacks: &Attacks) {
     let collection: minga_protocol::DocumentId = collection.parse().expect("a collection id");
     let bomb = compressed_change_bomb(1 << 30);
@@ -213,6 +213,10 @@ fn peer_attacks(addr: &str, collection: &str, stop: &AtomicBool, attacks: &Attac
         (
             "decompression bomb",
             Hostile::frame(&changes([7; 16], bomb)),
+        ),
+        (
+            "run-length bomb",
+            Hostile::frame(&changes([9; 16], run_length_bomb(1 << 40))),
         ),
         (
             "forged change",
@@ -301,19 +305,79 @@ fn compressed_change_bomb(inflated: usize) -> Vec<u8> {
         encoder.write_all(&zeros).expect("deflating into memory");
     }
     let body = encoder.finish().expect("deflating into memory");
-    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
-    let mut len = body.len() as u64;
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            chunk.push(byte);
-            break;
-        }
-        chunk.push(byte | 0x80);
+    [
+        vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2],
+        leb128(body.len() as u64),
+        body,
+    ]
+    .concat()
+}
+
+/// An uncompressed change chunk of a few dozen bytes whose run-length encoded columns declare
+/// `rows` insertions into a list, each of them valid: automerge decodes one after another.
+fn run_length_bomb(rows: i64) -> Vec<u8> {
+    let run = |value: u64| [signed_leb128(rows), leb128(value)].concat();
+    // (column id, column type, data): the op columns automerge writes for list insertions.
+    let columns: [(u64, u64, Vec<u8>); 8] = [
+        (0, 1, run(0)), // object: actor
+        (0, 2, run(1)), // object: counter
+        (
+            1,
+            1,
+            [vec![0, 1], signed_leb128(rows - 1), vec![0]].concat(),
+        ), // key: actor
+        (
+            1,
+            3,
+            [vec![0x7e, 0, 2], signed_leb128(rows - 2), vec![1]].concat(),
+        ), // key: counter
+        (3, 4, [vec![0], leb128(rows as u64)].concat()), // insert
+        (4, 2, run(1)), // action: set
+        (5, 6, run(0)), // value: null
+        (7, 0, run(0)), // no predecessors
+    ];
+    // No dependencies, one actor byte, sequence 1, first op 2, time 0, no message, no others.
+    let mut data = vec![0, 1, 0x78, 1, 2, 0, 0, 0];
+    data.extend(leb128(columns.len() as u64));
+    for (id, kind, column) in &columns {
+        data.extend(leb128((id << 4) | kind));
+        data.extend(leb128(column.len() as u64));
     }
-    chunk.extend(body);
-    chunk
+    for (_, _, column) in &columns {
+        data.extend(column);
+    }
+    [
+        vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1],
+        leb128(data.len() as u64),
+        data,
+    ]
+    .concat()
+}
+
+fn leb128(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn signed_leb128(mut value: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 /// A reconciliation step listing 500,000 items in one range.
