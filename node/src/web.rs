@@ -41,7 +41,7 @@ const RECENT: usize = 20;
 
 const STYLE: &str = include_str!("web/style.css");
 
-/// The pages' routes, merged into the API's router.
+/// The pages' routes; `http::router` serves them beside the API's.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
