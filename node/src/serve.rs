@@ -2,11 +2,15 @@
 //! connection and sends nothing, or drips its headers, is disconnected after
 //! [`HEADER_TIMEOUT`] (the same bound applies to an idle keep-alive connection waiting for its
 //! next request); at most [`MAX_CONNECTIONS`] connections are served at once, well under the
-//! 1,024 open files a service gets, and further ones wait in the listen backlog; an accept
-//! error (out of file descriptors) backs off instead of spinning or ending the server.
+//! 1,024 open files a service gets, and further ones wait in the listen backlog; one client
+//! address holds at most [`MAX_CONNECTIONS_PER_CLIENT`] of them, so one phone or one attacker on
+//! the LAN cannot take the slots everyone else needs; an accept error (out of file descriptors)
+//! backs off instead of spinning or ending the server.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -26,6 +30,9 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 512;
 
+/// Connections one client address may hold at once; a browser opens about six.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+
 /// Pause after an accept error such as `EMFILE`, before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -40,6 +47,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let clients = Clients::default();
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -64,6 +72,10 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(client_slot) = clients.admit(client.ip()) else {
+            tracing::debug!(%client, "closing a connection over the client's limit");
+            continue;
+        };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(client));
@@ -75,7 +87,7 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(%client, "connection ended: {e}");
             }
-            drop(slot);
+            drop((slot, client_slot));
         });
     }
     drop(listener);
@@ -87,6 +99,48 @@ pub async fn serve(
     }
 }
 
+/// Connections open per client address.
+#[derive(Clone, Default)]
+struct Clients(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl Clients {
+    /// A slot for one more connection of `ip`, or `None` when it holds its limit already.
+    fn admit(&self, ip: IpAddr) -> Option<ClientSlot> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(ip).or_default();
+        if *count >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One open connection of a client; given back when dropped.
+struct ClientSlot {
+    clients: Clients,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .clients
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Errors of one connection that the client gave up on before it was accepted.
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
@@ -94,4 +148,28 @@ fn is_connection_error(e: &std::io::Error) -> bool {
         e.kind(),
         ConnectionRefused | ConnectionAborted | ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_holds_at_most_its_share_and_gets_slots_back() {
+        let clients = Clients::default();
+        let phone: IpAddr = [192, 168, 1, 20].into();
+        let other: IpAddr = [192, 168, 1, 21].into();
+        let held: Vec<_> = (0..MAX_CONNECTIONS_PER_CLIENT)
+            .map(|_| clients.admit(phone).expect("within the limit"))
+            .collect();
+        assert!(clients.admit(phone).is_none(), "one over the limit");
+        assert!(clients.admit(other).is_some(), "another client is served");
+        drop(held);
+        assert!(clients.admit(phone).is_some(), "slots come back");
+        assert_eq!(
+            clients.0.lock().unwrap().len(),
+            0,
+            "nothing kept for gone clients"
+        );
+    }
 }

@@ -257,6 +257,21 @@ impl std::ops::Deref for Node {
     }
 }
 
+/// A LAN client other than the tests' own (127.0.0.1): connections from this source address
+/// count against another client's share of the node's connections.
+pub const OTHER_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
+
+/// A TCP connection to `addr` from `source` (any loopback address reaches a node on loopback).
+pub fn connect_from(
+    source: std::net::Ipv4Addr,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::from((source, 0)).into())?;
+    socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
+}
+
 /// The soft open-file limit nodes run with: what systemd gives a service.
 pub const NODE_NOFILE: u32 = 1024;
 
