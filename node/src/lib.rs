@@ -20,6 +20,8 @@ pub mod config;
 pub mod datadir;
 pub mod error;
 pub mod event_loop;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod network;
 pub mod node;
