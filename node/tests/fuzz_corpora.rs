@@ -59,25 +59,48 @@ fn with_kind(kind: u8, bytes: &[u8]) -> Vec<u8> {
     [[kind].as_slice(), bytes].concat()
 }
 
-/// The protocol's seeds of the sync messages, written by the codec as frames.
+/// How many of the protocol's sync messages [`sync_frame_seeds`] frames of each kind.
+const FRAMED_SEEDS: usize = 16;
+
+/// The protocol's `wire` corpus's sync requests and responses that decode, written by the
+/// codec as frames.
 fn sync_frame_seeds() {
     let mut codec = SyncCodec;
-    for file in fs::read_dir(corpus("wire")).expect("the protocol's wire seeds") {
-        let path = file.expect("wire seed").path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let mut files: Vec<_> = fs::read_dir(corpus("wire"))
+        .expect("the protocol's wire corpus")
+        .map(|file| file.expect("wire input").path())
+        .collect();
+    files.sort();
+    let (mut requests, mut responses) = (0, 0);
+    for path in files {
         let bytes = fs::read(&path).unwrap();
+        let Some((&kind, message)) = bytes.split_first() else {
+            continue;
+        };
         let mut io = Cursor::new(Vec::new());
-        if name.starts_with("request-") || ["operator", "since"].contains(&name.as_str()) {
-            let request = wire::decode::<Request>(&bytes[1..], MAX_MESSAGE_BYTES).unwrap();
-            block_on(codec.write_request(&SYNC_PROTOCOL, &mut io, Inbound::Valid(request)))
-                .unwrap();
-            write("sync_frame", &name, &with_kind(0, &io.into_inner()));
-        } else if name == "refused" {
-            let response = wire::decode::<Response>(&bytes[1..], MAX_MESSAGE_BYTES).unwrap();
-            block_on(codec.write_response(&SYNC_PROTOCOL, &mut io, response)).unwrap();
-            write("sync_frame", &name, &with_kind(1, &io.into_inner()));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        match kind % 6 {
+            0 if requests < FRAMED_SEEDS => {
+                let Ok(request) = wire::decode::<Request>(message, MAX_MESSAGE_BYTES) else {
+                    continue;
+                };
+                block_on(codec.write_request(&SYNC_PROTOCOL, &mut io, Inbound::Valid(request)))
+                    .unwrap();
+                write("sync_frame", &name, &with_kind(0, &io.into_inner()));
+                requests += 1;
+            }
+            1 if responses < FRAMED_SEEDS => {
+                let Ok(response) = wire::decode::<Response>(message, MAX_MESSAGE_BYTES) else {
+                    continue;
+                };
+                block_on(codec.write_response(&SYNC_PROTOCOL, &mut io, response)).unwrap();
+                write("sync_frame", &name, &with_kind(1, &io.into_inner()));
+                responses += 1;
+            }
+            _ => {}
         }
     }
+    assert!(requests > 0 && responses > 0, "no sync message to frame");
 }
 
 /// The real encoding of `start..start + len` of [`bao_blob`].
