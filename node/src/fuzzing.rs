@@ -14,7 +14,7 @@ use axum::extract::{FromRequest, Multipart};
 use axum::http::{HeaderValue, Request, header};
 use futures::executor::block_on;
 use libp2p::request_response::Codec;
-use minga_protocol::bundle::{self, FORMAT_VERSION, MAGIC, PartHeader};
+use minga_protocol::bundle::{self, FORMAT_VERSION, PartHeader};
 use minga_protocol::{AuthorKey, BlobHash};
 
 use crate::api::MAX_REQUEST_BYTES;
@@ -164,7 +164,6 @@ pub fn bundle_import(data: &[u8]) {
         body,
     ]
     .concat();
-    debug_assert!(file.starts_with(&MAGIC));
     let request = ImportRequest {
         file: scratch_file("signed.bundle", &file),
         assume_free_bytes: Some(u64::MAX),
