@@ -1,3 +1,6 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| minga_protocol::fuzzing::sync_payload(data));
+libfuzzer_sys::fuzz_target!(
+    init: minga_protocol::fuzzing::let_caught_panics_unwind(),
+    |data: &[u8]| minga_protocol::fuzzing::sync_payload(data)
+);

@@ -23,6 +23,8 @@ pub mod config;
 pub mod datadir;
 pub mod error;
 pub mod event_loop;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod keys;
 pub mod network;

@@ -21,10 +21,10 @@ use crate::blobs::{BlobError, ThumbnailError};
 use crate::http::{ApiError, AppState};
 use crate::queries::{self, ListParams, Listing};
 
-mod forms;
+pub(crate) mod forms;
 mod i18n;
-mod markdown;
-mod pages;
+pub(crate) mod markdown;
+pub(crate) mod pages;
 
 pub use i18n::Ui;
 use pages::Frame;

@@ -27,7 +27,8 @@ const LAYERS: &[&[&str]] = &[
     &["api", "web"],
     // What the node runs on, with the network's settings among them.
     &["config"],
-    &["node"],
+    // The node, and the fuzz targets' entry points into the decoders of every layer.
+    &["node", "fuzzing"],
 ];
 
 #[test]

@@ -22,6 +22,14 @@ pub const TARGETS: &[Target] = &[
     ("tombstone", tombstone),
 ];
 
+/// The `init` of every fuzz target. libfuzzer-sys's panic hook aborts on every panic, even one
+/// the code catches on purpose (automerge's, contained by `verify::contained`); this puts the
+/// default hook back, which prints the panic and lets it unwind. A panic that escapes a target
+/// still ends the run: libfuzzer-sys turns an entry point that unwinds into an abort.
+pub fn let_caught_panics_unwind() {
+    drop(std::panic::take_hook());
+}
+
 /// Every message a peer sends as one value: `/minga/sync/1` requests and responses, gossip
 /// announcements and catalogues, and the heads of `/minga/blob/1`. The first byte picks the
 /// message type, the rest is the message.

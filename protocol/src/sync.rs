@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use automerge::{Automerge, ChangeHash};
 
 use crate::inflate::Budget;
-use crate::verify::{self, DocKind, SignedChange, VerifyError};
+use crate::verify::{self, DocKind, SignedChange, VerifyError, contained};
 use crate::wire::{HashSignature, Offer, Payload, SignedBytes, WireKind};
 use crate::{DocumentId, Signature, Tombstone};
 
@@ -267,12 +267,10 @@ pub fn apply_payload(
             budget.admit(document)?;
             // Loaded into a scratch document only to take its changes apart; every one of them
             // is verified below before anything is kept.
-            let scratch =
-                Automerge::load(document).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            let changes = contained(|| Automerge::load(document).map(|s| s.get_changes(&[])))?;
             let by_hash: BTreeMap<[u8; 32], &Vec<u8>> =
                 signatures.iter().map(|s| (s.hash, &s.signature)).collect();
-            scratch
-                .get_changes(&[])
+            changes
                 .into_iter()
                 .map(|change| {
                     let sig = by_hash

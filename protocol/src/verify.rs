@@ -11,6 +11,9 @@
 //! - no two different changes share an actor and sequence number (equivocation).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::panic::{self, AssertUnwindSafe};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash, legacy};
 
@@ -88,9 +91,32 @@ impl SignedChange {
         budget: &mut Budget,
     ) -> Result<Self, VerifyError> {
         budget.admit(&bytes)?;
-        let change =
-            Change::from_bytes(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let change = contained(|| Change::from_bytes(bytes))?;
         Ok(SignedChange { change, signature })
+    }
+}
+
+/// Runs an automerge call on bytes from elsewhere, its error or its panic answered as
+/// [`VerifyError::Malformed`]. automerge 0.12 still has `unwrap`s a crafted change reaches
+/// before any signature is checked (an op counter past `u32` panics in `OpId::new`; found by
+/// fuzzing, `docs/fuzzing.md`), so every call that decodes, loads or applies foreign changes
+/// goes through here. The default hook still prints the panic: silencing it would mean
+/// swapping the process-wide hook, which races every other thread's panics.
+pub(crate) fn contained<T, E: Display>(
+    call: impl FnOnce() -> Result<T, E>,
+) -> Result<T, VerifyError> {
+    match panic::catch_unwind(AssertUnwindSafe(call)) {
+        Ok(result) => result.map_err(|e| VerifyError::Malformed(e.to_string())),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("no message");
+            Err(VerifyError::Malformed(format!(
+                "automerge panicked: {message}"
+            )))
+        }
     }
 }
 
@@ -204,7 +230,7 @@ fn check_alone(
         DocKind::Entry => &crate::entry::FIXED_FIELDS,
         DocKind::Collection => &crate::collection::FIXED_FIELDS,
     };
-    for op in change.decode().operations {
+    for op in contained(|| Ok::<_, Infallible>(change.decode()))?.operations {
         if let (legacy::ObjectId::Root, legacy::Key::Map(key)) = (&op.obj, &op.key)
             && fixed.contains(&key.as_str())
         {
@@ -235,10 +261,7 @@ fn apply_checked(
     let before = if deps == heads {
         None
     } else {
-        Some(
-            doc.fork_at(&deps)
-                .map_err(|e| VerifyError::Malformed(e.to_string()))?,
-        )
+        Some(contained(|| doc.fork_at(&deps))?)
     };
     if kind == DocKind::Collection && !change.deps().is_empty() {
         let author =
@@ -257,18 +280,45 @@ fn apply_checked(
         // `doc` is the caller's working copy, dropped if any change fails: no need to keep
         // the state before this one.
         None => {
-            doc.apply_changes([change])
-                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            contained(|| doc.apply_changes([change]))?;
             check(doc).map_err(refused)?;
         }
         Some(mut state) => {
-            state
-                .apply_changes([change.clone()])
-                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            contained(|| state.apply_changes([change.clone()]))?;
             check(&state).map_err(refused)?;
-            doc.apply_changes([change])
-                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            contained(|| doc.apply_changes([change]))?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{self, MAX_MESSAGE_BYTES, Payload, Request};
+
+    /// A peer's change whose op counter exceeds `u32` (found by fuzzing `sync_payload`):
+    /// automerge 0.12 panics decoding it, before any signature is checked.
+    #[test]
+    fn a_change_automerge_panics_on_is_malformed() {
+        let bytes =
+            include_bytes!("../../fuzz/corpus/sync_payload/automerge-opid-counter-over-u32");
+        let Ok(Request::Sync { offers }) = wire::decode::<Request>(bytes, MAX_MESSAGE_BYTES) else {
+            panic!("the input is a sync request");
+        };
+        let changes: Vec<_> = offers
+            .iter()
+            .flat_map(|offer| match &offer.payload {
+                Payload::Changes(changes) => changes.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert!(!changes.is_empty());
+        let refused = changes
+            .into_iter()
+            .map(|c| SignedChange::decode(c.change, Signature([0; 64])))
+            .filter(|r| matches!(r, Err(VerifyError::Malformed(m)) if m.starts_with("automerge panicked")))
+            .count();
+        assert_eq!(refused, 1);
+    }
 }

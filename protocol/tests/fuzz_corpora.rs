@@ -201,21 +201,3 @@ fn write_seeds() {
     .concat();
     write("bundle_manifest", "minimal", &bytes);
 }
-
-/// Inputs that crashed a target and are not fixed yet (`fuzz/crashes/<target>/`, described in
-/// `docs/fuzzing.md`); each moves to its corpus once the fix lands, and this test then passes.
-#[test]
-#[ignore = "known crashes in automerge, contained by the node's supervised writer"]
-fn known_crashes_no_longer_panic() {
-    for (target, run) in TARGETS {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fuzz/crashes")
-            .join(target);
-        let Ok(files) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for file in files {
-            run(&fs::read(file.expect("crash entry").path()).expect("crash file"));
-        }
-    }
-}

@@ -152,7 +152,7 @@ fn value(text: &str) -> HeaderValue {
 
 /// The byte range `start..end` of a single-range `Range` header, or `None` when it cannot be
 /// satisfied. Multiple ranges are answered with the first.
-fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
+pub(crate) fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
     let spec = header.trim().strip_prefix("bytes=")?;
     let first = spec.split(',').next()?.trim();
     let (from, to) = first.split_once('-')?;

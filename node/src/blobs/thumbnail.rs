@@ -15,7 +15,8 @@
 //! way.
 
 use std::fs;
-use std::io::{BufReader, Cursor, Seek, SeekFrom};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::panic::UnwindSafe;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
@@ -71,7 +72,7 @@ pub fn supported(mime: &str) -> bool {
     format_of(mime).is_some()
 }
 
-fn format_of(mime: &str) -> Option<ImageFormat> {
+pub(crate) fn format_of(mime: &str) -> Option<ImageFormat> {
     match mime.trim().to_ascii_lowercase().as_str() {
         "image/jpeg" => Some(ImageFormat::Jpeg),
         "image/png" => Some(ImageFormat::Png),
@@ -114,20 +115,7 @@ impl BlobStore {
         }
         let (file, record) = self.open_data(hash)?;
         let format = format_of(&record.mime).ok_or(ThumbnailError::NotAnImage(*hash))?;
-        // A decoder is third-party code fed foreign bytes: a panic in it means no thumbnail.
-        let made =
-            std::panic::catch_unwind(|| make(file, format, hash, pixels)).unwrap_or_else(|panic| {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(ThumbnailError::Undecodable {
-                    hash: *hash,
-                    reason: format!("the decoder panicked: {reason}"),
-                })
-            });
-        let bytes = made?;
+        let bytes = make_contained(file, format, hash, pixels)?;
         self.cache_thumbnail(&path, &bytes)
             .map_err(|e| ThumbnailError::Blob(e.into()))?;
         Ok(bytes)
@@ -167,8 +155,31 @@ impl BlobStore {
 
 /// Decodes the image in `file` (after checking its declared size against [`MAX_PIXELS`]) and
 /// encodes its thumbnail.
+/// [`make`], a panic of the decoder answered as [`ThumbnailError::Undecodable`]: a decoder is
+/// third-party code fed foreign bytes, and a panic in it means no thumbnail.
+pub(crate) fn make_contained(
+    data: impl Read + Seek + UnwindSafe,
+    format: ImageFormat,
+    hash: &BlobHash,
+    pixels: u32,
+) -> Result<Vec<u8>, ThumbnailError> {
+    std::panic::catch_unwind(|| make(data, format, hash, pixels)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(ThumbnailError::Undecodable {
+            hash: *hash,
+            reason: format!("the decoder panicked: {reason}"),
+        })
+    })
+}
+
+/// The thumbnail of the image `data`: the header's size is checked before anything is decoded,
+/// and the decoder is held to [`Limits`].
 fn make(
-    mut file: fs::File,
+    mut data: impl Read + Seek,
     format: ImageFormat,
     hash: &BlobHash,
     pixels: u32,
@@ -179,7 +190,7 @@ fn make(
     };
     let io = |e: std::io::Error| ThumbnailError::Blob(e.into());
     // The header alone: a few KB of PNG can declare gigabytes of pixels.
-    let header = Reader::with_format(BufReader::new(file.try_clone().map_err(io)?), format);
+    let header = Reader::with_format(BufReader::new(&mut data), format);
     let (width, height) = header
         .into_dimensions()
         .map_err(|e| undecodable(e.to_string()))?;
@@ -190,8 +201,8 @@ fn make(
             height,
         });
     }
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut reader = Reader::with_format(BufReader::new(file), format);
+    data.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut reader = Reader::with_format(BufReader::new(data), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

@@ -27,7 +27,7 @@ use crate::blobs::{Download, Rejection, verified};
 use crate::{BlobLimits, BlobStore};
 
 /// Bytes asked for in one request.
-const RANGE_BYTES: u64 = 1024 * 1024;
+pub(crate) const RANGE_BYTES: u64 = 1024 * 1024;
 /// Requests in flight per download, and per peer.
 const MAX_IN_FLIGHT: usize = 8;
 const MAX_PER_PEER: usize = 4;

@@ -574,7 +574,7 @@ async fn read_form_fields(
 }
 
 /// The last path piece of an uploaded file's name, or `None` when no file was chosen.
-fn file_name(name: &str) -> Option<String> {
+pub(crate) fn file_name(name: &str) -> Option<String> {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("").trim();
     let short: String = base.chars().take(200).collect();
     (!short.is_empty()).then_some(short)

@@ -1,0 +1,6 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(
+    init: minga_protocol::fuzzing::let_caught_panics_unwind(),
+    |data: &[u8]| minga_node::fuzzing::bundle_import(data)
+);
