@@ -97,7 +97,7 @@ check "/etc/minga/config.toml is root:minga 640" \
 check "the conffile is registered" grep -qx /etc/minga/config.toml "$root/var/lib/dpkg/info/minga.conffiles"
 check "the man page is installed" test -s "$root/usr/share/man/man1/minga-node.1.gz"
 check "bash completions are installed" test -s "$root/usr/share/bash-completion/completions/minga"
-check "the unit is installed" cmp "$unit" "$root/lib/systemd/system/minga.service"
+check "the unit is installed" cmp "$unit" "$root/usr/lib/systemd/system/minga.service"
 
 echo "== the node, as the service starts it"
 start_node
