@@ -43,6 +43,7 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 
 # start NAME BINARY [ARGS...]: a node on loopback in $work/NAME; sets `started` to its API address.
 start() {

@@ -51,6 +51,7 @@ cleanup() {
     true
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 mountpoint -q "$root/proc" 2>/dev/null && umount "$root/proc"
 rm -rf "$root"
 cp -a "$seed" "$root"
@@ -60,13 +61,13 @@ cp "$next/old.deb" "$next/new.deb" "$root/tmp/"
 in_root() { chroot "$root" "$@"; }
 # As the service runs: its user, its environment, its command, stdin closed (no prompt may
 # block it). The test's own addresses keep it off the ports of anything else on this machine.
-# shellcheck disable=SC2046 # the unit's Environment= lines are NAME=VALUE words
-as_minga() { in_root runuser -u minga -- env $(sed -n 's/^Environment=//p' "$unit") "$@"; }
-exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+# setpriv execs (runuser would fork), so the node keeps the pid the test signals.
+read -ra as_minga <<<"chroot $root setpriv --reuid=minga --regid=minga --init-groups env $(sed -n 's/^Environment=//p' "$unit" | tr '\n' ' ')"
+as_minga() { "${as_minga[@]}" "$@"; }
+read -ra exec_start <<<"$(sed -n 's/^ExecStart=//p' "$unit")"
 start_node() {
     rm -f "$root/var/lib/minga/api.addr"
-    # shellcheck disable=SC2086
-    as_minga $exec_start --api 127.0.0.1:0 --listen /ip4/127.0.0.1/tcp/0 --no-mdns \
+    "${as_minga[@]}" "${exec_start[@]}" --api 127.0.0.1:0 --listen /ip4/127.0.0.1/tcp/0 --no-mdns \
         </dev/null >>"$work/node.log" 2>&1 &
     node_pid=$!
     addr=$(wait_for_api "$root/var/lib/minga/api.addr" "$node_pid" in_root curl)
@@ -131,7 +132,7 @@ check "dpkg -r removes" in_root dpkg -r minga
 check "the binary is gone" test ! -e "$root/usr/bin/minga"
 check "the store is kept" test -d "$root/var/lib/minga/store"
 check "the user is kept" in_root getent passwd minga
-check "the edited-or-not conffile is kept" test -e "$root/etc/minga/config.toml"
+check "the conffile is kept" test -e "$root/etc/minga/config.toml"
 
 echo "== purge"
 check "dpkg -P purges" in_root dpkg -P minga

@@ -58,6 +58,7 @@ cleanup() {
     [ -z "$boot_pid" ] || kill -KILL "$boot_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 unshare --pid --fork --mount --net --uts --cgroup "$0" --boot "$root" >"$work/container.log" 2>&1 &
 unshare_pid=$!
 
