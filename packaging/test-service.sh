@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = --boot ]; then
     root=$2
     mount --make-rprivate /
+    # The root must be a mount point of its own for the unit's sandbox (its own mount namespace).
+    mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /sys "$root/sys"
     mount --make-rslave "$root/sys"
@@ -22,7 +24,10 @@ if [ "${1:-}" = --boot ]; then
     mount --make-rslave "$root/dev"
     mount -t tmpfs tmpfs "$root/run"
     mount -t tmpfs tmpfs "$root/tmp"
-    exec chroot "$root" /usr/bin/env container=minga-test /lib/systemd/systemd --system
+    cd "$root"
+    mkdir -p .old-root
+    pivot_root . .old-root
+    exec /usr/bin/env container=minga-test sh -c 'umount -l /.old-root && exec /lib/systemd/systemd --system'
 fi
 
 here=packaging
@@ -42,7 +47,7 @@ if [ ! -e "$seed/.complete" ]; then
     cp -a "$work/bookworm-seed" "$seed"
     cp /etc/resolv.conf "$seed/etc/resolv.conf"
     mount -t proc proc "$seed/proc"
-    chroot "$seed" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd systemd-sysv dbus' ||
+    chroot "$seed" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd systemd-sysv dbus man-db' ||
         { umount "$seed/proc"; exit 1; }
     umount "$seed/proc"
     touch "$seed/.complete"
@@ -54,6 +59,12 @@ cp "$next/old.deb" "$next/new.deb" "$root/root/"
 
 boot_pid=
 cleanup() {
+    local status=$?
+    if [ $status != 0 ] && [ -n "$boot_pid" ]; then
+        echo "== the service's state and log, for the failure above" >&2
+        inside systemctl status minga --no-pager >&2 || true
+        inside journalctl -u minga --no-pager -n 50 >&2 || true
+    fi
     # Killing the container's PID 1 ends every process in it; its mounts go with its namespace.
     [ -z "$boot_pid" ] || kill -KILL "$boot_pid" 2>/dev/null || true
 }
