@@ -42,14 +42,18 @@ apt_install() {
 version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
 
 # One compiler for every package, so the build scripts and proc macros are built once: rustup's
-# when it has the std of every target asked for, else Debian's rustc-web.
+# when it has, or can download, the std of every target asked for, else Debian's rustc-web.
 choose_rustc() {
-  local installed missing=0
+  local installed missing=()
   installed=$(rustup target list --installed 2>/dev/null || true)
   for arch in "${arches[@]}"; do
-    grep -qx "${TRIPLE[$arch]}" <<<"$installed" || missing=1
+    grep -qx "${TRIPLE[$arch]}" <<<"$installed" || missing+=("${TRIPLE[$arch]}")
   done
-  if [ $missing = 0 ]; then
+  if [ ${#missing[@]} -gt 0 ] && command -v rustup >/dev/null; then
+    step "rustup target add ${missing[*]}"
+    timeout 600 rustup target add "${missing[@]}" && missing=()
+  fi
+  if [ ${#missing[@]} = 0 ]; then
     echo "rustc: rustup's $(rustc --version)"
     return
   fi
