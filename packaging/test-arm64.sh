@@ -54,7 +54,8 @@ start() {
     pids+=($!)
     started=$(wait_for_api "$work/$name/api.addr" $!)
 }
-get() { curl -fsS "http://$1$2"; }
+# get ADDR PATH [CURL OPTIONS...]
+get() { curl -fsS "${@:3}" "http://$1$2"; }
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 # eventually WHAT COMMAND...: until the command succeeds, for at most three minutes.
 eventually() {
