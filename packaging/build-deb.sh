@@ -41,9 +41,14 @@ apt_install() {
 
 version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
 
-# One compiler for every package, so the build scripts and proc macros are built once: rustup's
-# when it has, or can download, the std of every target asked for, else Debian's rustc-web.
+# One compiler for every package, so the build scripts and proc macros are built once: $RUSTC
+# when set, else rustup's when it has, or can download, the std of every target asked for, else
+# Debian's rustc-web.
 choose_rustc() {
+  if [ -n "${RUSTC:-}" ]; then
+    echo "rustc: $RUSTC, as RUSTC says ($("$RUSTC" --version))"
+    return
+  fi
   local installed missing=()
   installed=$(rustup target list --installed 2>/dev/null || true)
   for arch in "${arches[@]}"; do
