@@ -21,7 +21,7 @@ use crate::network::NetCommand;
 use crate::queries::{self, CollectionList, ListParams};
 use crate::views::{Blocked, Created, Deleted, Followed, Peer, PeerList};
 
-mod blobs;
+pub(crate) mod blobs;
 mod bundles;
 mod export;
 mod openapi;

@@ -191,9 +191,7 @@ fn bundle_seeds() {
         .unwrap();
         ids.push(commons.create_entry(&new).unwrap().value);
     }
-    commons
-        .delete_entry(&ids[2].to_string(), "duplicado")
-        .unwrap();
+    commons.delete_entry(&ids[2], "duplicado").unwrap();
     commons.flush().unwrap();
     let out = dir.path().join("huerta.minga");
     let request = ExportRequest {
