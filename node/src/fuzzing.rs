@@ -17,9 +17,9 @@ use libp2p::request_response::Codec;
 use minga_protocol::bundle::{self, FORMAT_VERSION, PartHeader};
 use minga_protocol::{AuthorKey, BlobHash};
 
-use crate::http::MAX_REQUEST_BYTES;
 use crate::blobs::{thumbnail, verified};
 use crate::bundle::ImportRequest;
+use crate::http::MAX_REQUEST_BYTES;
 use crate::network::blob_codec::{BLOB_PROTOCOL, BlobCodec};
 use crate::network::blobs::RANGE_BYTES;
 use crate::network::codec::{SYNC_PROTOCOL, SyncCodec};
