@@ -976,3 +976,494 @@ fn differing(collection: DocumentId, step: reconcile::Step) -> ToSync {
         they_lack: step.they_lack.into_iter().collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node's documents as the session reads them, set by hand.
+    #[derive(Default)]
+    struct Fake {
+        positions: BTreeMap<u8, u64>,
+        /// Digests of the documents held, by id.
+        digests: BTreeMap<[u8; 16], [u8; DIGEST_LEN]>,
+        /// Changes held.
+        changes: BTreeSet<[u8; 32]>,
+    }
+
+    const COLLECTION: DocumentId = DocumentId::from_bytes([7; 16]);
+
+    impl Replica<u8> for Fake {
+        fn followed(&self) -> Vec<DocumentId> {
+            vec![COLLECTION]
+        }
+        fn follows(&self, collection: &DocumentId) -> bool {
+            *collection == COLLECTION
+        }
+        fn carries(&self, collection: &DocumentId) -> bool {
+            self.follows(collection)
+        }
+        fn pulls(&self, collection: &DocumentId) -> bool {
+            self.follows(collection)
+        }
+        fn position(&self, peer: &u8, _: &DocumentId) -> Option<u64> {
+            self.positions.get(peer).copied()
+        }
+        fn reconcile_set(&self, _: &DocumentId) -> Result<Arc<ItemSet>, String> {
+            let items = self
+                .digests
+                .iter()
+                .map(|(id, digest)| Item {
+                    id: *id,
+                    digest: *digest,
+                })
+                .collect();
+            Ok(Arc::new(ItemSet::new(items)))
+        }
+        fn digest(&self, _: &DocumentId, id: &DocumentId) -> Option<[u8; DIGEST_LEN]> {
+            self.digests.get(id.as_bytes()).copied()
+        }
+        fn holds(&self, _: &DocumentId, _: &DocumentId, heads: &[[u8; 32]]) -> bool {
+            heads.iter().all(|h| self.changes.contains(h))
+        }
+        fn log_position(&self) -> u64 {
+            0
+        }
+        fn changed_since(
+            &self,
+            _: &DocumentId,
+            _: u64,
+            _: usize,
+            _: &u8,
+        ) -> Result<(Vec<Item>, bool), String> {
+            Ok((Vec::new(), true))
+        }
+    }
+
+    type Out = Vec<Output<u8, u32>>;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    /// A session of node 5 connected to `peers` (whose positions are known or not).
+    fn session(peers: &[u8]) -> Session<u8, u32> {
+        Session::with_peers(5, Config::default(), peers.iter().copied())
+    }
+
+    fn item(id: u8, digest: u8) -> Item {
+        Item {
+            id: [id; 16],
+            digest: [digest; DIGEST_LEN],
+        }
+    }
+
+    /// The requests sent, by peer, without the wakes.
+    fn sent(out: &Out) -> Vec<(u8, Purpose)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { peer, purpose, .. } => Some((*peer, *purpose)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The documents offered, by peer.
+    fn offered(out: &Out) -> Vec<(u8, Vec<[u8; 16]>, Spread)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Offer {
+                    peer,
+                    to_sync,
+                    spread,
+                } => Some((*peer, to_sync.ids.clone(), *spread)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn since_response(items: Vec<Item>, complete: bool) -> Response {
+        Response::Since {
+            seq: 40,
+            items,
+            complete,
+        }
+    }
+
+    #[test]
+    fn first_contact_learns_the_position_and_the_smaller_id_reconciles() {
+        let fake = Fake::default();
+        let mut s = session(&[]);
+        let out = s.handle(Input::Connected(9), secs(0), &fake);
+        assert_eq!(
+            sent(&out),
+            vec![
+                (9, Purpose::Since(COLLECTION)),
+                (9, Purpose::Reconcile(COLLECTION))
+            ]
+        );
+        assert!(out.contains(&Output::Send {
+            peer: 9,
+            request: Request::Since {
+                collection: *COLLECTION.as_bytes(),
+                since: SINCE_UNKNOWN
+            },
+            purpose: Purpose::Since(COLLECTION)
+        }));
+        let out = s.handle(Input::Connected(2), secs(0), &fake);
+        assert_eq!(
+            sent(&out),
+            vec![(2, Purpose::Since(COLLECTION))],
+            "the larger id leaves the reconciliation to the peer"
+        );
+    }
+
+    #[test]
+    fn a_known_position_catches_up_by_the_change_log() {
+        let mut fake = Fake::default();
+        fake.positions.insert(9, 12);
+        fake.digests.insert([1; 16], [1; DIGEST_LEN]);
+        let mut s = session(&[]);
+        let out = s.handle(Input::Connected(9), secs(0), &fake);
+        assert_eq!(sent(&out), vec![(9, Purpose::Since(COLLECTION))]);
+        assert!(matches!(
+            &out[0],
+            Output::Send {
+                request: Request::Since { since: 12, .. },
+                ..
+            }
+        ));
+        let response = since_response(vec![item(1, 1), item(2, 2), item(3, 3)], true);
+        let out = s.handle(
+            Input::Response {
+                peer: 9,
+                purpose: Purpose::Since(COLLECTION),
+                response,
+            },
+            secs(1),
+            &fake,
+        );
+        assert_eq!(
+            out[0],
+            Output::SetPosition {
+                peer: 9,
+                collection: COLLECTION,
+                seq: 40
+            }
+        );
+        assert_eq!(
+            offered(&out),
+            vec![(9, vec![[2; 16], [3; 16]], Spread::Quietly)],
+            "only what differs is fetched"
+        );
+        let response = since_response(Vec::new(), false);
+        let purpose = Purpose::Since(COLLECTION);
+        let out = s.handle(
+            Input::Response {
+                peer: 9,
+                purpose,
+                response,
+            },
+            secs(2),
+            &fake,
+        );
+        assert_eq!(
+            sent(&out),
+            vec![(9, Purpose::Reconcile(COLLECTION))],
+            "too many to list: reconcile instead"
+        );
+    }
+
+    #[test]
+    fn the_first_check_and_every_tenth_reconcile_in_full() {
+        let mut fake = Fake::default();
+        fake.positions.insert(9, 3);
+        fake.positions.insert(2, 3);
+        let mut s = session(&[2, 9]);
+        let mut kinds = Vec::new();
+        for n in 1..=21 {
+            let busy = BTreeSet::new();
+            let out = s.handle(Input::Tick { busy }, CHECK_EVERY * n, &fake);
+            kinds.push(sent(&out));
+        }
+        let full = vec![(2, Purpose::Since(COLLECTION)), (9, Purpose::Reconcile(COLLECTION))];
+        let quick = vec![(2, Purpose::Since(COLLECTION)), (9, Purpose::Since(COLLECTION))];
+        for (n, kind) in kinds.iter().enumerate() {
+            let expected = if n % 10 == 0 { &full } else { &quick };
+            assert_eq!(kind, expected, "check {n}");
+        }
+        let busy = BTreeSet::from([9]);
+        let out = s.handle(Input::Tick { busy }, CHECK_EVERY * 22, &fake);
+        assert_eq!(
+            sent(&out),
+            vec![(2, Purpose::Since(COLLECTION))],
+            "a busy peer is left alone"
+        );
+        let busy = BTreeSet::new();
+        let out = s.handle(Input::Tick { busy }, CHECK_EVERY * 22 + secs(1), &fake);
+        assert!(sent(&out).is_empty(), "not due yet");
+    }
+
+    fn listed(s: &mut Session<u8, u32>, peer: u8, items: Vec<Item>, fake: &Fake) -> Out {
+        let response = since_response(items, true);
+        let purpose = Purpose::Since(COLLECTION);
+        s.handle(
+            Input::Response {
+                peer,
+                purpose,
+                response,
+            },
+            secs(1),
+            fake,
+        )
+    }
+
+    #[test]
+    fn a_document_listed_by_two_peers_is_fetched_from_the_first_only() {
+        let mut fake = Fake::default();
+        let mut s = session(&[2, 3, 4]);
+        let out = listed(&mut s, 2, vec![item(1, 7), item(2, 7)], &fake);
+        assert_eq!(offered(&out)[0].1, vec![[1; 16], [2; 16]]);
+        let out = listed(&mut s, 3, vec![item(1, 7), item(3, 7)], &fake);
+        assert_eq!(
+            offered(&out)[0].1,
+            vec![[3; 16]],
+            "the second listing of 1 waits"
+        );
+        let out = listed(&mut s, 4, vec![item(1, 7)], &fake);
+        assert!(offered(&out).is_empty());
+        assert_eq!(s.stats.listings_waited, 2);
+        // The fetch from 2 lands and brings 1 level: the waiting listings fetch nothing.
+        fake.digests.insert([1; 16], [7; DIGEST_LEN]);
+        let finished = Input::Finished {
+            peer: 2,
+            ids: vec![[1; 16], [2; 16]],
+            answered: true,
+        };
+        let out = s.handle(finished, secs(2), &fake);
+        assert!(offered(&out).is_empty(), "{out:?}");
+        // Listed again by 3, and the fetch from 3 fails: 4's listing is fetched from 4.
+        let out = listed(&mut s, 3, vec![item(1, 8)], &fake);
+        assert_eq!(offered(&out)[0].1, vec![[1; 16]]);
+        let out = listed(&mut s, 4, vec![item(1, 8)], &fake);
+        assert!(offered(&out).is_empty());
+        let out = s.handle(Input::Disconnected(3), secs(3), &fake);
+        assert_eq!(offered(&out), vec![(4, vec![[1; 16]], Spread::Quietly)]);
+    }
+
+    fn announcement(heads: u8) -> Announcement {
+        Announcement {
+            collection: *COLLECTION.as_bytes(),
+            id: [1; 16],
+            kind: crate::wire::WireKind::Entry,
+            heads: vec![[heads; 32]],
+        }
+    }
+
+    #[test]
+    fn an_announcement_is_forwarded_once_its_change_is_here() {
+        let mut fake = Fake::default();
+        let mut s = session(&[2, 3]);
+        let heard = |message, peer, heads| Input::Announced {
+            peer,
+            message,
+            announcement: announcement(heads),
+        };
+        let out = s.handle(heard(100, 2, 10), secs(0), &fake);
+        assert_eq!(offered(&out), vec![(2, vec![[1; 16]], Spread::Announce)]);
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Validate { .. })),
+            "held, not forwarded"
+        );
+        let out = s.handle(heard(101, 3, 11), secs(0), &fake);
+        assert_eq!(offered(&out), vec![(3, vec![[1; 16]], Spread::Announce)]);
+        // The pull from 2 brings head 10 only: 100 goes on, 101 waits and is pulled again.
+        fake.changes.insert([10; 32]);
+        s.handle(
+            Input::Finished {
+                peer: 3,
+                ids: vec![[1; 16]],
+                answered: true,
+            },
+            secs(1),
+            &fake,
+        );
+        let changed = Input::Changed {
+            announcement: announcement(10),
+            spread: Spread::Announce,
+        };
+        let out = s.handle(changed, secs(1), &fake);
+        assert!(out.contains(&Output::Forward {
+            message: 100,
+            source: 2
+        }));
+        assert_eq!(offered(&out), vec![(3, vec![[1; 16]], Spread::Announce)]);
+        assert!(out.contains(&Output::Publish(announcement(10))));
+        assert_eq!(s.stats.forwarded, 1);
+        // A held announcement whose change never comes is dropped after FORWARD_WITHIN.
+        let busy = BTreeSet::new();
+        let out = s.handle(Input::Tick { busy }, FORWARD_WITHIN + secs(1), &fake);
+        assert!(out.contains(&Output::Validate {
+            message: 101,
+            source: 3,
+            accept: false
+        }));
+        // One whose change is here is accepted at once.
+        let out = s.handle(heard(102, 2, 10), FORWARD_WITHIN + secs(2), &fake);
+        assert!(out.contains(&Output::Validate {
+            message: 102,
+            source: 2,
+            accept: true
+        }));
+    }
+
+    #[test]
+    fn a_catch_up_stays_quiet_then_offers_one_reconciliation() {
+        let fake = Fake::default();
+        let mut s = session(&[2, 9]);
+        let mut last = Vec::new();
+        for at in 0..3 {
+            let changed = Input::Changed {
+                announcement: announcement(at),
+                spread: Spread::Quietly,
+            };
+            last = s.handle(changed, secs(u64::from(at)), &fake);
+            assert!(!last.iter().any(|o| matches!(o, Output::Publish(_))));
+        }
+        assert!(
+            last.contains(&Output::Wake(secs(2) + QUIET_AFTER)),
+            "woken when the burst is over: {last:?}"
+        );
+        let busy = BTreeSet::new();
+        let out = s.handle(Input::Tick { busy }, secs(3), &fake);
+        assert!(sent(&out).is_empty(), "the burst is not over");
+        let busy = BTreeSet::new();
+        let out = s.handle(Input::Tick { busy }, secs(2) + QUIET_AFTER, &fake);
+        assert_eq!(
+            sent(&out),
+            vec![
+                (2, Purpose::Reconcile(COLLECTION)),
+                (9, Purpose::Reconcile(COLLECTION))
+            ]
+        );
+        let busy = BTreeSet::new();
+        let out = s.handle(Input::Tick { busy }, secs(10), &fake);
+        assert!(sent(&out).is_empty(), "once");
+    }
+
+    #[test]
+    fn a_sync_takes_at_most_the_round_limit() {
+        let fake = Fake::default();
+        let mut s = session(&[2]);
+        let answers = Vec::new();
+        let mut nexts = Vec::new();
+        for round in 0..=MAX_SYNC_ROUND {
+            let spread = Spread::Announce;
+            let purpose = Purpose::Sync { round, spread };
+            let response = Response::Sync {
+                answers: answers.clone(),
+            };
+            let out = s.handle(
+                Input::Response {
+                    peer: 2,
+                    purpose,
+                    response,
+                },
+                secs(0),
+                &fake,
+            );
+            let Some(Output::Apply {
+                then: Then::FollowUp { next, spread: s },
+                ..
+            }) = out.into_iter().next()
+            else {
+                panic!("answers are applied");
+            };
+            assert_eq!(s, spread);
+            nexts.push(next);
+        }
+        let spread = Spread::Announce;
+        assert_eq!(
+            nexts,
+            vec![
+                Some(Purpose::Sync { round: 1, spread }),
+                Some(Purpose::Sync { round: 2, spread }),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_document_on_its_way_is_not_offered_twice() {
+        let fake = Fake::default();
+        let mut s = session(&[2, 3]);
+        let out = listed(&mut s, 2, vec![item(1, 1)], &fake);
+        assert_eq!(offered(&out).len(), 1);
+        let heard = Input::Announced {
+            peer: 2,
+            message: 1,
+            announcement: announcement(1),
+        };
+        let out = s.handle(heard, secs(1), &fake);
+        assert!(offered(&out).is_empty(), "on its way to 2 already");
+        let out = s.handle(Input::Disconnected(2), secs(2), &fake);
+        assert!(offered(&out).is_empty());
+        s.handle(Input::Connected(2), secs(3), &fake);
+        let out = listed(&mut s, 2, vec![item(1, 1)], &fake);
+        assert_eq!(offered(&out).len(), 1, "the peer left and came back");
+    }
+
+    #[test]
+    fn a_response_that_does_not_answer_its_request_disconnects() {
+        let fake = Fake::default();
+        let mut s = session(&[2]);
+        let out = s.handle(
+            Input::Response {
+                peer: 2,
+                purpose: Purpose::Reconcile(COLLECTION),
+                response: Response::Sync {
+                    answers: Vec::new(),
+                },
+            },
+            secs(0),
+            &fake,
+        );
+        assert_eq!(
+            out[0],
+            Output::Disconnect {
+                peer: 2,
+                reason: Misbehaviour::Unanswered
+            }
+        );
+    }
+
+    #[test]
+    fn a_peer_asking_about_a_collection_places_us_in_its_change_log() {
+        let fake = Fake::default();
+        let mut s = session(&[9]);
+        let request = Request::Since {
+            collection: *COLLECTION.as_bytes(),
+            since: 0,
+        };
+        let out = s.handle(
+            Input::Request {
+                peer: 9,
+                request: request.clone(),
+            },
+            secs(0),
+            &fake,
+        );
+        assert_eq!(sent(&out), vec![(9, Purpose::Since(COLLECTION))]);
+        assert!(out.contains(&Output::Respond(since_response_at(0))));
+        let out = s.handle(Input::Request { peer: 9, request }, secs(1), &fake);
+        assert!(sent(&out).is_empty(), "once per connection");
+    }
+
+    fn since_response_at(seq: u64) -> Response {
+        Response::Since {
+            seq,
+            items: Vec::new(),
+            complete: true,
+        }
+    }
+}
