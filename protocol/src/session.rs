@@ -1186,8 +1186,14 @@ mod tests {
             let out = s.handle(Input::Tick { busy }, CHECK_EVERY * n, &fake);
             kinds.push(sent(&out));
         }
-        let full = vec![(2, Purpose::Since(COLLECTION)), (9, Purpose::Reconcile(COLLECTION))];
-        let quick = vec![(2, Purpose::Since(COLLECTION)), (9, Purpose::Since(COLLECTION))];
+        let full = vec![
+            (2, Purpose::Since(COLLECTION)),
+            (9, Purpose::Reconcile(COLLECTION)),
+        ];
+        let quick = vec![
+            (2, Purpose::Since(COLLECTION)),
+            (9, Purpose::Since(COLLECTION)),
+        ];
         for (n, kind) in kinds.iter().enumerate() {
             let expected = if n % 10 == 0 { &full } else { &quick };
             assert_eq!(kind, expected, "check {n}");
