@@ -496,7 +496,7 @@ impl<D: SimDoc> Sim<D> {
             .collect()
     }
 
-    /// Tells both ends of each connection that went down or came up since `before`.
+    /// Tells both ends of each connection (of those in `before`) that went down or came up.
     fn relink(&mut self, before: Vec<(u32, u32, bool)>) {
         for (a, b, was) in before {
             let is = self.net.reachable(a, b);
@@ -517,7 +517,10 @@ impl<D: SimDoc> Sim<D> {
             return;
         };
         let until = micros(churn.until_s);
-        let links = self.links();
+        let links = self.net.peers[node as usize]
+            .iter()
+            .map(|peer| (node, *peer, self.net.reachable(node, *peer)))
+            .collect();
         self.net.online[node as usize] = online;
         self.relink(links);
         if online {
