@@ -139,7 +139,11 @@ mod tests {
         let held = vec![30, 10, 20];
         assert_eq!(time_to_fraction(held.clone(), 4, 0.5), Some(20));
         assert_eq!(time_to_fraction(held.clone(), 4, 0.75), Some(30));
-        assert_eq!(time_to_fraction(held.clone(), 4, 1.0), None, "one never did");
+        assert_eq!(
+            time_to_fraction(held.clone(), 4, 1.0),
+            None,
+            "one never did"
+        );
         assert_eq!(time_to_fraction(held, 3, 0.0), Some(10));
     }
 }

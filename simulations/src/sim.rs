@@ -96,6 +96,9 @@ struct Node<D> {
     items: Arc<ItemSet>,
     /// The change log: documents in the order their held version changed (position = length).
     log: Vec<u32>,
+    /// The peer each document's held version came from (`None`: made or imported here), so a
+    /// change listing leaves out what the asker brought, as the node's `Store::changed_since`.
+    brought_by: Vec<Option<u32>>,
 }
 
 impl<D> Node<D> {
@@ -161,16 +164,21 @@ impl<D: SimDoc> Replica<u32> for View<'_, D> {
         self.node.log.len() as u64
     }
 
-    /// As the node's `Store::changed_since`, each document once, at its current digest.
+    /// As the node's `Store::changed_since`: each document once, at its current digest, less
+    /// those whose held version the asker brought.
     fn changed_since(
         &self,
         _: &DocumentId,
         since: u64,
         limit: usize,
-        _: &u32,
+        asker: &u32,
     ) -> Result<(Vec<Item>, bool), String> {
         let start = (since as usize).min(self.node.log.len());
-        let docs: BTreeSet<u32> = self.node.log[start..].iter().copied().collect();
+        let docs: BTreeSet<u32> = self.node.log[start..]
+            .iter()
+            .copied()
+            .filter(|doc| self.node.brought_by.get(*doc as usize) != Some(&Some(*asker)))
+            .collect();
         if docs.len() > limit {
             return Ok((Vec::new(), false));
         }
@@ -318,6 +326,7 @@ impl<D: SimDoc> Sim<D> {
                 docs: held.clone(),
                 items: Arc::clone(&items),
                 log: Vec::new(),
+                brought_by: vec![None; held.len()],
             })
             .collect();
     }
@@ -929,8 +938,10 @@ impl<D: SimDoc> Sim<D> {
         let state = &mut self.nodes[node as usize];
         if state.docs.len() <= doc as usize {
             state.docs.resize(doc as usize + 1, None);
+            state.brought_by.resize(doc as usize + 1, None);
         }
         state.docs[doc as usize] = Some(shared);
+        state.brought_by[doc as usize] = from;
         state.log.push(doc);
         Arc::make_mut(&mut state.items).upsert(Item {
             id: *self.registry.ids[doc as usize].as_bytes(),
