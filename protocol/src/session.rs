@@ -871,13 +871,14 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
                 self.reconcile(*peer, collection, replica, out);
             }
         }
-        // Announcements whose change did not come in time: reconciliation repairs it.
-        if let Some(before) = now.checked_sub(FORWARD_WITHIN) {
+        // Announcements whose change did not come in time: reconciliation repairs it. Each is
+        // due at `received + FORWARD_WITHIN`, when the wake asked for it comes.
+        {
             let mut dropped = 0;
             self.held.retain(|_, held| {
                 let (old, kept): (Vec<_>, Vec<_>) = std::mem::take(held)
                     .into_iter()
-                    .partition(|h| h.received < before);
+                    .partition(|h| h.received + FORWARD_WITHIN <= now);
                 dropped += old.len();
                 out.extend(old.into_iter().map(|h| Output::Validate {
                     message: h.message,
@@ -1306,14 +1307,20 @@ mod tests {
         assert_eq!(offered(&out), vec![(3, vec![[1; 16]], Spread::Announce)]);
         assert!(out.contains(&Output::Publish(announcement(10))));
         assert_eq!(s.stats.forwarded, 1);
-        // A held announcement whose change never comes is dropped after FORWARD_WITHIN.
+        // A held announcement whose change never comes is dropped when it falls due, at the
+        // wake it asked for, and leaves nothing due.
         let busy = BTreeSet::new();
-        let out = s.handle(Input::Tick { busy }, FORWARD_WITHIN + secs(1), &fake);
+        let out = s.handle(Input::Tick { busy }, FORWARD_WITHIN, &fake);
         assert!(out.contains(&Output::Validate {
             message: 101,
             source: 3,
             accept: false
         }));
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::Wake(at) if *at <= FORWARD_WITHIN)),
+            "{out:?}"
+        );
         // One whose change is here is accepted at once.
         let out = s.handle(heard(102, 2, 10), FORWARD_WITHIN + secs(2), &fake);
         assert!(out.contains(&Output::Validate {
