@@ -60,15 +60,8 @@ pub struct Changed {
     pub spread: Spread,
 }
 
-/// How peers learn of a durable change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spread {
-    /// Gossip its heads at once: a local write, or a change pulled on hearing of it.
-    Announce,
-    /// Part of a catch-up that may bring thousands of changes: rather than one announcement
-    /// each, the neighbours are offered one reconciliation once the burst is over.
-    Quietly,
-}
+/// How peers learn of a durable change: a decision of the sync policy.
+pub use minga_protocol::session::Spread;
 
 impl<T> Written<T> {
     pub(crate) fn new(value: T, batch: u64) -> Self {

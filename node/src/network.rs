@@ -7,15 +7,13 @@
 //!  timers ───────┘
 //! ```
 //!
-//! - A durable local change is announced on its collection's gossip topic (heads only); peers
-//!   that lack those heads pull through `/minga/sync/1` from the peer they heard it from, and
-//!   forward the announcement only once the change is here (`unforwarded`). Messages are named
-//!   by content, so every node forwards an announcement once. A catch-up's changes are offered
-//!   to neighbours by one reconciliation.
-//! - On connect and every [`RECONCILE_EVERY`], each side asks the other what changed since its
-//!   last answer (`Request::Since`, from the peer's change log) and syncs exactly that; on first
-//!   contact and every [`FULL_CHECK_EVERY`]th time, the peer with the smaller id reconciles each
-//!   collection in full. Differences are synced document by document, batched.
+//! The sync policy is not here: it is `minga_protocol::session`, which the simulator runs too.
+//! This task is its plumbing: it feeds the session what the swarm, the event loop and the clock
+//! bring (connections, requests, responses, announcements, durable changes, a tick a second)
+//! and carries out what it says; what needs the store's documents or the writer (building
+//! offers, applying payloads, saving change-log positions) runs as spawned work. Around it the
+//! task keeps what is the network's own: dialling, the catalogue topic and mirroring, request
+//! flow control per peer, blobs, and the operator check.
 //! - A peer that sends a forged change or a malformed message is disconnected and counted.
 
 mod behaviour;
@@ -23,12 +21,11 @@ pub mod blob_codec;
 pub mod blobs;
 pub mod codec;
 mod exchange;
-mod fetching;
 mod heard;
 pub mod link_model;
-mod unforwarded;
+mod replica;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -42,9 +39,9 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{PeerId, Swarm, identify, identity, mdns};
 use minga_protocol::limits::MAX_CATALOGUE_ITEMS;
+use minga_protocol::session::{self, Input, Output, Session, Then, ToSync};
 use minga_protocol::wire::{
     self, Announcement, Catalogue, CatalogueItem, MAX_GOSSIP_BYTES, Request, Response,
-    SINCE_UNKNOWN,
 };
 use minga_protocol::{AuthorId, Collection, DocumentId, Signature};
 use prometheus_client::metrics::counter::Counter;
@@ -55,20 +52,12 @@ use tokio::sync::{mpsc, watch};
 use self::behaviour::{Behaviour, BehaviourEvent};
 use self::blobs::Fetcher;
 use self::codec::Inbound;
-use self::exchange::{Exchange, Misbehaved, Offered, ToSync};
+use self::exchange::{Exchange, Misbehaved};
 use self::heard::{FollowRate, Heard, MAX_MIRRORED};
-use self::unforwarded::Unforwarded;
+use self::replica::View;
 use crate::Handle;
 use crate::commons::{Changed, Spread};
 use crate::store::Reader;
-
-/// How often peers reconcile every collection they share.
-pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
-/// Every how many periodic checks one is a full reconciliation (so every 5 minutes).
-const FULL_CHECK_EVERY: u64 = 10;
-
-/// Quiet time after the last change of a catch-up before neighbours are offered it.
-const QUIET_AFTER: Duration = Duration::from_secs(2);
 
 /// How often a node tells the catalogue topic what it carries.
 const CATALOGUE_EVERY: Duration = Duration::from_secs(30);
@@ -216,19 +205,17 @@ enum Work {
     Respond(request_response::ResponseChannel<Response>, Response),
     Send(PeerId, Request, Purpose),
     Misbehaved(PeerId, String),
+    /// A sync request's answers are applied (or failed to apply).
+    Finished(PeerId, Vec<[u8; 16]>),
 }
 
 /// Why an outbound request was sent.
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
-    Reconcile(DocumentId),
     /// Which author the peer speaks for.
     Operator,
-    /// What of a collection changed on the peer since we last asked.
-    Since(DocumentId),
-    /// A sync batch, how many exchanges for these documents preceded it, and how the changes
-    /// it brings spread on.
-    Sync(u8, Spread),
+    /// The session's.
+    Session(session::Purpose),
 }
 
 /// The network task.
@@ -243,8 +230,8 @@ pub struct Network {
     work_rx: mpsc::Receiver<Work>,
     /// Bounds spawned work.
     permits: Arc<tokio::sync::Semaphore>,
-    /// What each request in flight was for, and to whom it went.
-    purposes: HashMap<OutboundRequestId, (PeerId, Purpose)>,
+    /// What each request in flight was for, to whom it went, and the documents it offered.
+    purposes: HashMap<OutboundRequestId, (PeerId, Purpose, Vec<[u8; 16]>)>,
     /// Requests per peer waiting for one in flight to finish.
     queued: HashMap<PeerId, VecDeque<(Request, Purpose)>>,
     /// Requests in flight per peer, at most [`MAX_IN_FLIGHT`].
@@ -253,18 +240,10 @@ pub struct Network {
     bootstrap: Vec<(Multiaddr, Instant, Duration)>,
     /// Topics subscribed to.
     topics: BTreeSet<u8>,
-    /// Periodic checks so far: the first and every [`FULL_CHECK_EVERY`]th after it reconcile
-    /// in full.
-    checks: u64,
-    /// Collections a peer asked us about on this connection (so it carries them), and whose
-    /// position in its change log we asked for if we did not know it. Not filled by our own
-    /// catch-up: the peer may refuse that one, not following the collection yet.
-    placed: HashSet<(PeerId, DocumentId)>,
-    /// Collections a catch-up brought changes to, and when the burst is over: then every
-    /// neighbour is offered a reconciliation of them.
-    quiet: HashMap<DocumentId, Instant>,
-    /// Announcements heard whose change is still being pulled: forwarded once it is here.
-    unforwarded: Unforwarded,
+    /// The sync policy.
+    session: Session<PeerId, gossipsub::MessageId>,
+    /// The session's time is measured from here.
+    started: Instant,
     /// What this node listens on, removed when it stops.
     listeners: Vec<ListenerId>,
     /// Blob downloads and uploads (`/minga/blob/1`).
@@ -323,6 +302,7 @@ pub fn start(
     let (commands_tx, commands) = mpsc::channel(64);
     let (work_tx, work_rx) = mpsc::channel(256);
     let now = Instant::now();
+    let local_peer = *swarm.local_peer_id();
     let fetcher = Fetcher::new(blobs, config.blobs, config.mirror);
     let network = Network {
         swarm,
@@ -332,8 +312,6 @@ pub fn start(
             mirror: config.mirror,
             operator,
             received,
-            offered: Offered::default(),
-            fetching: Default::default(),
         },
         bootstrap: config
             .bootstrap
@@ -351,10 +329,8 @@ pub fn start(
         queued: HashMap::new(),
         in_flight: HashMap::new(),
         topics: BTreeSet::new(),
-        quiet: HashMap::new(),
-        checks: 0,
-        placed: HashSet::new(),
-        unforwarded: Unforwarded::default(),
+        session: Session::new(local_peer, session::Config::default()),
+        started: now,
         listeners,
         fetcher,
         requests_sent,
@@ -382,10 +358,6 @@ impl Network {
         if self.config.mirror {
             (0..TOPIC_SHARDS).for_each(|shard| self.subscribe_shard(shard));
         }
-        let mut reconcile = tokio::time::interval_at(
-            tokio::time::Instant::now() + RECONCILE_EVERY,
-            RECONCILE_EVERY,
-        );
         let mut catalogue = tokio::time::interval(CATALOGUE_EVERY);
         let mut redial = tokio::time::interval(Duration::from_secs(1));
         let mut plan_blobs = tokio::time::interval(blobs::PLAN_EVERY);
@@ -401,13 +373,10 @@ impl Network {
                 Some(change) = self.changes.recv() => self.announce(&change),
                 Some(command) = self.commands.recv() => self.on_command(command),
                 Some(work) = self.work_rx.recv() => self.on_work(work),
-                _ = reconcile.tick() => self.check_peers(),
                 _ = catalogue.tick() => self.publish_catalogue(),
                 _ = redial.tick() => {
                     self.redial();
-                    self.reconcile_quiet();
-                    self.drop_unforwarded();
-                    self.fetch_unblocked();
+                    self.tick();
                 }
                 _ = shutdown.changed() => break,
             }
@@ -423,10 +392,7 @@ impl Network {
         match command {
             NetCommand::Followed(collection) => {
                 self.follow_topic(&collection);
-                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-                for peer in peers {
-                    self.catch_up(peer, collection, true);
-                }
+                self.step(Input::Followed(collection));
             }
             NetCommand::Block(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
@@ -496,9 +462,7 @@ impl Network {
             } => {
                 self.queued.remove(&peer_id);
                 self.in_flight.remove(&peer_id);
-                self.placed.retain(|(peer, _)| *peer != peer_id);
-                self.exchange.offered.forget(peer_id);
-                self.exchange.fetching.forget(peer_id);
+                self.step(Input::Disconnected(peer_id));
                 self.status
                     .write()
                     .expect("status lock")
@@ -527,7 +491,7 @@ impl Network {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
                 if info.protocols.contains(&codec::SYNC_PROTOCOL) {
-                    self.catch_up_with(peer_id);
+                    self.step(Input::Connected(peer_id));
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
@@ -571,7 +535,7 @@ impl Network {
                         request_id,
                         response,
                     } => {
-                        if let Some(purpose) = self.finished(&request_id) {
+                        if let Some((purpose, _)) = self.finished(&request_id) {
                             self.on_response(peer, purpose, response);
                         }
                     }
@@ -583,7 +547,16 @@ impl Network {
                 error,
                 ..
             }) => {
-                self.finished(&request_id);
+                if let Some((Purpose::Session(session::Purpose::Sync { .. }), ids)) =
+                    self.finished(&request_id)
+                {
+                    let answered = false;
+                    self.step(Input::Finished {
+                        peer,
+                        ids,
+                        answered,
+                    });
+                }
                 tracing::debug!(%peer, "sync request failed: {error}");
                 if matches!(error, request_response::OutboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
                 {
@@ -622,35 +595,12 @@ impl Network {
         let Ok(announcement) = wire::decode::<Announcement>(&message.data, MAX_GOSSIP_BYTES) else {
             return Some(MessageAcceptance::Reject);
         };
-        let collection = DocumentId::from_bytes(announcement.collection);
-        // A mirror pulls any collection's changes while it has room to follow more.
-        let mirroring = self.config.mirror && !self.mirror_full;
-        if !mirroring
-            && !self
-                .exchange
-                .store
-                .is_followed(&collection)
-                .unwrap_or(false)
-        {
-            return Some(MessageAcceptance::Ignore);
-        }
-        let id = DocumentId::from_bytes(announcement.id);
-        let store = &self.exchange.store;
-        if store
-            .holds(&collection, &id, &announcement.heads)
-            .unwrap_or(false)
-        {
-            return Some(MessageAcceptance::Accept);
-        }
-        self.pull(source, collection, id);
-        let held = self.unforwarded.hold(
-            id,
-            message_id.clone(),
-            source,
-            collection,
-            announcement.heads,
-        );
-        (!held).then_some(MessageAcceptance::Ignore)
+        self.step(Input::Announced {
+            peer: source,
+            message: message_id.clone(),
+            announcement,
+        });
+        None
     }
 
     /// Gives gossipsub its verdict on a message it holds until validated: forward, drop, or
@@ -665,52 +615,6 @@ impl Network {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(message, source, acceptance);
-    }
-
-    /// Asks `peer` for what it holds of one document.
-    fn pull(&mut self, peer: PeerId, collection: DocumentId, id: DocumentId) {
-        let to_sync = ToSync {
-            collection: Some(collection),
-            ids: vec![*id.as_bytes()],
-            they_lack: BTreeSet::new(),
-        };
-        self.sync_with(peer, &to_sync);
-    }
-
-    /// A document changed here: forwards the announcements of it whose change is now held, and
-    /// pulls again for those still waiting (the pull in flight when they came may have
-    /// brought only older heads).
-    fn forward_arrived(&mut self, id: &DocumentId) {
-        let store = &self.exchange.store;
-        let arrived = self.unforwarded.take_arrived(id, |held| {
-            store
-                .holds(&held.collection, id, &held.heads)
-                .unwrap_or(false)
-        });
-        for held in arrived {
-            self.forwarded.inc();
-            self.validated(&held.message, &held.source, MessageAcceptance::Accept);
-        }
-        let again: Vec<(PeerId, DocumentId)> = self
-            .unforwarded
-            .waiting(id)
-            .iter()
-            .map(|held| (held.source, held.collection))
-            .collect();
-        for (peer, collection) in again {
-            self.pull(peer, collection, *id);
-        }
-    }
-
-    /// Lets gossipsub drop the announcements whose change did not come in time; reconciliation
-    /// repairs whatever they named.
-    fn drop_unforwarded(&mut self) {
-        let Some(before) = Instant::now().checked_sub(behaviour::FORWARD_WITHIN) else {
-            return;
-        };
-        for held in self.unforwarded.take_older(before) {
-            self.validated(&held.message, &held.source, MessageAcceptance::Ignore);
-        }
     }
 
     /// Records the collections a peer's catalogue names (its strings were bounded when
@@ -771,7 +675,6 @@ impl Network {
             );
         }
         self.mirror_full = full || room == 0;
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         let now = Instant::now();
         for id in new {
             if room == 0 {
@@ -786,9 +689,7 @@ impl Network {
             tokio::spawn(async move {
                 let _ = handle.set_followed(id, true).await;
             });
-            for peer in &peers {
-                self.reconcile(*peer, id);
-            }
+            self.step(Input::Followed(id));
         }
     }
 
@@ -820,57 +721,166 @@ impl Network {
     fn announce(&mut self, change: &Changed) {
         // A collection created or first received here is followed: listen on its topic too.
         self.follow_topic(&change.collection);
-        self.forward_arrived(&change.id);
-        if change.spread == Spread::Quietly {
-            self.quiet
-                .insert(change.collection, Instant::now() + QUIET_AFTER);
-            return;
-        }
         let announcement = Announcement {
             collection: *change.collection.as_bytes(),
             id: *change.id.as_bytes(),
             kind: change.kind.into(),
             heads: change.heads.clone(),
         };
-        let topic = shard_topic(shard_of(&change.collection));
-        if let Err(e) = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic, wire::encode(&announcement))
-        {
-            tracing::debug!("announcement not published: {e}");
+        let spread = change.spread;
+        self.step(Input::Changed {
+            announcement,
+            spread,
+        });
+    }
+
+    /// Feeds the session one input and carries out what it says.
+    fn step(&mut self, input: Input<PeerId, gossipsub::MessageId>) {
+        self.step_answering(input, None);
+    }
+
+    /// [`Self::step`] for a request, whose response goes to `channel`.
+    fn step_answering(
+        &mut self,
+        input: Input<PeerId, gossipsub::MessageId>,
+        mut channel: Option<request_response::ResponseChannel<Response>>,
+    ) {
+        let view = View {
+            store: &self.exchange.store,
+            mirror: self.config.mirror,
+            mirror_full: self.mirror_full,
+        };
+        let outputs = self.session.handle(input, self.started.elapsed(), &view);
+        for output in outputs {
+            self.carry_out(output, &mut channel);
         }
     }
 
-    /// Offers a reconciliation of each collection whose catch-up burst is over to every peer.
-    fn reconcile_quiet(&mut self) {
-        let now = Instant::now();
-        let due: Vec<DocumentId> = self
-            .quiet
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(c, _)| *c)
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        for collection in due {
-            self.quiet.remove(&collection);
-            for peer in &peers {
-                self.reconcile(*peer, collection);
+    fn carry_out(
+        &mut self,
+        output: Output<PeerId, gossipsub::MessageId>,
+        channel: &mut Option<request_response::ResponseChannel<Response>>,
+    ) {
+        match output {
+            Output::Send {
+                peer,
+                request,
+                purpose,
+            } => self.send(peer, request, Purpose::Session(purpose)),
+            Output::Offer {
+                peer,
+                to_sync,
+                spread,
+            } => self.spawn(move |exchange, work| async move {
+                send_offers(&exchange, &work, peer, &to_sync, spread).await;
+            }),
+            Output::Respond(response) => {
+                if let Some(channel) = channel.take() {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response);
+                }
             }
+            Output::Apply {
+                peer,
+                payloads,
+                then: Then::Answer,
+            } => {
+                let Some(channel) = channel.take() else {
+                    return;
+                };
+                self.spawn(move |exchange, work| async move {
+                    let done = match exchange.answer_offers(peer, payloads).await {
+                        Ok(answers) => Work::Respond(channel, Response::Sync { answers }),
+                        Err(Misbehaved(reason)) => Work::Misbehaved(peer, reason),
+                    };
+                    let _ = work.send(done).await;
+                });
+            }
+            Output::Apply {
+                peer,
+                payloads,
+                then: Then::FollowUp { spread, next },
+            } => self.spawn(move |exchange, work| async move {
+                let ids = payloads.iter().map(|a| a.id).collect();
+                match exchange.on_answers(peer, payloads, spread).await {
+                    Ok(follow_up) => {
+                        if let (Some(request), Some(next)) = (follow_up, next) {
+                            let next = Work::Send(peer, request, Purpose::Session(next));
+                            let _ = work.send(next).await;
+                        }
+                    }
+                    Err(Misbehaved(reason)) => {
+                        let _ = work.send(Work::Misbehaved(peer, reason)).await;
+                    }
+                }
+                let _ = work.send(Work::Finished(peer, ids)).await;
+            }),
+            Output::SetPosition {
+                peer,
+                collection,
+                seq,
+            } => {
+                let handle = self.exchange.handle.clone();
+                tokio::spawn(async move {
+                    let _ = handle.set_peer_seq(peer.to_string(), collection, seq).await;
+                });
+            }
+            Output::Publish(announcement) => {
+                let collection = DocumentId::from_bytes(announcement.collection);
+                let topic = shard_topic(shard_of(&collection));
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(topic, wire::encode(&announcement))
+                {
+                    tracing::debug!("announcement not published: {e}");
+                }
+            }
+            Output::Validate {
+                message,
+                source,
+                accept,
+            } => {
+                let acceptance = if accept {
+                    MessageAcceptance::Accept
+                } else {
+                    MessageAcceptance::Ignore
+                };
+                self.validated(&message, &source, acceptance);
+            }
+            Output::Forward { message, source } => {
+                self.forwarded.inc();
+                self.validated(&message, &source, MessageAcceptance::Accept);
+            }
+            Output::Disconnect { peer, reason } => self.drop_peer(peer, reason.to_string()),
+            // The session is ticked every second, sooner than anything it waits for needs.
+            Output::Wake(_) => {}
         }
     }
 
-    /// Every [`RECONCILE_EVERY`]: asks each idle peer what changed since (cheap, and it keeps
-    /// the peer's position fresh for the next reconnection), and the first time and every
-    /// [`FULL_CHECK_EVERY`]th reconciles in full, the check that nothing was missed (a position
-    /// learnt before a crash cut the sync short included; the side with the smaller
-    /// peer id starts it). A peer still busy with syncs is left alone: a second reconciliation
-    /// would offer again what is already on its way.
-    fn check_peers(&mut self) {
+    /// Runs store reads and writes off the swarm task, at most [`MAX_WORK`] at once; results
+    /// come back as [`Work`].
+    fn spawn<F, Fut>(&self, job: F)
+    where
+        F: FnOnce(Exchange, mpsc::Sender<Work>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let exchange = self.exchange.clone();
+        let work = self.work_tx.clone();
+        let permits = Arc::clone(&self.permits);
+        tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            job(exchange, work).await;
+        });
+    }
+
+    /// A second passed: tell the session, with the peers still busy with requests (a check
+    /// leaves them alone, as a second reconciliation would offer again what is on its way).
+    fn tick(&mut self) {
         if self.config.mirror {
             // Announcements of collections not followed are pulled only while there is room.
             self.mirror_full = self
@@ -879,123 +889,19 @@ impl Network {
                 .followed()
                 .map_or(true, |f| f.len() >= MAX_MIRRORED);
         }
-        // The first check is full: it finds what an interrupted first sync left behind.
-        let full = self.checks.is_multiple_of(FULL_CHECK_EVERY);
-        self.checks += 1;
-        let peers: Vec<PeerId> = self
-            .swarm
-            .connected_peers()
-            .copied()
-            .filter(|p| {
-                self.in_flight.get(p).is_none_or(|n| *n == 0)
-                    && self.queued.get(p).is_none_or(VecDeque::is_empty)
-            })
+        let busy = self
+            .in_flight
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(p, _)| *p)
+            .chain(
+                self.queued
+                    .iter()
+                    .filter(|(_, q)| !q.is_empty())
+                    .map(|(p, _)| *p),
+            )
             .collect();
-        for peer in peers {
-            if full && self.swarm.local_peer_id() < &peer {
-                self.reconcile_peer(peer);
-            } else {
-                self.ask_since(peer);
-            }
-        }
-    }
-
-    /// Asks the peer what changed since its last answer, for every followed collection it
-    /// answered before.
-    fn ask_since(&mut self, peer: PeerId) {
-        let Ok(collections) = self.exchange.store.followed() else {
-            return;
-        };
-        for collection in collections {
-            if let Ok(Some(since)) = self.exchange.store.peer_seq(&peer.to_string(), &collection) {
-                self.send_since(peer, collection, since);
-            }
-        }
-    }
-
-    /// On (re)connecting: catches up with the peer on every collection we follow.
-    fn catch_up_with(&mut self, peer: PeerId) {
-        let collections = match self.exchange.store.followed() {
-            Ok(followed) => followed,
-            Err(e) => return tracing::error!("reading followed collections: {e}"),
-        };
-        for collection in collections {
-            self.catch_up(peer, collection, false);
-        }
-    }
-
-    /// Asks the peer what of `collection` changed since we last asked. Where we never asked,
-    /// we learn our position, and the side with the smaller peer id (or we, when `reconcile`)
-    /// reconciles the collection in full; the periodic full check finds what that misses.
-    fn catch_up(&mut self, peer: PeerId, collection: DocumentId, reconcile: bool) {
-        let known = self
-            .exchange
-            .store
-            .peer_seq(&peer.to_string(), &collection)
-            .unwrap_or(None);
-        self.send_since(peer, collection, known.unwrap_or(SINCE_UNKNOWN));
-        if reconcile || (known.is_none() && self.swarm.local_peer_id() < &peer) {
-            self.reconcile(peer, collection);
-        }
-    }
-
-    /// A peer asked about `collection`, so it carries it: if we follow it too and have no
-    /// position in the peer's change log, learn it now, so that the next reconnection asks
-    /// only what changed instead of reconciling in full.
-    fn place_at(&mut self, peer: PeerId, collection: DocumentId) {
-        if !self.placed.insert((peer, collection)) {
-            return;
-        }
-        let store = &self.exchange.store;
-        let unplaced = store.is_followed(&collection).unwrap_or(false)
-            && store
-                .peer_seq(&peer.to_string(), &collection)
-                .is_ok_and(|known| known.is_none());
-        if unplaced {
-            self.send_since(peer, collection, SINCE_UNKNOWN);
-        }
-    }
-
-    /// Asks the peer what of `collection` changed after position `since` of its change log.
-    fn send_since(&mut self, peer: PeerId, collection: DocumentId, since: u64) {
-        let request = Request::Since {
-            collection: *collection.as_bytes(),
-            since,
-        };
-        self.send(peer, request, Purpose::Since(collection));
-    }
-
-    fn reconcile_peer(&mut self, peer: PeerId) {
-        let collections = match self.exchange.store.followed() {
-            Ok(followed) => followed,
-            Err(e) => return tracing::error!("reading followed collections: {e}"),
-        };
-        for collection in collections {
-            self.reconcile(peer, collection);
-        }
-    }
-
-    fn reconcile(&mut self, peer: PeerId, collection: DocumentId) {
-        match self.exchange.initiate(&collection) {
-            Ok(request) => self.send(peer, request, Purpose::Reconcile(collection)),
-            Err(e) => tracing::error!("reconciling {collection}: {e}"),
-        }
-    }
-
-    /// Offers the documents an announcement showed differing, except those already on their
-    /// way to the peer: a reconnecting node hears announcements its change listing also
-    /// brings, and each would otherwise be answered twice, whole documents included.
-    fn sync_with(&mut self, peer: PeerId, to_sync: &ToSync) {
-        let to_sync = self.exchange.offered.claim_sync(peer, to_sync);
-        if to_sync.ids.is_empty() {
-            return;
-        }
-        match self.exchange.offers(&to_sync) {
-            Ok(requests) => requests
-                .into_iter()
-                .for_each(|r| self.send(peer, r, Purpose::Sync(0, Spread::Announce))),
-            Err(e) => tracing::error!("preparing sync offers: {e}"),
-        }
+        self.step(Input::Tick { busy });
     }
 
     /// Sends a request, or queues it while [`MAX_IN_FLIGHT`] are already on their way to the
@@ -1013,17 +919,22 @@ impl Network {
         }
         *in_flight += 1;
         self.requests_sent.inc();
+        let offered = match &request {
+            Request::Sync { offers } => offers.iter().map(|o| o.id).collect(),
+            _ => Vec::new(),
+        };
         let id = self
             .swarm
             .behaviour_mut()
             .sync
             .send_request(&peer, Inbound::Valid(request));
-        self.purposes.insert(id, (peer, purpose));
+        self.purposes.insert(id, (peer, purpose, offered));
     }
 
-    /// A request to `peer` finished: send the next one waiting.
-    fn finished(&mut self, request: &OutboundRequestId) -> Option<Purpose> {
-        let (peer, purpose) = self.purposes.remove(request)?;
+    /// A request to `peer` finished: send the next one waiting. Returns what it was for and
+    /// the documents it offered.
+    fn finished(&mut self, request: &OutboundRequestId) -> Option<(Purpose, Vec<[u8; 16]>)> {
+        let (peer, purpose, offered) = self.purposes.remove(request)?;
         if let Some(n) = self.in_flight.get_mut(&peer) {
             *n = n.saturating_sub(1);
         }
@@ -1031,153 +942,60 @@ impl Network {
         {
             self.send(peer, next, next_purpose);
         }
-        Some(purpose)
+        Some((purpose, offered))
     }
 
-    /// Serves a request off the swarm task: store reads and verified writes take time.
+    /// Answers which author runs this node; hands every other request to the session.
     fn serve(
         &mut self,
         peer: PeerId,
         request: Request,
         channel: request_response::ResponseChannel<Response>,
     ) {
-        if let Request::Since { collection, .. } | Request::Reconcile { collection, .. } = &request
-        {
-            self.place_at(peer, DocumentId::from_bytes(*collection));
+        if request == Request::Operator {
+            let (author, signature) = self.exchange.operator;
+            let response = Response::Operator {
+                author: *author.as_bytes(),
+                signature: signature.0.to_vec(),
+            };
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_response(channel, response);
+            return;
         }
-        let exchange = self.exchange.clone();
-        let work = self.work_tx.clone();
-        let permits = Arc::clone(&self.permits);
-        tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let outcome = exchange.serve(peer, request).await;
-            match outcome {
-                Ok((response, to_sync)) => {
-                    let _ = work.send(Work::Respond(channel, response)).await;
-                    send_offers(&exchange, &work, peer, &to_sync).await;
-                }
-                Err(Misbehaved(reason)) => {
-                    let _ = work.send(Work::Misbehaved(peer, reason)).await;
-                }
-            }
-        });
+        self.step_answering(Input::Request { peer, request }, Some(channel));
     }
 
     fn on_response(&mut self, peer: PeerId, purpose: Purpose, response: Response) {
-        if let (Purpose::Operator, Response::Operator { author, signature }) = (purpose, &response)
-        {
-            let author = AuthorId::from_bytes(*author);
-            let vouched = Signature::try_from(signature.as_slice())
-                .is_ok_and(|sig| author.vouches_for_peer(&peer.to_bytes(), &sig));
-            if vouched {
-                let mut status = self.status.write().expect("status lock");
-                status.operators.insert(peer.to_string(), author);
-            } else {
-                self.drop_peer(
-                    peer,
-                    "vouched for by an author key that did not sign".into(),
-                );
+        match (purpose, response) {
+            (Purpose::Operator, Response::Operator { author, signature }) => {
+                let author = AuthorId::from_bytes(author);
+                let vouched = Signature::try_from(signature.as_slice())
+                    .is_ok_and(|sig| author.vouches_for_peer(&peer.to_bytes(), &sig));
+                if vouched {
+                    let mut status = self.status.write().expect("status lock");
+                    status.operators.insert(peer.to_string(), author);
+                } else {
+                    self.drop_peer(
+                        peer,
+                        "vouched for by an author key that did not sign".into(),
+                    );
+                }
             }
-            return;
+            (Purpose::Operator, Response::Refused { reason }) => {
+                tracing::debug!(%peer, "operator request refused: {reason}");
+            }
+            (Purpose::Operator, _) => {
+                self.drop_peer(peer, "a response that does not answer the request".into());
+            }
+            (Purpose::Session(purpose), response) => self.step(Input::Response {
+                peer,
+                purpose,
+                response,
+            }),
         }
-        let exchange = self.exchange.clone();
-        let work = self.work_tx.clone();
-        let permits = Arc::clone(&self.permits);
-        tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            // Requests to send, and documents to offer after them.
-            type Outcome = Result<(Vec<(Request, Purpose)>, ToSync), Misbehaved>;
-            // Only sync answers land fetches, and so free listings that waited for them.
-            let may_land = matches!(purpose, Purpose::Sync(..));
-            let outcome: Outcome = match (purpose, response) {
-                (Purpose::Reconcile(collection), Response::Reconcile { parts }) => {
-                    if parts.is_empty() {
-                        Ok((Vec::new(), ToSync::default()))
-                    } else {
-                        exchange
-                            .reconcile_step(collection, &parts)
-                            .map(|(reply, to_sync)| {
-                                let mut requests = Vec::new();
-                                if !reply.is_empty() {
-                                    let request = Request::Reconcile {
-                                        collection: *collection.as_bytes(),
-                                        parts: reply,
-                                    };
-                                    requests.push((request, Purpose::Reconcile(collection)));
-                                }
-                                (requests, to_sync)
-                            })
-                    }
-                }
-                (
-                    Purpose::Since(collection),
-                    Response::Since {
-                        seq,
-                        items,
-                        complete,
-                    },
-                ) => {
-                    let handle = exchange.handle.clone();
-                    let _ = handle.set_peer_seq(peer.to_string(), collection, seq).await;
-                    let next = if complete {
-                        exchange
-                            .since_differences(peer, collection, &items)
-                            .map(|to_sync| (Vec::new(), to_sync))
-                    } else {
-                        exchange
-                            .initiate(&collection)
-                            .map(|r| (vec![(r, Purpose::Reconcile(collection))], ToSync::default()))
-                    };
-                    next.map_err(|e| Misbehaved(e.to_string()))
-                }
-                (Purpose::Sync(round, spread), Response::Sync { answers }) => {
-                    exchange.offered.settle(peer, &answers);
-                    let answered: Vec<[u8; 16]> = answers.iter().map(|a| a.id).collect();
-                    let applied = exchange.on_answers(peer, answers, spread).await;
-                    exchange.fetching.landed(peer, &answered);
-                    applied.map(|next| {
-                        let requests = next
-                            .filter(|_| round < 2)
-                            .map(|r| (r, Purpose::Sync(round + 1, spread)))
-                            .into_iter()
-                            .collect();
-                        (requests, ToSync::default())
-                    })
-                }
-                (_, Response::Refused { reason }) => {
-                    tracing::debug!(%peer, "request refused: {reason}");
-                    Ok((Vec::new(), ToSync::default()))
-                }
-                _ => Err(Misbehaved(
-                    "a response that does not answer the request".into(),
-                )),
-            };
-            match outcome {
-                Ok((requests, to_sync)) => {
-                    for (request, purpose) in requests {
-                        let _ = work.send(Work::Send(peer, request, purpose)).await;
-                    }
-                    send_offers(&exchange, &work, peer, &to_sync).await;
-                }
-                Err(Misbehaved(reason)) => {
-                    let _ = work.send(Work::Misbehaved(peer, reason)).await;
-                }
-            }
-            if may_land {
-                fetch_unblocked(&exchange, &work).await;
-            }
-        });
-    }
-
-    /// Fetches, off the swarm task, the listings a fetch from another peer held back once it
-    /// failed (or its peer left) without bringing them level.
-    fn fetch_unblocked(&self) {
-        if !self.exchange.fetching.has_waiting() {
-            return;
-        }
-        let exchange = self.exchange.clone();
-        let work = self.work_tx.clone();
-        tokio::spawn(async move { fetch_unblocked(&exchange, &work).await });
     }
 
     fn on_work(&mut self, work: Work) {
@@ -1191,6 +1009,14 @@ impl Network {
             }
             Work::Send(peer, request, purpose) => self.send(peer, request, purpose),
             Work::Misbehaved(peer, reason) => self.drop_peer(peer, reason),
+            Work::Finished(peer, ids) => {
+                let answered = true;
+                self.step(Input::Finished {
+                    peer,
+                    ids,
+                    answered,
+                });
+            }
         }
     }
 
@@ -1275,27 +1101,19 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Fetches the listings that waited for a fetch which has landed or failed, where they still
-/// differ from what is here.
-async fn fetch_unblocked(exchange: &Exchange, work: &mpsc::Sender<Work>) {
-    for (peer, to_sync) in exchange.unblocked_fetches() {
-        send_offers(exchange, work, peer, &to_sync).await;
-    }
-}
-
-/// Offers the documents reconciliation found differing, batch by batch: each is read from the
+/// Offers the documents the session found differing, batch by batch: each is read from the
 /// store only once the network took the previous one.
 async fn send_offers(
     exchange: &Exchange,
     work: &mpsc::Sender<Work>,
     peer: PeerId,
     to_sync: &ToSync,
+    spread: Spread,
 ) {
-    let to_sync = exchange.offered.claim_sync(peer, to_sync);
-    for request in exchange.offer_batches(&to_sync) {
+    for request in exchange.offer_batches(to_sync) {
         match request {
             Ok(request) => {
-                let purpose = Purpose::Sync(0, Spread::Quietly);
+                let purpose = Purpose::Session(session::Purpose::Sync { round: 0, spread });
                 if work.send(Work::Send(peer, request, purpose)).await.is_err() {
                     return;
                 }

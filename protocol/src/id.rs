@@ -34,7 +34,7 @@ impl DocumentId {
         hash.0[..Self::LEN] == self.0
     }
 
-    pub fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
+    pub const fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
         Self(bytes)
     }
 

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod model;
 pub mod reconcile;
 pub mod refusal;
+pub mod session;
 pub mod signing;
 pub mod sync;
 pub mod tombstone;

@@ -83,7 +83,7 @@ impl Gossip {
         }
     }
 
-    fn has_seen(&self, node: u32, message: u32) -> bool {
+    pub fn has_seen(&self, node: u32, message: u32) -> bool {
         self.seen[message as usize][node as usize / 64] & (1 << (node % 64)) != 0
     }
 

@@ -116,3 +116,34 @@ impl Metrics {
         *self.rejected.entry(reason).or_default() += 1;
     }
 }
+
+/// The time by which `fraction` of `counted` nodes held an update, given the times at which
+/// those that did held it (in any order); `None` if too few did. The spread metric of both the
+/// simulator and the real-stack runner, so their t50/t99/t100 compare.
+pub fn time_to_fraction<T: Ord + Copy>(
+    mut held: Vec<T>,
+    counted: usize,
+    fraction: f64,
+) -> Option<T> {
+    let needed = ((counted as f64 * fraction).ceil() as usize).max(1);
+    held.sort_unstable();
+    held.get(needed - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spread_time_counts_the_nodes_that_never_held_it() {
+        let held = vec![30, 10, 20];
+        assert_eq!(time_to_fraction(held.clone(), 4, 0.5), Some(20));
+        assert_eq!(time_to_fraction(held.clone(), 4, 0.75), Some(30));
+        assert_eq!(
+            time_to_fraction(held.clone(), 4, 1.0),
+            None,
+            "one never did"
+        );
+        assert_eq!(time_to_fraction(held, 3, 0.0), Some(10));
+    }
+}

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::doc::SimDoc;
-use crate::metrics::{Class, NEVER, NO_HOPS, UpdateStats};
+use crate::metrics::{Class, NEVER, NO_HOPS, UpdateStats, time_to_fraction};
 use crate::sim::Sim;
 
 /// Why a report could not be written.
@@ -89,21 +89,17 @@ pub struct Report {
     pub spread: Vec<(f64, f64)>,
 }
 
-/// The time after `made` by which `fraction` of `n` nodes held the update.
+/// The time after `made` by which `fraction` of the honest nodes held the update.
 fn time_to(held: &[u32], honest: &[bool], made_ms: u64, fraction: f64) -> Option<f64> {
     let n = honest.iter().filter(|h| **h).count();
-    let mut times: Vec<u32> = held
+    let times: Vec<u32> = held
         .iter()
         .zip(honest)
         .filter(|(t, h)| **h && **t != NEVER)
         .map(|(t, _)| *t)
         .collect();
-    let need = ((n as f64) * fraction).ceil().max(1.0) as usize;
-    if times.len() < need {
-        return None;
-    }
-    times.sort_unstable();
-    Some((u64::from(times[need - 1]).saturating_sub(made_ms)) as f64 / 1000.0)
+    let at = time_to_fraction(times, n, fraction)?;
+    Some((u64::from(at).saturating_sub(made_ms)) as f64 / 1000.0)
 }
 
 fn row(u: &UpdateStats, honest: &[bool]) -> UpdateRow {

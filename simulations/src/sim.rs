@@ -1,22 +1,24 @@
 //! The discrete-event simulator: nodes that hold documents, an event queue in simulated time,
-//! and the handlers that run the real sync core on every message. Each node does what the
-//! node's network task does: announce its own changes on gossip, pull what an announcement
-//! says it lacks (`sync::offer` → `answer` → `follow_up`), reconcile every connection every
-//! period (`reconcile::initiate`/`respond`), catch up on reconnecting by asking each peer's
-//! change log what changed while it was away (`Request::Since`) and fetching each listed
-//! document from one peer at a time, verify every payload before it keeps anything, and drop a
-//! peer whose bytes fail verification. Messages are the real `wire` messages, encoded, so the
-//! bytes counted are the bytes a node would send.
+//! and the handlers that run the real protocol on every message. Every node runs the node's
+//! own sync policy, a [`Session`] from `minga_protocol::session`, fed with what happens to it
+//! (connections, requests, responses, announcements, changes, ticks) and carried out here:
+//! requests and announcements go over the modelled network, payloads are verified before
+//! anything is kept (`sync::offer` → `answer` → `follow_up`), and a peer whose bytes fail
+//! verification is dropped. Messages are the real `wire` messages, encoded, so the bytes
+//! counted are the bytes a node would send.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use minga_protocol::reconcile::{self, DIGEST_LEN, Item, ItemSet};
+use minga_protocol::session::{
+    self, Input, Misbehaviour, Output, Purpose, Replica, Session, Spread, Then, ToSync,
+};
 use minga_protocol::sync::{self, Held};
 use minga_protocol::wire::{
-    self, Announcement, MAX_MESSAGE_BYTES, MAX_SINCE_ITEMS, Offer, Payload, Request, Response,
-    SINCE_UNKNOWN, WireKind,
+    self, Announcement, MAX_MESSAGE_BYTES, Offer, Payload, Request, Response, WireKind,
 };
 use minga_protocol::{DocKind, DocumentId, VerifyError};
 
@@ -27,30 +29,12 @@ use crate::net::{Micros, Net, Transit, micros};
 use crate::rng::SimRng;
 use crate::scenario::Scenario;
 
-/// Sync rounds after the first request (the node's `Purpose::Sync(round)`, round < 2).
-const MAX_SYNC_ROUND: u8 = 2;
-
-/// How long an announcement waits for what it names before it is dropped unforwarded (the
-/// node's `FORWARD_WITHIN`).
-const FORWARD_WITHIN: Micros = 60_000_000;
-
-/// A reconciliation is offered to every neighbour this long after a bundle import ends.
-const QUIET_AFTER_S: f64 = 2.5;
-
-/// What a request was for, kept by its sender (not on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    Reconcile,
-    Since,
-    Sync(u8),
-    /// Sent by a hostile node; whatever comes back is ignored.
-    Attack,
-}
-
+/// A message on the wire. A request carries its purpose, kept by its sender (not on the wire);
+/// `None` is a hostile node's, whose answer is ignored.
 #[derive(Debug)]
 enum Msg {
-    Request(Purpose, Vec<u8>),
-    Response(Purpose, Vec<u8>),
+    Request(Option<Purpose>, Vec<u8>),
+    Response(Option<Purpose>, Vec<u8>),
     Gossip(GossipMsg),
 }
 
@@ -63,11 +47,14 @@ enum Event {
         msg: Msg,
     },
     Heartbeat(u32),
-    Reconcile(u32),
-    /// A node offers one reconciliation to every reachable connection.
-    ReconcileAll(u32),
-    /// A node back online and each of its peers ask each other what changed meanwhile.
-    CatchUp(u32),
+    /// A node's session asked to be woken.
+    Tick(u32),
+    /// A sync request of `node` to `peer` about these documents timed out.
+    Failed {
+        node: u32,
+        peer: u32,
+        ids: Vec<[u8; 16]>,
+    },
     Update(u32),
     Online(u32, bool),
     Partition(usize, bool),
@@ -107,16 +94,11 @@ impl Ord for Scheduled {
 struct Node<D> {
     docs: Vec<Option<Arc<D>>>,
     items: Arc<ItemSet>,
-    /// Documents being pulled, and until when the pull is awaited.
-    pulling: Vec<(u32, Micros)>,
-    /// Announcements (message, received from, when) waiting for what they name before being
-    /// forwarded.
-    awaiting: Vec<(u32, u32, Micros)>,
     /// The change log: documents in the order their held version changed (position = length).
     log: Vec<u32>,
-    /// Change-log listings (document, listing peer, its digest there) waiting for a pull of
-    /// the document from another peer, as the node's `fetching`.
-    listed: Vec<(u32, u32, [u8; DIGEST_LEN])>,
+    /// The peer each document's held version came from (`None`: made or imported here), so a
+    /// change listing leaves out what the asker brought, as the node's `Store::changed_since`.
+    brought_by: Vec<Option<u32>>,
 }
 
 impl<D> Node<D> {
@@ -125,7 +107,94 @@ impl<D> Node<D> {
     }
 }
 
-/// Every document of the run, and every version any node holds, stored once.
+/// What a node's session reads of it: its documents, and its positions in its peers' logs.
+struct View<'a, D> {
+    node: &'a Node<D>,
+    registry: &'a Registry<D>,
+    /// Positions of this node, by peer.
+    positions: &'a BTreeMap<(u32, u32), u64>,
+    me: u32,
+}
+
+impl<D: SimDoc> View<'_, D> {
+    fn digest_of(&self, doc: u32) -> Option<[u8; DIGEST_LEN]> {
+        Some(reconcile::heads_digest(&self.node.doc(doc)?.heads()))
+    }
+}
+
+/// A simulated node carries one collection, in full.
+impl<D: SimDoc> Replica<u32> for View<'_, D> {
+    fn followed(&self) -> Vec<DocumentId> {
+        vec![collection_id()]
+    }
+
+    fn follows(&self, collection: &DocumentId) -> bool {
+        *collection == collection_id()
+    }
+
+    fn carries(&self, collection: &DocumentId) -> bool {
+        self.follows(collection)
+    }
+
+    fn pulls(&self, collection: &DocumentId) -> bool {
+        self.follows(collection)
+    }
+
+    fn position(&self, peer: &u32, _: &DocumentId) -> Option<u64> {
+        self.positions.get(&(self.me, *peer)).copied()
+    }
+
+    fn reconcile_set(&self, _: &DocumentId) -> Result<Arc<ItemSet>, String> {
+        Ok(Arc::clone(&self.node.items))
+    }
+
+    fn digest(&self, _: &DocumentId, id: &DocumentId) -> Option<[u8; DIGEST_LEN]> {
+        self.digest_of(*self.registry.index.get(id.as_bytes())?)
+    }
+
+    fn holds(&self, _: &DocumentId, id: &DocumentId, heads: &[[u8; 32]]) -> bool {
+        self.registry
+            .index
+            .get(id.as_bytes())
+            .and_then(|doc| self.node.doc(*doc))
+            .is_some_and(|held| heads.iter().all(|h| held.has_change(h)))
+    }
+
+    fn log_position(&self) -> u64 {
+        self.node.log.len() as u64
+    }
+
+    /// As the node's `Store::changed_since`: each document once, at its current digest, less
+    /// those whose held version the asker brought.
+    fn changed_since(
+        &self,
+        _: &DocumentId,
+        since: u64,
+        limit: usize,
+        asker: &u32,
+    ) -> Result<(Vec<Item>, bool), String> {
+        let start = (since as usize).min(self.node.log.len());
+        let docs: BTreeSet<u32> = self.node.log[start..]
+            .iter()
+            .copied()
+            .filter(|doc| self.node.brought_by.get(*doc as usize) != Some(&Some(*asker)))
+            .collect();
+        if docs.len() > limit {
+            return Ok((Vec::new(), false));
+        }
+        let items = docs
+            .into_iter()
+            .filter_map(|doc| {
+                Some(Item {
+                    id: *self.registry.ids[doc as usize].as_bytes(),
+                    digest: self.digest_of(doc)?,
+                })
+            })
+            .collect();
+        Ok((items, true))
+    }
+}
+
 #[derive(Debug)]
 struct Registry<D> {
     ids: Vec<DocumentId>,
@@ -171,8 +240,12 @@ pub struct Sim<D: SimDoc> {
     registry: Registry<D>,
     /// Where each node is in each peer's change log: (node, peer) → position.
     positions: BTreeMap<(u32, u32), u64>,
-    /// Per announcement: the document and the heads it announced.
-    announced: Vec<(u32, Vec<[u8; 32]>)>,
+    /// Every node's sync policy.
+    sessions: Vec<Session<u32, u32>>,
+    /// Announcements by message.
+    announced: Vec<Announcement>,
+    /// Messages by the document and heads they announce.
+    messages: BTreeMap<([u8; 16], Vec<[u8; 32]>), u32>,
     /// A hostile node's forged payloads (attack, document, payload); `None` for honest nodes.
     hostile: Vec<Option<Arc<Forged>>>,
     plan: Vec<Planned>,
@@ -207,7 +280,9 @@ impl<D: SimDoc> Sim<D> {
                 versions: BTreeMap::new(),
             },
             positions: BTreeMap::new(),
+            sessions: Vec::with_capacity(n),
             announced: Vec::new(),
+            messages: BTreeMap::new(),
             hostile: vec![None; n],
             plan: Vec::new(),
             editable: Vec::new(),
@@ -250,10 +325,8 @@ impl<D: SimDoc> Sim<D> {
             .map(|_| Node {
                 docs: held.clone(),
                 items: Arc::clone(&items),
-                pulling: Vec::new(),
-                awaiting: Vec::new(),
                 log: Vec::new(),
-                listed: Vec::new(),
+                brought_by: vec![None; held.len()],
             })
             .collect();
     }
@@ -266,7 +339,14 @@ impl<D: SimDoc> Sim<D> {
         let period = micros(sc.sync.reconcile_s);
         for node in 0..n {
             self.at(rng.below(heartbeat), Event::Heartbeat(node));
-            self.at(rng.below(period), Event::Reconcile(node));
+            let first_check = rng.below(period);
+            let config = session::Config {
+                check_every: Duration::from_micros(period),
+                first_check: Duration::from_micros(first_check),
+            };
+            let peers = self.net.peers[node as usize].iter().copied();
+            self.sessions.push(Session::with_peers(node, config, peers));
+            self.at(first_check, Event::Tick(node));
         }
         // The workload: entries and edits at uniform times, edits only after some entries.
         let w = &sc.workload;
@@ -344,6 +424,7 @@ impl<D: SimDoc> Sim<D> {
     }
 
     /// Runs to the end of the scenario.
+    /// Runs to the end of the scenario.
     pub fn run(&mut self) {
         while let Some(next) = self.queue.pop() {
             if next.at > self.end {
@@ -354,6 +435,10 @@ impl<D: SimDoc> Sim<D> {
             self.handle(next.event);
         }
         self.now = self.end;
+        for session in &self.sessions {
+            self.metrics.listed_pulls += session.stats.listed_fetches;
+            self.metrics.listings_waited += session.stats.listings_waited;
+        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -370,68 +455,69 @@ impl<D: SimDoc> Sim<D> {
                     for (to, g) in out {
                         self.send_gossip(node, to, g);
                     }
-                    let now = self.now;
-                    let expired: Vec<u32> = self.nodes[node as usize]
-                        .pulling
-                        .iter()
-                        .filter(|(_, t)| *t <= now)
-                        .map(|(d, _)| *d)
-                        .collect();
-                    for doc in expired {
-                        self.pulled(node, doc);
-                    }
                 }
                 let beat = micros(self.scenario.overlay.heartbeat_ms / 1000.0);
                 self.after(beat, Event::Heartbeat(node));
             }
-            Event::Reconcile(node) => {
-                let peers: Vec<u32> = self.net.peers[node as usize]
-                    .iter()
-                    .copied()
-                    .filter(|p| *p > node)
-                    .collect();
-                for peer in peers {
-                    self.start_reconcile(node, peer);
-                }
-                self.after(
-                    micros(self.scenario.sync.reconcile_s),
-                    Event::Reconcile(node),
-                );
-            }
-            Event::ReconcileAll(node) => {
-                for peer in self.net.peers[node as usize].clone() {
-                    self.start_reconcile(node, peer);
+            Event::Tick(node) => {
+                if self.net.online[node as usize] {
+                    let busy = BTreeSet::new();
+                    self.step(node, Input::Tick { busy });
                 }
             }
-            Event::CatchUp(node) => {
-                for peer in self.net.peers[node as usize].clone() {
-                    self.ask_since(node, peer);
-                    self.ask_since(peer, node);
+            Event::Failed { node, peer, ids } => {
+                if self.net.online[node as usize] {
+                    let answered = false;
+                    self.step(
+                        node,
+                        Input::Finished {
+                            peer,
+                            ids,
+                            answered,
+                        },
+                    );
                 }
             }
             Event::Update(i) => self.update(i),
             Event::Online(node, online) => self.set_online(node, online),
             Event::Partition(i, active) => {
+                let links = self.links();
                 self.net.set_partition(i, active);
                 if !active {
                     self.healed_at = Some(self.now);
-                    // Reconnected peers reconcile at once, the smaller id starting.
-                    for a in 0..self.scenario.nodes {
-                        let across: Vec<u32> = self.net.peers[a as usize]
-                            .iter()
-                            .copied()
-                            .filter(|b| {
-                                *b > a && self.net.in_group(a, i) != self.net.in_group(*b, i)
-                            })
-                            .collect();
-                        for b in across {
-                            self.start_reconcile(a, b);
-                        }
-                    }
                 }
+                self.relink(links);
             }
             Event::Bundle => self.bundle(),
             Event::Attack(node) => self.attack(node),
+        }
+    }
+
+    /// Every connection, and whether it is up.
+    fn links(&self) -> Vec<(u32, u32, bool)> {
+        (0..self.scenario.nodes)
+            .flat_map(|a| {
+                self.net.peers[a as usize]
+                    .iter()
+                    .filter(move |b| **b > a)
+                    .map(move |b| (a, *b, self.net.reachable(a, *b)))
+            })
+            .collect()
+    }
+
+    /// Tells both ends of each connection (of those in `before`) that went down or came up.
+    fn relink(&mut self, before: Vec<(u32, u32, bool)>) {
+        for (a, b, was) in before {
+            let is = self.net.reachable(a, b);
+            if is != was {
+                let (to_a, to_b) = if is {
+                    (Input::Connected(b), Input::Connected(a))
+                } else {
+                    (Input::Disconnected(b), Input::Disconnected(a))
+                };
+                self.step(a, to_a);
+                self.step(b, to_b);
+            }
         }
     }
 
@@ -440,21 +526,155 @@ impl<D: SimDoc> Sim<D> {
             return;
         };
         let until = micros(churn.until_s);
+        let links = self.net.peers[node as usize]
+            .iter()
+            .map(|peer| (node, *peer, self.net.reachable(node, *peer)))
+            .collect();
         self.net.online[node as usize] = online;
+        self.relink(links);
         if online {
-            self.after(0, Event::CatchUp(node));
             let next = self.now + micros(self.churn_rng.exponential(churn.mean_online_s));
             if next < until {
                 self.at(next, Event::Online(node, false));
             }
         } else {
-            // Listings waiting for a pull are forgotten, as the node forgets them on
-            // disconnect.
-            self.nodes[node as usize].listed.clear();
             let back = self.now + micros(self.churn_rng.exponential(churn.mean_offline_s));
             // Churn ends at `until`: everyone is back by then, so the end shows who caught up.
             self.at(back.min(until), Event::Online(node, true));
         }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The session
+
+    /// Feeds `node`'s session one input and carries out what it says.
+    fn step(&mut self, node: u32, input: Input<u32, u32>) {
+        self.step_answering(node, input, None);
+    }
+
+    /// [`Self::step`] for a request from `asker` sent for `purpose`, which responses answer.
+    fn step_answering(
+        &mut self,
+        node: u32,
+        input: Input<u32, u32>,
+        asker: Option<(u32, Option<Purpose>)>,
+    ) {
+        let view = View {
+            node: &self.nodes[node as usize],
+            registry: &self.registry,
+            positions: &self.positions,
+            me: node,
+        };
+        let now = Duration::from_micros(self.now);
+        let outputs = self.sessions[node as usize].handle(input, now, &view);
+        for output in outputs {
+            self.carry_out(node, output, asker);
+        }
+    }
+
+    fn carry_out(
+        &mut self,
+        node: u32,
+        output: Output<u32, u32>,
+        asker: Option<(u32, Option<Purpose>)>,
+    ) {
+        match output {
+            Output::Send {
+                peer,
+                request,
+                purpose,
+            } => self.request(node, peer, Some(purpose), &request),
+            Output::Offer {
+                peer,
+                to_sync,
+                spread,
+            } => self.offer(node, peer, &to_sync, spread),
+            Output::Respond(response) => {
+                if let Some((to, purpose)) = asker {
+                    self.respond(node, to, purpose, &response);
+                }
+            }
+            Output::Apply {
+                peer,
+                payloads,
+                then: Then::Answer,
+            } => {
+                let mut answers = Vec::with_capacity(payloads.len());
+                for offer in &payloads {
+                    if !self.apply(node, peer, offer, Spread::Quietly) {
+                        return;
+                    }
+                    answers.push(sync::answer(offer, &self.held_id(node, &offer.id)));
+                }
+                self.falsify(node, &mut answers);
+                if let Some((to, purpose)) = asker {
+                    self.respond(node, to, purpose, &Response::Sync { answers });
+                }
+            }
+            Output::Apply {
+                peer,
+                payloads,
+                then: Then::FollowUp { spread, next },
+            } => {
+                let mut follow = Vec::new();
+                for answer in &payloads {
+                    if !self.apply(node, peer, answer, spread) {
+                        return;
+                    }
+                    follow.extend(sync::follow_up(answer, &self.held_id(node, &answer.id)));
+                }
+                if let Some(next) = next.filter(|_| !follow.is_empty()) {
+                    let request = Request::Sync { offers: follow };
+                    self.request(node, peer, Some(next), &request);
+                }
+                let ids = payloads.iter().map(|a| a.id).collect();
+                let answered = true;
+                self.step(
+                    node,
+                    Input::Finished {
+                        peer,
+                        ids,
+                        answered,
+                    },
+                );
+            }
+            Output::SetPosition { peer, seq, .. } => {
+                self.positions.insert((node, peer), seq);
+            }
+            Output::Publish(announcement) => self.publish(node, announcement),
+            Output::Validate {
+                message,
+                source,
+                accept,
+            } => {
+                if accept {
+                    self.forward(node, source, message);
+                }
+            }
+            Output::Forward { message, source } => self.forward(node, source, message),
+            Output::Disconnect { peer, reason } => {
+                let reason = match reason {
+                    Misbehaviour::Ranges(_) => "bad reconciliation ranges",
+                    Misbehaviour::Unanswered => "response does not match its request",
+                };
+                self.drop_peer(node, peer, reason);
+            }
+            Output::Wake(at) => self.at(at.as_micros() as Micros, Event::Tick(node)),
+        }
+    }
+
+    /// Offers documents found differing, in one request.
+    fn offer(&mut self, from: u32, to: u32, to_sync: &ToSync, spread: Spread) {
+        let offers: Vec<Offer> = to_sync
+            .ids
+            .iter()
+            .map(|id| {
+                let they_lack = to_sync.they_lack.contains(id);
+                sync::offer(*id, WireKind::Entry, &self.held_id(from, id), they_lack)
+            })
+            .collect();
+        let purpose = Purpose::Sync { round: 0, spread };
+        self.request(from, to, Some(purpose), &Request::Sync { offers });
     }
 
     // -----------------------------------------------------------------------------------------
@@ -468,7 +688,10 @@ impl<D: SimDoc> Sim<D> {
         self.metrics.traffic[class as usize] += bytes;
         self.metrics.messages += 1;
         match self.net.transmit(self.now, from, to, bytes, &mut self.rng) {
-            Transit::Lost => self.metrics.lost += 1,
+            Transit::Lost => {
+                self.metrics.lost += 1;
+                self.lost(from, to, &msg);
+            }
             Transit::Arrives(at) => self.at(
                 at,
                 Event::Deliver {
@@ -481,16 +704,46 @@ impl<D: SimDoc> Sim<D> {
         }
     }
 
+    /// A message from `from` to `to` was lost: if it was a sync request or its response, the
+    /// requester learns it when the request times out, as a node does.
+    fn lost(&mut self, from: u32, to: u32, msg: &Msg) {
+        let (requester, peer, ids) = match msg {
+            Msg::Request(Some(Purpose::Sync { .. }), bytes) => {
+                match wire::decode::<Request>(bytes, MAX_MESSAGE_BYTES) {
+                    Ok(Request::Sync { offers }) => (from, to, offers),
+                    _ => return,
+                }
+            }
+            Msg::Response(Some(Purpose::Sync { .. }), bytes) => {
+                match wire::decode::<Response>(bytes, MAX_MESSAGE_BYTES) {
+                    Ok(Response::Sync { answers }) => (to, from, answers),
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        let ids = ids.iter().map(|o| o.id).collect();
+        let timeout = micros(self.scenario.sync.request_timeout_s);
+        self.after(
+            timeout,
+            Event::Failed {
+                node: requester,
+                peer,
+                ids,
+            },
+        );
+    }
+
     fn send_gossip(&mut self, from: u32, to: u32, message: GossipMsg) {
         let bytes = self.gossip.size(&message);
         self.send(from, to, Msg::Gossip(message), bytes, Class::Gossip);
     }
 
-    fn class(purpose: Purpose) -> Class {
+    fn class(purpose: Option<Purpose>) -> Class {
         match purpose {
-            Purpose::Reconcile | Purpose::Since => Class::Reconcile,
-            Purpose::Sync(_) => Class::Sync,
-            Purpose::Attack => Class::Attack,
+            Some(Purpose::Reconcile(_) | Purpose::Since(_)) => Class::Reconcile,
+            Some(Purpose::Sync { .. }) => Class::Sync,
+            None => Class::Attack,
         }
     }
 
@@ -499,7 +752,7 @@ impl<D: SimDoc> Sim<D> {
         offers.iter().map(|o| D::carried(&o.payload).1).sum()
     }
 
-    fn request(&mut self, from: u32, to: u32, purpose: Purpose, request: &Request) {
+    fn request(&mut self, from: u32, to: u32, purpose: Option<Purpose>, request: &Request) {
         let extra = match request {
             Request::Sync { offers } => Self::extra(offers),
             _ => 0,
@@ -515,7 +768,7 @@ impl<D: SimDoc> Sim<D> {
         );
     }
 
-    fn respond(&mut self, from: u32, to: u32, purpose: Purpose, response: &Response) {
+    fn respond(&mut self, from: u32, to: u32, purpose: Option<Purpose>, response: &Response) {
         let extra = match response {
             Response::Sync { answers } => Self::extra(answers),
             _ => 0,
@@ -529,109 +782,6 @@ impl<D: SimDoc> Sim<D> {
             size,
             Self::class(purpose),
         );
-    }
-
-    fn start_reconcile(&mut self, from: u32, to: u32) {
-        if !self.net.reachable(from, to) {
-            return;
-        }
-        let request = Request::Reconcile {
-            collection: *collection_id().as_bytes(),
-            parts: reconcile::initiate(&self.nodes[from as usize].items),
-        };
-        self.request(from, to, Purpose::Reconcile, &request);
-        // The node asks each peer's change log every period, so it knows where it is in it
-        // as of its last check; here the periodic reconciliation stands for that check.
-        let theirs = self.nodes[to as usize].log.len() as u64;
-        let ours = self.nodes[from as usize].log.len() as u64;
-        self.positions.insert((from, to), theirs);
-        self.positions.insert((to, from), ours);
-    }
-
-    /// Asks `to` what changed in its change log since `from` last asked; a pair with no
-    /// position reconciles in full instead.
-    fn ask_since(&mut self, from: u32, to: u32) {
-        if !self.net.reachable(from, to) {
-            return;
-        }
-        match self.positions.get(&(from, to)) {
-            Some(&since) => {
-                let request = Request::Since {
-                    collection: *collection_id().as_bytes(),
-                    since,
-                };
-                self.request(from, to, Purpose::Since, &request);
-            }
-            None => self.start_reconcile(from, to),
-        }
-    }
-
-    /// The documents `node`'s change log lists after `since`, at their current digests, as
-    /// the node's `Store::changed_since` (each document once).
-    fn changed_since(&self, node: u32, since: u64) -> Response {
-        let state = &self.nodes[node as usize];
-        let seq = state.log.len() as u64;
-        let start = if since == SINCE_UNKNOWN {
-            state.log.len()
-        } else {
-            (since as usize).min(state.log.len())
-        };
-        let docs: BTreeSet<u32> = state.log[start..].iter().copied().collect();
-        if docs.len() > MAX_SINCE_ITEMS {
-            return Response::Since {
-                seq,
-                items: Vec::new(),
-                complete: false,
-            };
-        }
-        let items = docs
-            .into_iter()
-            .filter_map(|doc| {
-                Some(Item {
-                    id: *self.registry.ids[doc as usize].as_bytes(),
-                    digest: self.digest(node, doc)?,
-                })
-            })
-            .collect();
-        Response::Since {
-            seq,
-            items,
-            complete: true,
-        }
-    }
-
-    /// Pulls each listed document that differs from `node`'s, unless it is being pulled from
-    /// another peer already: then the listing waits for that pull (see [`Self::pulled`]).
-    fn fetch_listed(&mut self, node: u32, from: u32, items: &[Item]) {
-        for item in items {
-            let Some(&doc) = self.registry.index.get(&item.id) else {
-                continue;
-            };
-            if self.digest(node, doc) == Some(item.digest) {
-                continue;
-            }
-            if self.is_pulling(node, doc) {
-                self.metrics.listings_waited += 1;
-                self.nodes[node as usize]
-                    .listed
-                    .push((doc, from, item.digest));
-            } else {
-                self.metrics.listed_pulls += 1;
-                self.pull(node, from, doc);
-            }
-        }
-    }
-
-    fn digest(&self, node: u32, doc: u32) -> Option<[u8; DIGEST_LEN]> {
-        let held = self.nodes[node as usize].doc(doc)?;
-        Some(reconcile::heads_digest(&held.heads()))
-    }
-
-    fn is_pulling(&self, node: u32, doc: u32) -> bool {
-        self.nodes[node as usize]
-            .pulling
-            .iter()
-            .any(|(d, _)| *d == doc)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -659,48 +809,15 @@ impl<D: SimDoc> Sim<D> {
         for (peer, g) in received.send {
             self.send_gossip(to, peer, g);
         }
-        let Some(m) = received.fresh else {
-            return;
-        };
-        if self.holds(to, m) {
-            return self.forward(to, from, m);
+        if let Some(m) = received.fresh {
+            let announcement = self.announced[m as usize].clone();
+            let input = Input::Announced {
+                peer: from,
+                message: m,
+                announcement,
+            };
+            self.step(to, input);
         }
-        let doc = self.announced[m as usize].0;
-        self.nodes[to as usize].awaiting.push((m, from, self.now));
-        self.pull(to, from, doc);
-    }
-
-    /// Whether `node` holds every change announcement `m` names, as the node's `Store::holds`.
-    fn holds(&self, node: u32, m: u32) -> bool {
-        let (doc, heads) = &self.announced[m as usize];
-        self.nodes[node as usize]
-            .doc(*doc)
-            .is_some_and(|held| heads.iter().all(|h| held.has_change(h)))
-    }
-
-    /// Pulls `doc` from `from` unless a pull of it is on its way already.
-    fn pull(&mut self, to: u32, from: u32, doc: u32) {
-        if self.is_pulling(to, doc) {
-            return;
-        }
-        let timeout = micros(self.scenario.sync.request_timeout_s);
-        self.nodes[to as usize]
-            .pulling
-            .push((doc, self.now + timeout));
-        let offer = sync::offer(
-            *self.registry.ids[doc as usize].as_bytes(),
-            WireKind::Entry,
-            &self.held(to, doc),
-            false,
-        );
-        self.request(
-            to,
-            from,
-            Purpose::Sync(0),
-            &Request::Sync {
-                offers: vec![offer],
-            },
-        );
     }
 
     fn forward(&mut self, node: u32, from: u32, m: u32) {
@@ -709,160 +826,35 @@ impl<D: SimDoc> Sim<D> {
         }
     }
 
-    /// A pull of `doc` ended (answered or timed out): the announcements of it whose changes
-    /// are here go on, as the node's `forward_arrived`; those still waiting pull again from
-    /// their sender, and are dropped after [`FORWARD_WITHIN`], as the node drops them. Then
-    /// change-log listings of `doc` that still differ are pulled, one peer at a time.
-    fn pulled(&mut self, node: u32, doc: u32) {
-        self.pull_announced(node, doc);
-        let listed = std::mem::take(&mut self.nodes[node as usize].listed);
-        let (of_doc, mut others): (Vec<_>, Vec<_>) =
-            listed.into_iter().partition(|&(d, _, _)| d == doc);
-        let ours = self.digest(node, doc);
-        for (d, peer, digest) in of_doc {
-            if Some(digest) == ours {
-                continue;
-            }
-            if self.is_pulling(node, doc) {
-                others.push((d, peer, digest));
-            } else {
-                self.metrics.listed_pulls += 1;
-                self.pull(node, peer, doc);
-            }
-        }
-        self.nodes[node as usize].listed.extend(others);
-    }
-
-    fn pull_announced(&mut self, node: u32, doc: u32) {
-        self.nodes[node as usize].pulling.retain(|(d, _)| *d != doc);
-        self.forward_arrived(node, doc);
-        let oldest = self.now.saturating_sub(FORWARD_WITHIN);
-        let state = &mut self.nodes[node as usize];
-        state.awaiting.retain(|&(_, _, since)| since >= oldest);
-        let again = state
-            .awaiting
-            .iter()
-            .find(|&&(m, _, _)| self.announced[m as usize].0 == doc)
-            .map(|&(_, from, _)| from);
-        if let Some(from) = again {
-            self.pull(node, from, doc);
-        }
-    }
-
-    /// Forwards the announcements of `doc` waiting at `node` whose changes it now holds.
-    fn forward_arrived(&mut self, node: u32, doc: u32) {
-        let waiting = std::mem::take(&mut self.nodes[node as usize].awaiting);
-        let (arrived, waiting): (Vec<_>, Vec<_>) = waiting
-            .into_iter()
-            .partition(|&(m, _, _)| self.announced[m as usize].0 == doc && self.holds(node, m));
-        self.nodes[node as usize].awaiting = waiting;
-        for (m, from, _) in arrived {
-            self.forward(node, from, m);
-        }
-    }
-
-    fn on_request(&mut self, from: u32, to: u32, purpose: Purpose, bytes: &[u8]) {
+    fn on_request(&mut self, from: u32, to: u32, purpose: Option<Purpose>, bytes: &[u8]) {
         let Ok(request) = wire::decode::<Request>(bytes, MAX_MESSAGE_BYTES) else {
             return self.drop_peer(to, from, "undecodable message");
         };
-        let response = match request {
-            Request::Reconcile { parts, .. } => {
-                let Ok(step) = reconcile::respond(&self.nodes[to as usize].items, &parts) else {
-                    return self.drop_peer(to, from, "bad reconciliation ranges");
-                };
-                self.offer_differing(to, from, &step);
-                Response::Reconcile { parts: step.reply }
-            }
-            Request::Sync { offers } => {
-                let mut answers = Vec::with_capacity(offers.len());
-                for offer in &offers {
-                    if !self.apply(to, from, offer) {
-                        return;
-                    }
-                    answers.push(sync::answer(offer, &self.held_id(to, &offer.id)));
-                }
-                self.falsify(to, &mut answers);
-                Response::Sync { answers }
-            }
-            Request::Since { since, .. } => self.changed_since(to, since),
-            Request::Operator => Response::Refused {
+        if request == Request::Operator {
+            let response = Response::Refused {
                 reason: "not simulated".into(),
-            },
+            };
+            return self.respond(to, from, purpose, &response);
+        }
+        let input = Input::Request {
+            peer: from,
+            request,
         };
-        self.respond(to, from, purpose, &response);
+        self.step_answering(to, input, Some((from, purpose)));
     }
 
-    fn on_response(&mut self, from: u32, to: u32, purpose: Purpose, bytes: &[u8]) {
+    fn on_response(&mut self, from: u32, to: u32, purpose: Option<Purpose>, bytes: &[u8]) {
         let Ok(response) = wire::decode::<Response>(bytes, MAX_MESSAGE_BYTES) else {
             return self.drop_peer(to, from, "undecodable message");
         };
-        match (purpose, response) {
-            (Purpose::Reconcile, Response::Reconcile { parts }) => {
-                if parts.is_empty() {
-                    return;
-                }
-                let Ok(step) = reconcile::respond(&self.nodes[to as usize].items, &parts) else {
-                    return self.drop_peer(to, from, "bad reconciliation ranges");
-                };
-                self.offer_differing(to, from, &step);
-                if !step.reply.is_empty() {
-                    let request = Request::Reconcile {
-                        collection: *collection_id().as_bytes(),
-                        parts: step.reply,
-                    };
-                    self.request(to, from, Purpose::Reconcile, &request);
-                }
-            }
-            (
-                Purpose::Since,
-                Response::Since {
-                    seq,
-                    items,
-                    complete,
-                },
-            ) => {
-                self.positions.insert((to, from), seq);
-                if complete {
-                    self.fetch_listed(to, from, &items);
-                } else {
-                    self.start_reconcile(to, from);
-                }
-            }
-            (Purpose::Sync(round), Response::Sync { answers }) => {
-                let mut follow = Vec::new();
-                for answer in &answers {
-                    if !self.apply(to, from, answer) {
-                        return;
-                    }
-                    if let Some(&doc) = self.registry.index.get(&answer.id) {
-                        self.pulled(to, doc);
-                    }
-                    follow.extend(sync::follow_up(answer, &self.held_id(to, &answer.id)));
-                }
-                if !follow.is_empty() && round < MAX_SYNC_ROUND {
-                    let request = Request::Sync { offers: follow };
-                    self.request(to, from, Purpose::Sync(round + 1), &request);
-                }
-            }
-            (Purpose::Attack, _) | (_, Response::Refused { .. }) => {}
-            (_, _) => self.drop_peer(to, from, "response does not match its request"),
+        if let Some(purpose) = purpose {
+            let input = Input::Response {
+                peer: from,
+                purpose,
+                response,
+            };
+            self.step(to, input);
         }
-    }
-
-    /// Offers the documents a reconciliation step found differing.
-    fn offer_differing(&mut self, from: u32, to: u32, step: &reconcile::Step) {
-        if step.differing.is_empty() {
-            return;
-        }
-        let offers: Vec<Offer> = step
-            .differing
-            .iter()
-            .map(|id| {
-                let they_lack = step.they_lack.binary_search(id).is_ok();
-                sync::offer(*id, WireKind::Entry, &self.held_id(from, id), they_lack)
-            })
-            .collect();
-        self.request(from, to, Purpose::Sync(0), &Request::Sync { offers });
     }
 
     fn held(&self, node: u32, doc: u32) -> Held<D> {
@@ -881,7 +873,7 @@ impl<D: SimDoc> Sim<D> {
 
     /// Verifies and applies a payload from `from`; false (and the peer dropped) when it fails
     /// verification.
-    fn apply(&mut self, node: u32, from: u32, offer: &Offer) -> bool {
+    fn apply(&mut self, node: u32, from: u32, offer: &Offer, spread: Spread) -> bool {
         let id = DocumentId::from_bytes(offer.id);
         let doc = self.registry.index.get(&offer.id).copied();
         let held = doc.and_then(|d| self.nodes[node as usize].doc(d).cloned());
@@ -901,7 +893,7 @@ impl<D: SimDoc> Sim<D> {
             Ok(None) => true,
             Ok(Some(new)) => {
                 let doc = doc.unwrap_or_else(|| self.registry.add(id));
-                self.hold(node, doc, new, Some(from));
+                self.hold(node, doc, new, Some(from), spread);
                 true
             }
             Err(VerifyError::MissingDependencies(_)) => {
@@ -918,18 +910,25 @@ impl<D: SimDoc> Sim<D> {
     fn drop_peer(&mut self, node: u32, peer: u32, reason: &'static str) {
         self.metrics.reject(reason);
         self.metrics.dropped_peers += 1;
+        let was = self.net.reachable(node, peer);
         self.net.block(node, peer);
+        if was {
+            self.step(node, Input::Disconnected(peer));
+            self.step(peer, Input::Disconnected(node));
+        }
     }
 
-    /// Keeps a verified version of `doc` at `node`, sharing it with nodes that hold the same.
-    fn hold(&mut self, node: u32, doc: u32, new: D, from: Option<u32>) {
+    /// Keeps a verified version of `doc` at `node`, sharing it with nodes that hold the same,
+    /// and tells the node's session.
+    fn hold(&mut self, node: u32, doc: u32, new: D, from: Option<u32>, spread: Spread) {
         let old = self.nodes[node as usize].doc(doc).cloned();
         for hash in new.change_hashes() {
             if old.as_ref().is_none_or(|o| !o.has_change(&hash)) {
                 self.metrics.gained(node, &hash, from, self.now);
             }
         }
-        let digest = reconcile::heads_digest(&new.heads());
+        let heads = new.heads();
+        let digest = reconcile::heads_digest(&heads);
         let shared = Arc::clone(
             self.registry
                 .versions
@@ -939,14 +938,28 @@ impl<D: SimDoc> Sim<D> {
         let state = &mut self.nodes[node as usize];
         if state.docs.len() <= doc as usize {
             state.docs.resize(doc as usize + 1, None);
+            state.brought_by.resize(doc as usize + 1, None);
         }
         state.docs[doc as usize] = Some(shared);
+        state.brought_by[doc as usize] = from;
         state.log.push(doc);
         Arc::make_mut(&mut state.items).upsert(Item {
             id: *self.registry.ids[doc as usize].as_bytes(),
             digest,
         });
-        self.forward_arrived(node, doc);
+        let announcement = Announcement {
+            collection: *collection_id().as_bytes(),
+            id: *self.registry.ids[doc as usize].as_bytes(),
+            kind: WireKind::Entry,
+            heads,
+        };
+        self.step(
+            node,
+            Input::Changed {
+                announcement,
+                spread,
+            },
+        );
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1013,27 +1026,29 @@ impl<D: SimDoc> Sim<D> {
                 self.metrics.add_update(hash, stats);
             }
         }
-        let heads = new.heads();
-        self.hold(node, doc, new, None);
-        self.announce(node, doc, heads);
+        self.hold(node, doc, new, None, Spread::Announce);
     }
 
-    fn announce(&mut self, node: u32, doc: u32, heads: Vec<[u8; 32]>) {
-        let announcement = Announcement {
-            collection: *collection_id().as_bytes(),
-            id: *self.registry.ids[doc as usize].as_bytes(),
-            kind: WireKind::Entry,
-            heads,
+    /// Publishes an announcement on gossip. Messages are named by their content, as in
+    /// gossipsub: one this node has seen already is not published again.
+    fn publish(&mut self, node: u32, announcement: Announcement) {
+        let key = (announcement.id, announcement.heads.clone());
+        let m = match self.messages.get(&key) {
+            Some(&m) if self.gossip.has_seen(node, m) => return,
+            Some(&m) => m,
+            None => {
+                let m = self
+                    .gossip
+                    .register(wire::encode(&announcement).len() as u64);
+                self.messages.insert(key, m);
+                self.announced.push(announcement);
+                m
+            }
         };
-        let m = self
-            .gossip
-            .register(wire::encode(&announcement).len() as u64);
-        self.announced.push((doc, announcement.heads));
         for (to, g) in self.gossip.publish(node, m, &self.net) {
             self.send_gossip(node, to, g);
         }
     }
-
     /// A sneakernet bundle: a node outside the first partition's group exports every document
     /// it holds; one node inside imports them through the same verification as sync.
     fn bundle(&mut self) {
@@ -1060,7 +1075,7 @@ impl<D: SimDoc> Sim<D> {
                 wire::encode(&payload).len() as u64 + D::carried(&payload).1;
             let id = self.registry.ids[doc as usize];
             match D::apply(id, DocKind::Entry, held.as_deref(), &payload) {
-                Ok(Some(new)) => self.hold(dest, doc, new, Some(source)),
+                Ok(Some(new)) => self.hold(dest, doc, new, Some(source), Spread::Quietly),
                 Ok(None) => {}
                 Err(e) => self.metrics.reject(refusal(&e)),
             }
@@ -1070,7 +1085,6 @@ impl<D: SimDoc> Sim<D> {
             .filter(|u| self.metrics.updates[*u as usize].held_ms[dest as usize] != NEVER)
             .collect();
         self.metrics.bundle = Some((self.now, carried));
-        self.after(micros(QUIET_AFTER_S), Event::ReconcileAll(dest));
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1098,13 +1112,7 @@ impl<D: SimDoc> Sim<D> {
             let len = self.rng.between(1, 64) as usize;
             let junk: Vec<u8> = (0..len).map(|_| self.rng.word() as u8).collect();
             let size = junk.len() as u64;
-            self.send(
-                node,
-                peer,
-                Msg::Request(Purpose::Attack, junk),
-                size,
-                Class::Attack,
-            );
+            self.send(node, peer, Msg::Request(None, junk), size, Class::Attack);
             return;
         }
         let offer = Offer {
@@ -1116,7 +1124,7 @@ impl<D: SimDoc> Sim<D> {
         let request = Request::Sync {
             offers: vec![offer],
         };
-        self.request(node, peer, Purpose::Attack, &request);
+        self.request(node, peer, None, &request);
     }
 
     /// A hostile node answers pulls of the entries it forged with forgeries.

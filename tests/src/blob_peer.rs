@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId};
 use minga_node::network::blob_codec::{BLOB_PROTOCOL, BlobCodec};
 use minga_node::network::blobs::encode_held;
 use minga_node::{BlobStore, Store};
@@ -72,24 +72,13 @@ fn serve(
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("tcp transport")
-            .with_behaviour(|_| {
-                request_response::Behaviour::with_codec(
-                    BlobCodec,
-                    [(BLOB_PROTOCOL, ProtocolSupport::Inbound)],
-                    request_response::Config::default(),
-                )
-            })
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-            .build();
+        let mut swarm = crate::peer_swarm::request_response(
+            BlobCodec,
+            BLOB_PROTOCOL,
+            ProtocolSupport::Inbound,
+            request_response::Config::default(),
+            Duration::from_secs(300),
+        );
         swarm
             .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address"))
             .expect("listening");

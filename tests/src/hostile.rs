@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
 use minga_protocol::wire::{self, Request};
 
 const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/minga/sync/1");
@@ -35,25 +35,13 @@ impl Hostile {
             .build()
             .expect("runtime");
         let swarm = runtime.block_on(async {
-            libp2p::SwarmBuilder::with_new_identity()
-                .with_tokio()
-                .with_tcp(
-                    tcp::Config::default(),
-                    noise::Config::new,
-                    yamux::Config::default,
-                )
-                .expect("tcp transport")
-                .with_behaviour(|_| {
-                    request_response::Behaviour::with_codec(
-                        RawCodec,
-                        [(SYNC_PROTOCOL, ProtocolSupport::Outbound)],
-                        request_response::Config::default()
-                            .with_request_timeout(Duration::from_secs(30)),
-                    )
-                })
-                .expect("behaviour")
-                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-                .build()
+            crate::peer_swarm::request_response(
+                RawCodec,
+                SYNC_PROTOCOL,
+                ProtocolSupport::Outbound,
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+                Duration::from_secs(60),
+            )
         });
         Hostile { runtime, swarm }
     }

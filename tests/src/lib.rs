@@ -15,6 +15,7 @@ pub mod demo;
 pub mod flags;
 pub mod hostile;
 pub mod measure;
+pub mod peer_swarm;
 pub mod procfs;
 pub mod real_stack;
 

@@ -12,6 +12,7 @@ use libp2p::{
     StreamProtocol, Swarm, Transport, autonat, connection_limits, dcutr, gossipsub, identify,
     identity, kad, mdns, noise, ping, relay, request_response, tcp, yamux,
 };
+use minga_protocol::session::FORWARD_WITHIN;
 use minga_protocol::wire::MAX_GOSSIP_BYTES;
 use prometheus_client::registry::Registry;
 
@@ -51,11 +52,6 @@ const MAX_STREAMS: usize = 16;
 
 /// gossipsub's heartbeat: mesh upkeep and the IHAVE gossip of recent messages.
 const GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
-
-/// How long an announcement may wait for its change before it is dropped unforwarded: a pull
-/// on a slow link takes seconds. gossipsub keeps messages this many heartbeats, so it can still
-/// forward them once they are validated.
-pub const FORWARD_WITHIN: Duration = Duration::from_secs(60);
 
 /// Gossip messages are named by their content, not by who sent them: every node that pulled a
 /// change announces the same heads, and those announcements are one message that each node

@@ -1,27 +1,19 @@
 //! What a node says in `/minga/sync/1`: serving a peer's requests and acting on its responses.
 //! Reads go to the store; anything received is verified and written by the event loop.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use libp2p::PeerId;
 
 use minga_protocol::automerge::ChangeHash;
-use minga_protocol::reconcile::Item;
-use minga_protocol::reconcile::{self, RangePart};
+use minga_protocol::session::{Spread, ToSync};
 use minga_protocol::sync::{self, Held, SignedDoc, SyncDocument};
-use minga_protocol::wire::{
-    MAX_SINCE_ITEMS, Offer, Payload, Request, Response, SINCE_UNKNOWN, WireKind,
-};
+use minga_protocol::wire::{Offer, Payload, Request, WireKind};
 use minga_protocol::{AuthorId, DocKind, DocumentId, Signature, VerifyError};
 use prometheus_client::metrics::counter::Counter;
 
-use super::fetching::Fetching;
-use crate::commons::Spread;
-use crate::store::Reader;
-use crate::store::load;
+use crate::store::{Reader, load};
 use crate::store::{SourceTag, source_tag};
 use crate::{Error, Handle};
 
@@ -42,66 +34,6 @@ pub struct Exchange {
     pub operator: (AuthorId, Signature),
     /// Documents a peer's payload changed here.
     pub received: Counter,
-    /// Documents offered to each peer by reconciliation and not answered yet.
-    pub offered: Offered,
-    /// Documents a change listing named, being fetched from one peer.
-    pub fetching: Fetching,
-}
-
-/// How long an unanswered offer keeps a document from being offered to the same peer again.
-const OFFER_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Documents on their way to a peer, and since when: a reconciliation or change listing that
-/// overlaps one still being synced (a periodic check, a repeated identify) skips them rather
-/// than sending the same documents twice.
-#[derive(Debug, Clone, Default)]
-pub struct Offered(Arc<Mutex<HashMap<OfferedTo, Instant>>>);
-
-/// A document (by id) offered to a peer.
-type OfferedTo = (PeerId, [u8; 16]);
-
-impl Offered {
-    /// Of `ids`, those not already on their way to `peer`; they count as on their way now.
-    pub fn claim(&self, peer: PeerId, ids: &[[u8; 16]]) -> Vec<[u8; 16]> {
-        let now = Instant::now();
-        let mut offered = self.0.lock().expect("not poisoned");
-        offered.retain(|_, since| now.duration_since(*since) < OFFER_TIMEOUT);
-        ids.iter()
-            .filter(|id| match offered.entry((peer, **id)) {
-                Entry::Occupied(_) => false,
-                Entry::Vacant(slot) => {
-                    slot.insert(now);
-                    true
-                }
-            })
-            .copied()
-            .collect()
-    }
-
-    /// Of the documents in `to_sync`, those not already on their way to `peer`; see
-    /// [`Self::claim`].
-    pub fn claim_sync(&self, peer: PeerId, to_sync: &ToSync) -> ToSync {
-        ToSync {
-            ids: self.claim(peer, &to_sync.ids),
-            collection: to_sync.collection,
-            they_lack: to_sync.they_lack.clone(),
-        }
-    }
-
-    /// The peer is gone: whatever was on its way to it is not, and is offered again on the
-    /// next connection.
-    pub fn forget(&self, peer: PeerId) {
-        let mut offered = self.0.lock().expect("not poisoned");
-        offered.retain(|(to, _), _| *to != peer);
-    }
-
-    /// The peer answered for these documents.
-    pub fn settle(&self, peer: PeerId, answers: &[Offer]) {
-        let mut offered = self.0.lock().expect("not poisoned");
-        for answer in answers {
-            offered.remove(&(peer, answer.id));
-        }
-    }
 }
 
 /// A peer broke the protocol (a forged change, a malformed range): drop it.
@@ -109,189 +41,28 @@ impl Offered {
 #[error("{0}")]
 pub struct Misbehaved(pub String);
 
-/// Differences found by reconciliation: documents to bring level with the peer.
-#[derive(Debug, Default)]
-pub struct ToSync {
-    pub collection: Option<DocumentId>,
-    pub ids: Vec<[u8; 16]>,
-    /// Of `ids`, those the peer holds no version of.
-    pub they_lack: BTreeSet<[u8; 16]>,
-}
-
-/// Why a request could not be served.
-fn refused(reason: &str) -> Response {
-    Response::Refused {
-        reason: reason.to_owned(),
-    }
-}
-
 impl Exchange {
     fn carries(&self, collection: &DocumentId) -> Result<bool, Error> {
         Ok(self.mirror || self.store.is_followed(collection)?)
     }
 
-    /// Answers `peer`'s request; may also find documents this side should bring level.
-    pub async fn serve(
+    /// Applies the documents `peer` offered in a request, and answers each with our heads and
+    /// what it lacks.
+    pub async fn answer_offers(
         &self,
         peer: PeerId,
-        request: Request,
-    ) -> Result<(Response, ToSync), Misbehaved> {
+        offers: Vec<Offer>,
+    ) -> Result<Vec<Offer>, Misbehaved> {
         let from = source_tag(&peer.to_string());
-        match request {
-            Request::Reconcile { collection, parts } => {
-                let collection = DocumentId::from_bytes(collection);
-                match self.carries(&collection) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok((refused("collection not carried"), ToSync::default())),
-                    Err(e) => return Ok((refused(&e.to_string()), ToSync::default())),
-                }
-                let (reply, to_sync) = self.reconcile_step(collection, &parts)?;
-                Ok((Response::Reconcile { parts: reply }, to_sync))
-            }
-            Request::Operator => {
-                let (author, signature) = self.operator;
-                let response = Response::Operator {
-                    author: *author.as_bytes(),
-                    signature: signature.0.to_vec(),
-                };
-                Ok((response, ToSync::default()))
-            }
-            Request::Since { collection, since } => {
-                let collection = DocumentId::from_bytes(collection);
-                match self.carries(&collection) {
-                    Ok(true) => Ok((self.since(&collection, since, from), ToSync::default())),
-                    Ok(false) => Ok((refused("collection not carried"), ToSync::default())),
-                    Err(e) => Ok((refused(&e.to_string()), ToSync::default())),
-                }
-            }
-            Request::Sync { offers } => {
-                let mut answers = Vec::with_capacity(offers.len());
-                for offer in offers {
-                    answers.push(self.answer(offer, from).await?);
-                }
-                Ok((Response::Sync { answers }, ToSync::default()))
-            }
+        let mut answers = Vec::with_capacity(offers.len());
+        for offer in offers {
+            answers.push(self.answer(offer, from).await?);
         }
+        Ok(answers)
     }
 
-    /// One reconciliation step against our set of `collection`.
-    pub fn reconcile_step(
-        &self,
-        collection: DocumentId,
-        parts: &[RangePart],
-    ) -> Result<(Vec<RangePart>, ToSync), Misbehaved> {
-        let items = self
-            .store
-            .reconcile_set(&collection)
-            .map_err(|e| Misbehaved(e.to_string()))?;
-        let step = reconcile::respond(&items, parts).map_err(|e| Misbehaved(e.to_string()))?;
-        let they_lack = step.they_lack.iter().copied().collect();
-        let to_sync = ToSync {
-            collection: Some(collection),
-            ids: step.differing,
-            they_lack,
-        };
-        Ok((step.reply, to_sync))
-    }
-
-    /// What of `collection` changed after our change-log position `since`, less what came
-    /// from the asker.
-    fn since(&self, collection: &DocumentId, since: u64, asker: SourceTag) -> Response {
-        // Read first: whatever changes later has a greater position and is in the next answer.
-        let seq = self.store.seq();
-        let listed = if since == SINCE_UNKNOWN {
-            Ok((Vec::new(), true))
-        } else {
-            self.store
-                .changed_since(collection, since, MAX_SINCE_ITEMS, Some(asker))
-        };
-        match listed {
-            // Too many to list: the asker reconciles instead, so it gets none of them.
-            Ok((_, false)) => Response::Since {
-                seq,
-                items: Vec::new(),
-                complete: false,
-            },
-            Ok((items, true)) => Response::Since {
-                seq,
-                items,
-                complete: true,
-            },
-            Err(e) => refused(&e.to_string()),
-        }
-    }
-
-    /// The documents of `peer`'s [`Response::Since`] that differ from ours, except those being
-    /// fetched from another peer already (they wait for it: see [`Fetching`]).
-    pub fn since_differences(
-        &self,
-        peer: PeerId,
-        collection: DocumentId,
-        theirs: &[Item],
-    ) -> Result<ToSync, Error> {
-        let mut differing = Vec::new();
-        for item in theirs {
-            let id = DocumentId::from_bytes(item.id);
-            if self.store.item_digest(&collection, &id)? != Some(item.digest) {
-                differing.push(*item);
-            }
-        }
-        differing.sort_by_key(|item| item.id);
-        differing.dedup_by_key(|item| item.id);
-        let ids = self.fetching.claim(peer, collection, &differing);
-        Ok(ToSync {
-            collection: Some(collection),
-            ids,
-            they_lack: BTreeSet::new(),
-        })
-    }
-
-    /// Listings that waited for a fetch from another peer which has since landed or failed,
-    /// and still differ from what is here: what to fetch from whom.
-    pub fn unblocked_fetches(&self) -> Vec<(PeerId, ToSync)> {
-        let mut by_peer: HashMap<(PeerId, DocumentId), Vec<[u8; 16]>> = HashMap::new();
-        for waiting in self.fetching.take_unblocked() {
-            let id = DocumentId::from_bytes(waiting.item.id);
-            let ours = self
-                .store
-                .item_digest(&waiting.collection, &id)
-                .ok()
-                .flatten();
-            if ours != Some(waiting.item.digest) {
-                by_peer
-                    .entry((waiting.peer, waiting.collection))
-                    .or_default()
-                    .push(waiting.item.id);
-            }
-        }
-        by_peer
-            .into_iter()
-            .map(|((peer, collection), ids)| {
-                let to_sync = ToSync {
-                    collection: Some(collection),
-                    ids,
-                    they_lack: BTreeSet::new(),
-                };
-                (peer, to_sync)
-            })
-            .collect()
-    }
-
-    /// The first message of reconciling `collection`.
-    pub fn initiate(&self, collection: &DocumentId) -> Result<Request, Error> {
-        let items = self.store.reconcile_set(collection)?;
-        Ok(Request::Reconcile {
-            collection: *collection.as_bytes(),
-            parts: reconcile::initiate(&items),
-        })
-    }
-
-    /// Offers for documents found differing, batched into requests.
-    pub fn offers(&self, to_sync: &ToSync) -> Result<Vec<Request>, Error> {
-        self.offer_batches(to_sync).collect()
-    }
-
-    /// [`Self::offers`], each batch read from the store only when the previous one is taken:
+    /// Offers for documents found differing, batched into requests, each batch read from the
+    /// store only when the previous one is taken:
     /// the first leaves at once, and thousands of documents are never all in memory.
     pub fn offer_batches<'a>(
         &'a self,
@@ -303,7 +74,7 @@ impl Exchange {
             let mut bytes = 0;
             while let Some(id) = ids.next_if(|_| batch.len() < MAX_OFFERS && bytes < BATCH_BYTES) {
                 let id = DocumentId::from_bytes(*id);
-                let kind = if Some(id) == to_sync.collection {
+                let kind = if id == to_sync.collection {
                     WireKind::Collection
                 } else {
                     WireKind::Entry
@@ -538,34 +309,5 @@ fn payload_size(payload: &Payload) -> usize {
             document,
             signatures,
         } => document.len() + 96 * signatures.len(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_document_on_its_way_is_not_offered_twice() {
-        let offered = Offered::default();
-        let (peer, other) = (PeerId::random(), PeerId::random());
-        assert_eq!(offered.claim(peer, &[[1; 16], [2; 16]]).len(), 2);
-        assert_eq!(offered.claim(peer, &[[1; 16], [3; 16]]), vec![[3; 16]]);
-        assert_eq!(offered.claim(other, &[[1; 16]]), vec![[1; 16]]);
-        let answer = Offer {
-            id: [1; 16],
-            kind: WireKind::Entry,
-            heads: Vec::new(),
-            payload: Payload::Nothing,
-        };
-        offered.settle(peer, &[answer]);
-        assert_eq!(offered.claim(peer, &[[1; 16]]), vec![[1; 16]]);
-        offered.forget(peer);
-        assert_eq!(
-            offered.claim(peer, &[[1; 16], [3; 16]]).len(),
-            2,
-            "the peer left"
-        );
-        assert_eq!(offered.claim(other, &[[1; 16]]), Vec::<[u8; 16]>::new());
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use minga_protocol::DocumentId;
+use minga_simulations::metrics::time_to_fraction;
 use serde_json::json;
 
 use super::LocalNode;
@@ -144,10 +145,8 @@ impl Update {
             .filter(|&i| among(i))
             .map(|i| self.held_after[i])
             .collect();
-        let mut times: Vec<Duration> = counted.iter().flatten().copied().collect();
-        times.sort_unstable();
-        let needed = ((fraction * counted.len() as f64).ceil() as usize).max(1);
-        times.get(needed - 1).copied()
+        let times: Vec<Duration> = counted.iter().flatten().copied().collect();
+        time_to_fraction(times, counted.len(), fraction)
     }
 
     /// When the last node came to hold it (`None` while some node lacks it).
