@@ -15,9 +15,10 @@
 //!   changed since its last answer (`Request::Since`), for every followed collection; where it
 //!   never asked, it learns its position, and the side with the smaller peer id reconciles the
 //!   collection in full.
-//! - **Every [`Config::check_every`]** each side asks every idle peer's change log again; the
-//!   first check and every [`FULL_CHECK_EVERY`]th reconciles in full instead (the smaller id
-//!   starts it), the check that nothing was missed.
+//! - **Every [`Config::check_every`]** the side with the smaller id reconciles every collection
+//!   with every idle peer: one fingerprint when both hold the same (20–40 bytes), the check that
+//!   nothing was missed. The first check and every [`LOG_CHECK_EVERY`]th each side also asks the
+//!   change log, so its position stays fresh for the next reconnection.
 //! - **A listed document is fetched once**: of several peers listing the same document, only
 //!   the first is asked; the others' listings wait for that fetch and are fetched only if the
 //!   document still differs once it landed or failed ([`FETCH_TIMEOUT`]).
@@ -43,8 +44,8 @@ use crate::wire::{Announcement, MAX_SINCE_ITEMS, Offer, Request, Response, SINCE
 
 /// How often a node checks every collection it shares with each peer.
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
-/// Every how many periodic checks one is a full reconciliation (the first included).
-pub const FULL_CHECK_EVERY: u64 = 10;
+/// Every how many periodic checks one also asks each peer's change log (the first included).
+pub const LOG_CHECK_EVERY: u64 = 10;
 /// Quiet time after the last change of a catch-up before neighbours are offered it.
 pub const QUIET_AFTER: Duration = Duration::from_secs(2);
 /// How long a held announcement waits for what it names before it is dropped unforwarded
@@ -411,7 +412,7 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
 
     /// Asks `peer` what of `collection` changed since we last asked. Where we never asked, we
     /// learn our position, and the side with the smaller peer id (or we, when `reconcile`)
-    /// reconciles the collection in full; the periodic full check finds what that misses.
+    /// reconciles the collection in full; the periodic check finds what that misses.
     fn catch_up(
         &mut self,
         peer: P,
@@ -897,16 +898,16 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
         }
     }
 
-    /// The periodic check with every idle peer: ask its change log what changed since (cheap,
-    /// and it keeps our position fresh for the next reconnection), and the first time and
-    /// every [`FULL_CHECK_EVERY`]th reconcile in full, the side with the smaller id starting.
+    /// The periodic check with every idle peer: the side with the smaller id reconciles (a
+    /// fingerprint when level), and the first time and every [`LOG_CHECK_EVERY`]th each side
+    /// asks the change log what changed since, which keeps its position fresh.
     fn check(
         &mut self,
         busy: &BTreeSet<P>,
         replica: &impl Replica<P>,
         out: &mut Vec<Output<P, M>>,
     ) {
-        let full = self.checks.is_multiple_of(FULL_CHECK_EVERY);
+        let ask_log = self.checks.is_multiple_of(LOG_CHECK_EVERY);
         self.checks += 1;
         let idle: Vec<P> = self
             .peers
@@ -917,10 +918,11 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
         let followed = replica.followed();
         for peer in idle {
             for collection in &followed {
-                if full && self.me < peer {
-                    self.reconcile(peer, *collection, replica, out);
-                } else if let Some(position) = replica.position(&peer, collection) {
+                if ask_log && let Some(position) = replica.position(&peer, collection) {
                     out.push(since(peer, *collection, position));
+                }
+                if self.me < peer {
+                    self.reconcile(peer, *collection, replica, out);
                 }
             }
         }
@@ -1176,7 +1178,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_check_and_every_tenth_reconcile_in_full() {
+    fn every_check_reconciles_and_every_tenth_asks_the_change_log() {
         let mut fake = Fake::default();
         fake.positions.insert(9, 3);
         fake.positions.insert(2, 3);
@@ -1187,25 +1189,19 @@ mod tests {
             let out = s.handle(Input::Tick { busy }, CHECK_EVERY * n, &fake);
             kinds.push(sent(&out));
         }
-        let full = vec![
-            (2, Purpose::Since(COLLECTION)),
-            (9, Purpose::Reconcile(COLLECTION)),
-        ];
-        let quick = vec![
+        let with_log = vec![
             (2, Purpose::Since(COLLECTION)),
             (9, Purpose::Since(COLLECTION)),
+            (9, Purpose::Reconcile(COLLECTION)),
         ];
+        let fingerprint = vec![(9, Purpose::Reconcile(COLLECTION))];
         for (n, kind) in kinds.iter().enumerate() {
-            let expected = if n % 10 == 0 { &full } else { &quick };
+            let expected = if n % 10 == 0 { &with_log } else { &fingerprint };
             assert_eq!(kind, expected, "check {n}");
         }
         let busy = BTreeSet::from([9]);
         let out = s.handle(Input::Tick { busy }, CHECK_EVERY * 22, &fake);
-        assert_eq!(
-            sent(&out),
-            vec![(2, Purpose::Since(COLLECTION))],
-            "a busy peer is left alone"
-        );
+        assert!(sent(&out).is_empty(), "a busy peer is left alone");
         let busy = BTreeSet::new();
         let out = s.handle(Input::Tick { busy }, CHECK_EVERY * 22 + secs(1), &fake);
         assert!(sent(&out).is_empty(), "not due yet");
