@@ -10,9 +10,15 @@ use minga_node::network::Multiaddr;
 #[derive(Debug, Parser)]
 #[command(name = "minga", version, about)]
 pub struct Cli {
-    /// The node's data dir (keys, store, api.addr).
+    /// The node's data dir (keys, store, api.addr). Unset: the user's
+    /// (`$XDG_DATA_HOME/minga`), else the packaged service's (`/var/lib/minga`).
     #[arg(long, global = true, env = "MINGA_HOME")]
     pub data_dir: Option<PathBuf>,
+    /// Talk to the node whose API is at this URL (e.g. `http://192.168.1.20:7878`) instead of
+    /// finding one through a data dir. Writes to a node on the LAN need its token, read from
+    /// the `MINGA_API_TOKEN` environment variable.
+    #[arg(long, global = true, env = "MINGA_NODE", value_name = "URL")]
+    pub node: Option<String>,
     /// Print the JSON of the matching API route instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -136,6 +142,10 @@ pub enum BlobCommand {
 
 #[derive(Debug, Args)]
 pub struct NodeArgs {
+    /// The name credited on entries written here that name no author (a person's or the
+    /// centre's). Asked on a terminal when a new data dir is made without it.
+    #[arg(long)]
+    pub name: Option<String>,
     /// Address of the HTTP API (port 0 picks a free one; see api.addr in the data dir).
     /// [default: 127.0.0.1:7878, or `api` in config.toml]
     #[arg(long)]

@@ -93,19 +93,38 @@ impl Backend {
     /// The running node if `api.addr` names one that answers, else the store itself.
     pub fn connect(dir: &DataDir) -> anyhow::Result<Backend> {
         if let Some(addr) = dir.read_api_addr() {
-            let agent = ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(2))
-                .timeout(Duration::from_secs(120))
-                .build();
-            let base = format!("http://{addr}");
-            if agent.get(&format!("{base}/api/v1/status")).call().is_ok() {
-                let token = dir.read_api_token();
-                return Ok(Backend::Remote { base, agent, token });
+            let node = Backend::remote(&format!("http://{addr}"), dir.read_api_token());
+            if node.answers() {
+                return Ok(node);
             }
             tracing::debug!("no node answers at {addr}; opening the store directly");
         }
         let commons = Commons::open(dir, crate::config_file::load(dir.root())?.cache_bytes(None))?;
         Ok(Backend::Local(Box::new(commons)))
+    }
+
+    /// The node whose API is at `url` (`http://host:port`; the scheme may be left out).
+    pub fn remote(url: &str, token: Option<String>) -> Backend {
+        let url = url.trim_end_matches('/');
+        let base = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("http://{url}")
+        };
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(2))
+            .timeout(Duration::from_secs(120))
+            .build();
+        Backend::Remote { base, agent, token }
+    }
+
+    fn answers(&self) -> bool {
+        match self {
+            Backend::Remote { base, agent, .. } => {
+                agent.get(&format!("{base}/api/v1/status")).call().is_ok()
+            }
+            Backend::Local(_) => true,
+        }
     }
 
     pub fn run(&mut self, op: Op) -> anyhow::Result<Answer> {

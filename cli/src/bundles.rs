@@ -7,25 +7,24 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use minga_node::DataDir;
 use minga_node::bundle::{self, ExportRequest, ImportRequest, Phase, Progress};
 
 use crate::backend::{Answer, Backend, Op};
 use crate::output;
 
 /// `minga export`.
-pub fn export(dir: &DataDir, mut request: ExportRequest, json: bool) -> anyhow::Result<()> {
+pub fn export(backend: &mut Backend, mut request: ExportRequest, json: bool) -> anyhow::Result<()> {
     request.out = absolute(&request.out)?;
     request.since = request.since.as_deref().map(absolute).transpose()?;
-    let summary = run(dir, Op::Export(request))?;
+    let summary = run(backend, Op::Export(request))?;
     output::print(&summary, json, output::answer);
     Ok(())
 }
 
 /// `minga import`.
-pub fn import(dir: &DataDir, mut request: ImportRequest, json: bool) -> anyhow::Result<()> {
+pub fn import(backend: &mut Backend, mut request: ImportRequest, json: bool) -> anyhow::Result<()> {
     request.file = absolute(&request.file)?;
-    let summary = run(dir, Op::Import(request))?;
+    let summary = run(backend, Op::Import(request))?;
     output::print(&summary, json, output::answer);
     Ok(())
 }
@@ -37,9 +36,8 @@ pub fn inspect(file: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(dir: &DataDir, op: Op) -> anyhow::Result<Answer> {
+fn run(backend: &mut Backend, op: Op) -> anyhow::Result<Answer> {
     let bar = Bar::new();
-    let mut backend = Backend::connect(dir)?;
     if matches!(backend, Backend::Remote { .. }) {
         // The node does the work; its progress is not streamed back, so show that it runs.
         bar.spinner();

@@ -5,6 +5,7 @@ mod backend;
 mod blob;
 mod bundles;
 mod config_file;
+mod home;
 mod output;
 
 use std::fs;
@@ -22,6 +23,11 @@ use serde_json::Value;
 
 use args::{BlobCommand, BundleCommand, Cli, CollectionCommand, Command, KeyCommand, NodeArgs};
 use backend::{Backend, Op};
+
+/// The node returns freed memory to the system; glibc's malloc kept a burst's buffers resident in
+/// its per-thread arenas (docs/soak.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,13 +54,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(DataDir::default_root));
+    let named = cli.data_dir.as_deref();
     let json = cli.json;
+    let connect = || match cli.node.as_deref() {
+        Some(url) => Ok(Backend::remote(url, std::env::var("MINGA_API_TOKEN").ok())),
+        None => Backend::connect(&home::existing(named)?),
+    };
     match cli.command {
-        Command::Init { name } => init(&dir, name.as_deref(), json),
-        Command::Node(args) => node(dir, args),
+        Command::Init { name } => init(&home::to_create(named), name.as_deref(), json),
+        Command::Node(args) => node(home::to_create(named), args),
         Command::Key(KeyCommand::Export { out }) => {
-            let exported = keys::export_author(&dir)?;
+            let exported = keys::export_author(&home::existing(named)?)?;
             match out {
                 Some(path) => minga_node::datadir::write_atomic(&path, exported.as_bytes(), 0o600)
                     .with_context(|| format!("writing {}", path.display())),
@@ -65,6 +75,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Key(KeyCommand::Import { file }) => {
+            // Restoring a backed-up key is how a node's identity moves to a new data dir.
+            let dir = home::to_create(named);
             let _lock = dir.lock()?;
             let text =
                 fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -83,28 +95,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 since: args.since,
                 part_bytes: args.part_size,
             };
-            bundles::export(&dir, request, json)
+            bundles::export(&mut connect()?, request, json)
         }
         Command::Import(args) => {
             let request = minga_node::bundle::ImportRequest {
                 file: args.file,
                 assume_free_bytes: args.assume_free_bytes,
             };
-            bundles::import(&dir, request, json)
+            bundles::import(&mut connect()?, request, json)
         }
         Command::Bundle(BundleCommand::Inspect { file }) => bundles::inspect(&file, json),
         Command::Blob(BlobCommand::Add { file }) => {
-            let answer = blob::add(&mut Backend::connect(&dir)?, &file)?;
+            let answer = blob::add(&mut connect()?, &file)?;
             output::print(&answer, json, |added| added.hash.to_string());
             Ok(())
         }
         Command::Blob(BlobCommand::Get { hash, out }) => {
-            let answer = blob::get(&mut Backend::connect(&dir)?, &hash, &out)?;
+            let answer = blob::get(&mut connect()?, &hash, &out)?;
             output::print(&answer, json, |_| String::new());
             Ok(())
         }
         command => {
-            let mut backend = Backend::connect(&dir)?;
+            let mut backend = connect()?;
             let op = operation(command, &mut backend)?;
             let answer = backend.run(op)?;
             output::print(&answer, json, output::answer);
@@ -288,6 +300,10 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
     if web.search_writer_bytes < minga_node::search::MIN_WRITER_BYTES {
         anyhow::bail!("--search-writer-mb must be at least 15");
     }
+    let name = args.name.clone().or_else(|| {
+        let fresh = !dir.holds_node();
+        fresh.then(ask_name).flatten()
+    });
     let config = NodeConfig {
         data_dir: dir,
         cache_bytes: file.cache_bytes(args.cache_mb),
@@ -298,7 +314,11 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let commons = config.open_commons()?;
+        let mut commons = config.open_commons()?;
+        if let Some(name) = name {
+            commons.set_name(&name)?;
+            commons.flush()?;
+        }
         let listener = tokio::net::TcpListener::bind(api)
             .await
             .with_context(|| format!("listening for the API on {api}"))?;
@@ -306,6 +326,22 @@ fn node(dir: DataDir, args: NodeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped cleanly");
         Ok(())
     })
+}
+
+/// On a terminal, the name a new node credits its entries with; `None` when skipped or when no
+/// one is at the keyboard (a service).
+fn ask_name() -> Option<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    eprint!(
+        "A new node. The name credited on what is written here (yours or the centre's; Enter to skip): "
+    );
+    std::io::stderr().flush().ok()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok()?;
+    Some(line.trim().to_owned()).filter(|name| !name.is_empty())
 }
 
 /// The blob options: command line, then config.toml, then the defaults.

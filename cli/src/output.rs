@@ -7,6 +7,7 @@ use minga_node::store::EntryPage;
 use minga_node::views::PeerList;
 use minga_protocol::Entry;
 use minga_protocol::bundle::SectionKind;
+use minga_protocol::entry::Author;
 use serde::Serialize;
 
 use crate::backend::Answer;
@@ -87,7 +88,7 @@ fn hits(page: &HitPage) -> String {
 }
 
 fn entry(entry: &Entry) -> String {
-    let authors: Vec<&str> = entry.authors.iter().map(|a| a.name.as_str()).collect();
+    let authors: Vec<String> = entry.authors.iter().map(Author::credit).collect();
     let mut text = format!("{}\n", entry.title);
     for (label, value) in [
         ("id", entry.id.to_string()),

@@ -255,32 +255,8 @@ async fn delete_entry(
     Ok(Json(Deleted::from(stone)).into_response())
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
-async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
-    let status = node_status(&state)?;
-    let dropped = state.net.status.read().expect("status lock").peers_dropped;
-    let mut text = format!(
-        "# HELP minga_entries Entries held by this node.\n# TYPE minga_entries gauge\nminga_entries {}\n\
-         # HELP minga_collections Collections held by this node.\n# TYPE minga_collections gauge\nminga_collections {}\n\
-         # HELP minga_store_writes_total Store batches applied since start.\n# TYPE minga_store_writes_total counter\nminga_store_writes_total {}\n\
-         # HELP minga_store_durable_writes_total Store batches flushed to disk since start.\n# TYPE minga_store_durable_writes_total counter\nminga_store_durable_writes_total {}\n",
-        status.entries,
-        status.collections,
-        state.store.applied_writes(),
-        state.store.durable_writes(),
-    );
-    text.push_str(&format!(
-        "# HELP minga_peers Connected peers.\n# TYPE minga_peers gauge\nminga_peers {}\n\
-         # HELP minga_peers_dropped_total Peers dropped for forged changes or malformed messages.\n# TYPE minga_peers_dropped_total counter\nminga_peers_dropped_total {dropped}\n",
-        status.peers
-    ));
-    let transfers = state.blobs.progress();
-    text.push_str(&format!(
-        "# HELP minga_blob_bytes_fetched_total Blob bytes verified and written since start.\n# TYPE minga_blob_bytes_fetched_total counter\nminga_blob_bytes_fetched_total {}\n\
-         # HELP minga_blob_ranges_rejected_total Blob ranges from peers that failed verification.\n# TYPE minga_blob_ranges_rejected_total counter\nminga_blob_ranges_rejected_total {}\n",
-        transfers.bytes_fetched, transfers.rejected_ranges
-    ));
-    drop(transfers);
-    text.push_str(&state.net.metrics_text());
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.net.metrics_text();
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }

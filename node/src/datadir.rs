@@ -62,6 +62,11 @@ impl DataDir {
         Ok(DirLock { _file: file })
     }
 
+    /// Whether a node was made here (`minga init` or `minga node`): its author key exists.
+    pub fn holds_node(&self) -> bool {
+        self.author_key_file().exists()
+    }
+
     pub fn store_dir(&self) -> PathBuf {
         self.root.join("store")
     }

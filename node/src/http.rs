@@ -20,6 +20,7 @@ pub mod access;
 pub(crate) mod body;
 pub mod bundle_dirs;
 pub mod host;
+pub mod lan;
 mod throttle;
 pub(crate) mod upload;
 

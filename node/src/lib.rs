@@ -27,6 +27,7 @@ pub mod event_loop;
 pub mod fuzzing;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod queries;

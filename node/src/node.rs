@@ -18,6 +18,7 @@ use crate::http::access::Access;
 use crate::http::bundle_dirs::BundleDirs;
 use crate::http::host::Hosts;
 use crate::http::{self, AppState};
+use crate::metrics::NodeMetrics;
 use crate::network;
 use crate::search::indexer::Indexer;
 use crate::{Commons, DataDir, Error, StoreError, event_loop};
@@ -95,10 +96,21 @@ pub async fn run(
             return Err(StoreError::Io(std::io::Error::other(reason)).into());
         }
     };
+    net.registry
+        .lock()
+        .expect("metrics registry lock")
+        .register_collector(Box::new(NodeMetrics {
+            store: store.clone(),
+            net: net.status.clone(),
+            blobs: blobs.clone(),
+            data_dir: dir.root().to_path_buf(),
+        }));
     let (stop_network, network_stopped) = watch::channel(false);
     let network_task = tokio::spawn(swarm_task.run(network_stopped));
 
-    tracing::info!(%peer_id, "minga node serving http://{api_addr}");
+    for url in http::lan::urls(api_addr) {
+        tracing::info!(%peer_id, "minga node serving {url}");
+    }
 
     let state = AppState {
         handle,

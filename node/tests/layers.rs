@@ -22,8 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["commons"],
     &["event_loop"],
     &["network"],
-    // What the API and the pages share.
-    &["http"],
+    // What the API and the pages share, and the node's figures that `/metrics` reads.
+    &["http", "metrics"],
     &["api", "web"],
     // What the node runs on, with the network's settings among them.
     &["config"],

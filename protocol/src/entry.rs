@@ -79,6 +79,17 @@ pub struct Author {
     pub key: String,
 }
 
+impl Author {
+    /// How an attribution credits this author: the name, else the start of the key, so an
+    /// author who gave no name is still credited (and told apart from another).
+    pub fn credit(&self) -> String {
+        match self.name.trim() {
+            "" => format!("key {}", self.key.get(..8).unwrap_or(&self.key)),
+            name => name.to_owned(),
+        }
+    }
+}
+
 /// `authors` items as users send them: a name or `{name}`; the node fills in the key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -723,6 +734,20 @@ mod tests {
     use super::*;
     use crate::AuthorKey;
     use automerge::ReadDoc;
+
+    #[test]
+    fn an_author_without_a_name_is_credited_by_key() {
+        let named = Author {
+            name: "Rosa".into(),
+            key: "ab12cd34ef56".into(),
+        };
+        assert_eq!(named.credit(), "Rosa");
+        let unnamed = Author {
+            name: " ".into(),
+            ..named
+        };
+        assert_eq!(unnamed.credit(), "key ab12cd34");
+    }
 
     fn new_entry() -> NewEntry {
         serde_json::from_value(serde_json::json!({

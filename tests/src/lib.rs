@@ -118,6 +118,13 @@ pub fn entry_with_attachment(node: &Node, file: &Path) -> anyhow::Result<(String
     Ok((collection, entry["attachments"][0].clone()))
 }
 
+/// A data dir made by `minga init`: every command but `init` and `node` needs one.
+pub fn node_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("data dir");
+    cli_ok(dir.path(), &["init"]);
+    dir
+}
+
 /// A CLI run's stdout, trimmed, asserting that it succeeded.
 pub fn cli_ok(dir: &Path, args: &[&str]) -> String {
     let output = cli(dir, args);

@@ -3,7 +3,7 @@
 //! inserted as HTML.
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use minga_protocol::entry::Attachment;
+use minga_protocol::entry::{Attachment, Author};
 use minga_protocol::history::Revision;
 use minga_protocol::{Collection, Entry};
 
@@ -248,7 +248,7 @@ fn thumbnail_url(attachment: &Attachment, size: Size) -> String {
 
 /// "«Title» by A, B — CC-BY-SA-4.0", the line a reuser copies.
 fn attribution(frame: &Frame, entry: &Entry) -> Markup {
-    let names: Vec<&str> = entry.authors.iter().map(|a| a.name.as_str()).collect();
+    let names: Vec<String> = entry.authors.iter().map(Author::credit).collect();
     html! {
         "«" (entry.title) "» " (frame.t("by")) " "
         @if names.is_empty() { (frame.t("anonymous")) } @else { (names.join(", ")) }

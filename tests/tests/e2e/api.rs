@@ -340,3 +340,46 @@ fn sigterm_stops_cleanly_and_removes_api_addr() {
     let again = Node::start(dir.path());
     assert_eq!(again.get("/api/v1/status").1["collections"], 1);
 }
+
+#[test]
+fn metrics_are_one_openmetrics_exposition_with_every_family_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let response = ureq::get(&format!("{}/metrics", node.api.base))
+        .call()
+        .unwrap();
+    assert!(
+        response
+            .content_type()
+            .starts_with("application/openmetrics-text"),
+        "{}",
+        response.content_type()
+    );
+    let text = response.into_string().unwrap();
+    assert_eq!(text.matches("# EOF").count(), 1, "one exposition:\n{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    for sample in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = sample.split(['{', ' ']).next().unwrap();
+        assert!(
+            typed.iter().any(|family| name
+                .strip_prefix(family)
+                .is_some_and(|rest| ["", "_total", "_info", "_created"].contains(&rest))),
+            "{name} has no TYPE: Prometheus would read it as untyped"
+        );
+    }
+    for family in [
+        "minga_build_info{version=",
+        "minga_entries ",
+        "minga_store_writes_total ",
+        "minga_blob_fetched_bytes_total ",
+        "process_resident_memory_bytes ",
+        "minga_data_dir_bytes ",
+        "minga_sync_requests_sent_total ",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use minga_tests::{Node, cli, cli_ok, wait_until};
+use minga_tests::{Node, cli, cli_ok, node_dir, wait_until};
 use serde_json::{Value, json};
 
 fn create(node: &Node, collection: &str, title: &str) -> String {
@@ -103,11 +103,7 @@ fn an_import_equals_a_sync_and_the_network_then_has_nothing_to_carry() {
 
 #[test]
 fn two_nodes_converge_through_bundles_alone() {
-    let (a, b, stick) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (a, b, stick) = (node_dir(), node_dir(), tempfile::tempdir().unwrap());
     let (a, b) = (a.path(), b.path());
     cli_ok(a, &["collection", "create", "historias"]);
     let id = cli_ok(
@@ -201,7 +197,7 @@ fn two_nodes_converge_through_bundles_alone() {
 fn every_damaged_bundle_is_refused_and_the_store_is_unchanged() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bundles");
     let expected = std::fs::read_to_string(corpus.join("EXPECTED")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = node_dir();
     cli_ok(dir.path(), &["collection", "create", "propia"]);
     // sled rewrites its files once on the first reopen after a write; settle that first.
     cli_ok(dir.path(), &["list"]);

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use minga_tests::{Node, cli, cli_ok};
+use minga_tests::{Node, cli, cli_ok, minga_bin, node_dir};
 use serde_json::Value;
 
 /// Runs a fixed session of commands and returns the JSON of what it shows at the end.
@@ -122,7 +122,7 @@ fn add_practice(dir: &Path, title: &str) -> String {
 #[test]
 fn the_cli_answers_the_same_through_a_node_and_offline() {
     let online = tempfile::tempdir().unwrap();
-    let offline = tempfile::tempdir().unwrap();
+    let offline = node_dir();
     let node = Node::start(online.path());
     let through_node = session(online.path());
     let direct = session(offline.path());
@@ -158,7 +158,7 @@ fn exit_codes_and_error_lines() {
 
 #[test]
 fn refused_sample_entries_fail_in_the_cli_and_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = node_dir();
     let sample = minga_tests::demo::sample();
     for collection in sample["collections"].as_array().unwrap() {
         cli_ok(
@@ -250,5 +250,63 @@ fn the_author_key_moves_with_export_and_import() {
             .status
             .code(),
         Some(1)
+    );
+}
+
+#[test]
+fn only_init_and_node_make_a_data_dir() {
+    let scratch = tempfile::tempdir().unwrap();
+    let missing = scratch.path().join("minga");
+    for args in [
+        &["status"][..],
+        &["list"],
+        &["collection", "create", "practicas"],
+    ] {
+        let output = cli(&missing, args);
+        assert!(!output.status.success(), "{args:?} succeeded on no node");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&missing.display().to_string()),
+            "the error names the dir looked in: {stderr}"
+        );
+        assert!(!missing.exists(), "{args:?} made the data dir");
+    }
+    cli_ok(&missing, &["init"]);
+    let status: Value = serde_json::from_str(&cli_ok(&missing, &["--json", "status"])).unwrap();
+    assert_eq!(status["entries"], 0);
+}
+
+#[test]
+fn the_cli_finds_a_node_by_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let peer_id = node.get("/api/v1/status").1["peer_id"].clone();
+    let nowhere = tempfile::tempdir().unwrap();
+    let nowhere = nowhere.path().join("none");
+    let url = format!("http://{}", node.addr());
+    let by_flag = std::process::Command::new(minga_bin())
+        .env_remove("MINGA_NODE")
+        .env("MINGA_HOME", &nowhere)
+        .args(["--json", "--node", &url, "status"])
+        .output()
+        .unwrap();
+    let by_env = std::process::Command::new(minga_bin())
+        .env("MINGA_NODE", node.addr())
+        .env("MINGA_HOME", &nowhere)
+        .args(["--json", "status"])
+        .output()
+        .unwrap();
+    for output in [by_flag, by_env] {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let status: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(status["peer_id"], peer_id);
+    }
+    assert!(
+        !nowhere.exists(),
+        "talking to a node by URL needs no data dir"
     );
 }

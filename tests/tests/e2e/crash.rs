@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use minga_tests::{Node, cli_ok};
+use minga_tests::{Node, cli_ok, node_dir};
 use serde_json::json;
 
 /// Cycles of write, kill -9, restart.
@@ -106,7 +106,7 @@ fn an_import_killed_mid_way_lands_all_or_nothing() {
     let bundle_arg = bundle.to_str().unwrap();
     cli_ok(source.path(), &["export", "--all", "--out", bundle_arg]);
 
-    let target = tempfile::tempdir().unwrap();
+    let target = node_dir();
     let started = std::time::Instant::now();
     cli_ok(target.path(), &["import", bundle_arg]);
     let whole = started.elapsed();
@@ -114,7 +114,7 @@ fn an_import_killed_mid_way_lands_all_or_nothing() {
 
     // Kill imports at moments spread over the time a whole one takes.
     for cut in 1..=4u32 {
-        let target = tempfile::tempdir().unwrap();
+        let target = node_dir();
         let mut import = std::process::Command::new(minga_tests::minga_bin())
             .arg("--data-dir")
             .arg(target.path())

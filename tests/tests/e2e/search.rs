@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use minga_tests::{Node, cli_ok, wait_until};
+use minga_tests::{Node, cli_ok, node_dir, wait_until};
 use serde_json::{Value, json};
 
 fn hits(node: &Node, query: &str) -> Vec<Value> {
@@ -87,7 +87,7 @@ fn a_peers_entry_and_its_tombstone_reach_the_index() {
 
 #[test]
 fn the_cli_searches_a_stopped_node_after_catching_up() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = node_dir();
     let path = dir.path();
     cli_ok(path, &["collection", "create", "practicas"]);
     cli_ok(
