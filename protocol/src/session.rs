@@ -17,8 +17,9 @@
 //!   collection in full.
 //! - **Every [`Config::check_every`]** the side with the smaller id reconciles every collection
 //!   with every idle peer: one fingerprint when both hold the same (20–40 bytes), the check that
-//!   nothing was missed. The first check and every [`LOG_CHECK_EVERY`]th each side also asks the
-//!   change log, so its position stays fresh for the next reconnection.
+//!   nothing was missed. The change log is asked on connecting only: a listing every period cost
+//!   a province 200 bytes per node per update, and a stale position only lengthens the next
+//!   reconnection's listing (`docs/simulations.md`).
 //! - **A listed document is fetched once**: of several peers listing the same document, only
 //!   the first is asked; the others' listings wait for that fetch and are fetched only if the
 //!   document still differs once it landed or failed ([`FETCH_TIMEOUT`]).
@@ -44,8 +45,6 @@ use crate::wire::{Announcement, MAX_SINCE_ITEMS, Offer, Request, Response, SINCE
 
 /// How often a node checks every collection it shares with each peer.
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
-/// Every how many periodic checks one also asks each peer's change log (the first included).
-pub const LOG_CHECK_EVERY: u64 = 10;
 /// Quiet time after the last change of a catch-up before neighbours are offered it.
 pub const QUIET_AFTER: Duration = Duration::from_secs(2);
 /// How long a held announcement waits for what it names before it is dropped unforwarded
@@ -299,8 +298,6 @@ pub struct Session<P, M> {
     /// carries them) and whose position in its change log we made sure we know.
     peers: BTreeMap<P, BTreeSet<DocumentId>>,
     next_check: Duration,
-    /// Periodic checks so far.
-    checks: u64,
     /// Collections a catch-up brought changes to, and when the burst counts as over.
     quiet: BTreeMap<DocumentId, Duration>,
     /// Documents on their way to a peer, and since when.
@@ -327,7 +324,6 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
             config,
             peers: BTreeMap::new(),
             next_check: config.first_check,
-            checks: 0,
             quiet: BTreeMap::new(),
             offered: BTreeMap::new(),
             fetching: BTreeMap::new(),
@@ -898,32 +894,23 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
         }
     }
 
-    /// The periodic check with every idle peer: the side with the smaller id reconciles (a
-    /// fingerprint when level), and the first time and every [`LOG_CHECK_EVERY`]th each side
-    /// asks the change log what changed since, which keeps its position fresh.
+    /// The periodic check with every idle peer: the side with the smaller id reconciles every
+    /// followed collection, a fingerprint when both hold the same.
     fn check(
         &mut self,
         busy: &BTreeSet<P>,
         replica: &impl Replica<P>,
         out: &mut Vec<Output<P, M>>,
     ) {
-        let ask_log = self.checks.is_multiple_of(LOG_CHECK_EVERY);
-        self.checks += 1;
         let idle: Vec<P> = self
             .peers
             .keys()
-            .filter(|p| !busy.contains(p))
+            .filter(|p| !busy.contains(p) && self.me < **p)
             .copied()
             .collect();
-        let followed = replica.followed();
         for peer in idle {
-            for collection in &followed {
-                if ask_log && let Some(position) = replica.position(&peer, collection) {
-                    out.push(since(peer, *collection, position));
-                }
-                if self.me < peer {
-                    self.reconcile(peer, *collection, replica, out);
-                }
+            for collection in replica.followed() {
+                self.reconcile(peer, collection, replica, out);
             }
         }
     }
@@ -1178,7 +1165,7 @@ mod tests {
     }
 
     #[test]
-    fn every_check_reconciles_and_every_tenth_asks_the_change_log() {
+    fn every_check_reconciles_with_the_larger_ids_and_asks_no_change_log() {
         let mut fake = Fake::default();
         fake.positions.insert(9, 3);
         fake.positions.insert(2, 3);
@@ -1189,15 +1176,9 @@ mod tests {
             let out = s.handle(Input::Tick { busy }, CHECK_EVERY * n, &fake);
             kinds.push(sent(&out));
         }
-        let with_log = vec![
-            (2, Purpose::Since(COLLECTION)),
-            (9, Purpose::Since(COLLECTION)),
-            (9, Purpose::Reconcile(COLLECTION)),
-        ];
         let fingerprint = vec![(9, Purpose::Reconcile(COLLECTION))];
         for (n, kind) in kinds.iter().enumerate() {
-            let expected = if n % 10 == 0 { &with_log } else { &fingerprint };
-            assert_eq!(kind, expected, "check {n}");
+            assert_eq!(kind, &fingerprint, "check {n}");
         }
         let busy = BTreeSet::from([9]);
         let out = s.handle(Input::Tick { busy }, CHECK_EVERY * 22, &fake);
