@@ -129,7 +129,15 @@ fn collections(list: &CollectionList) -> String {
 fn peers(list: &PeerList) -> String {
     list.peers
         .iter()
-        .map(|p| format!("{}  {}", p.peer_id, p.addresses.join(" ")))
+        .map(|p| {
+            format!(
+                "{}  {}  sent {} B, received {} B",
+                p.peer_id,
+                p.addresses.join(" "),
+                p.bytes_sent,
+                p.bytes_received
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use libp2p::PeerId;
 use minga_protocol::NewCollection;
 use minga_protocol::entry::{EntryPatch, NewEntry};
 use serde::Deserialize;
@@ -16,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use crate::Error;
 use crate::http::body::{CappedBytes, JsonBody, parse_json};
+use crate::http::operations::{node_status, set_blocked, set_followed};
 use crate::http::{ApiResult, AppState, access};
-use crate::network::NetCommand;
 use crate::queries::{self, CollectionList, ListParams};
 use crate::views::{Blocked, Created, Deleted, Followed, Peer, PeerList};
 
@@ -25,19 +24,6 @@ pub(crate) mod blobs;
 mod bundles;
 mod export;
 mod openapi;
-
-/// What `/api/v1/status` and `/metrics` report.
-fn node_status(state: &AppState) -> Result<queries::Status, Error> {
-    let (bytes_sent, bytes_received) = state.net.bytes();
-    let net = state.net.status.read().expect("status lock");
-    let figures = queries::NetworkFigures {
-        peers: net.peers.len() as u64,
-        listen: net.listen.clone(),
-        bytes_sent,
-        bytes_received,
-    };
-    queries::status(&state.store, &state.peer_id, figures, &state.blobs)
-}
 
 /// The API's routes, each behind the write guard ([`access::guard`]); [`crate::http::router`]
 /// serves them beside the pages.
@@ -84,7 +70,7 @@ async fn status(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(node_status(&state)?).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/peers", tag = "network", responses((status = 200, description = "{peers: [{peer_id, addresses, last_seen}]}")))]
+#[utoipa::path(get, path = "/api/v1/peers", tag = "network", responses((status = 200, description = "{peers: [{peer_id, addresses, last_seen, bytes_sent, bytes_received}]}")))]
 async fn peers(State(state): State<AppState>) -> Response {
     let net = state.net.status.read().expect("status lock");
     let peers = net
@@ -94,6 +80,8 @@ async fn peers(State(state): State<AppState>) -> Response {
             peer_id: peer_id.clone(),
             addresses: info.addresses.clone(),
             last_seen: info.last_seen,
+            bytes_sent: info.bytes_sent,
+            bytes_received: info.bytes_received,
         })
         .collect();
     Json(PeerList { peers }).into_response()
@@ -101,21 +89,13 @@ async fn peers(State(state): State<AppState>) -> Response {
 
 #[utoipa::path(post, path = "/api/v1/peers/{peer}/block", tag = "network", params(("peer" = String, Path, description = "A libp2p peer id")), responses((status = 200, description = "{blocked: true}"), (status = 400, description = "not a peer id")))]
 async fn block(State(state): State<AppState>, Path(peer): Path<String>) -> ApiResult<Response> {
-    let peer_id: PeerId = peer
-        .parse()
-        .map_err(|_| Error::BadRequest(format!("{peer:?} is not a peer id")))?;
-    let author = state.net.operator_of(&peer);
-    state.handle.set_blocked(peer.clone(), true, author).await?;
-    state.net.send(NetCommand::Block(peer_id)).await;
+    set_blocked(&state, &peer, true).await?;
     Ok(Json(Blocked { blocked: true }).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/peers/{peer}/block", tag = "network", params(("peer" = String, Path, description = "A libp2p peer id")), responses((status = 200, description = "{blocked: false}")))]
 async fn unblock(State(state): State<AppState>, Path(peer): Path<String>) -> ApiResult<Response> {
-    state.handle.set_blocked(peer.clone(), false, None).await?;
-    if let Ok(peer_id) = peer.parse::<PeerId>() {
-        state.net.send(NetCommand::Unblock(peer_id)).await;
-    }
+    set_blocked(&state, &peer, false).await?;
     Ok(Json(Blocked { blocked: false }).into_response())
 }
 
@@ -146,18 +126,13 @@ async fn create_collection(
 
 #[utoipa::path(post, path = "/api/v1/collections/{id}/follow", tag = "collections", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{followed: true}")))]
 async fn follow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let collection = queries::parse_id(&id)?;
-    state.handle.set_followed(collection, true).await?;
-    state.net.send(NetCommand::Followed(collection)).await;
+    set_followed(&state, &id, true).await?;
     Ok(Json(Followed { followed: true }).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/collections/{id}/follow", tag = "collections", params(("id" = String, Path, description = "An entry or collection id (bs58check)")), responses((status = 200, description = "{followed: false}")))]
 async fn unfollow(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    state
-        .handle
-        .set_followed(queries::parse_id(&id)?, false)
-        .await?;
+    set_followed(&state, &id, false).await?;
     Ok(Json(Followed { followed: false }).into_response())
 }
 

@@ -1,9 +1,10 @@
 //! What the API and the web pages share: the state every handler reaches, the error answer,
 //! and the guards in front of both: which `Host` is this node ([`host`]), who may write and
 //! read what is private ([`access`], with [`throttle`] on wrong codes), bodies read under their
-//! limit ([`body`]), uploads streamed into the blob store ([`upload`]), and the directories
-//! bundle paths must stay in ([`bundle_dirs`]). [`router`] puts the API's routes and the pages
-//! behind them.
+//! limit ([`body`]), uploads streamed into the blob store ([`upload`]), the directories bundle
+//! paths must stay in ([`bundle_dirs`]) and the removable drives mounted ([`drives`]), and the
+//! URLs the node is reached at ([`lan`]). [`router`] puts the API's routes and the pages behind
+//! them.
 
 use axum::Json;
 use axum::Router;
@@ -19,8 +20,10 @@ use crate::{BlobLimits, BlobStore, Error, Handle};
 pub mod access;
 pub(crate) mod body;
 pub mod bundle_dirs;
+pub mod drives;
 pub mod host;
 pub mod lan;
+pub mod operations;
 mod throttle;
 pub(crate) mod upload;
 
@@ -34,6 +37,10 @@ pub struct AppState {
     /// Read access; writes go through `handle`.
     pub store: Reader,
     pub peer_id: String,
+    /// Where the API listens: the poster shows the URLs phones reach it at.
+    pub api_addr: std::net::SocketAddr,
+    /// The data dir, whose disk use the operator's page shows.
+    pub data_dir: std::sync::Arc<std::path::Path>,
     pub net: NetHandle,
     /// Attachments: uploads are written here, downloads read from here.
     pub blobs: BlobStore,

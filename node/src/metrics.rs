@@ -121,8 +121,8 @@ fn resident_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The sizes of the files under `dir`, links not followed.
-fn dir_bytes(dir: &Path) -> u64 {
+/// The sizes of the files under `dir`, links not followed; also the operator page's disk use.
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };

@@ -126,6 +126,11 @@ pub struct PeerInfo {
     pub addresses: Vec<String>,
     /// Unix milliseconds of the last event from the peer.
     pub last_seen: i64,
+    /// Bytes of Minga's own messages (sync and attachment ranges) sent to the peer since it
+    /// connected: libp2p counts the wire per transport, not per peer.
+    pub bytes_sent: u64,
+    /// Bytes of Minga's own messages received from the peer since it connected.
+    pub bytes_received: u64,
 }
 
 /// Cheap access to the network for the API.
@@ -202,7 +207,11 @@ impl NetHandle {
 
 /// Results of spawned work, handed back to the task that owns the swarm.
 enum Work {
-    Respond(request_response::ResponseChannel<Response>, Response),
+    Respond(
+        PeerId,
+        request_response::ResponseChannel<Response>,
+        Response,
+    ),
     Send(PeerId, Request, Purpose),
     Misbehaved(PeerId, String),
     /// A sync request's answers are applied (or failed to apply).
@@ -364,6 +373,9 @@ impl Network {
         loop {
             tokio::select! {
                 Some(done) = self.fetcher.next_done() => {
+                    if let blobs::Done::Served(peer, _, reply) = &done {
+                        self.traffic(peer, reply.encoded.len(), 0);
+                    }
                     for (peer, reason) in self.fetcher.on_done(done, &mut self.swarm) {
                         self.drop_peer(peer, reason);
                     }
@@ -526,7 +538,10 @@ impl Network {
                         request: Inbound::Valid(request),
                         channel,
                         ..
-                    } => self.serve(peer, request, channel),
+                    } => {
+                        self.traffic(&peer, 0, wire::encoded_len(&request));
+                        self.serve(peer, request, channel);
+                    }
                     request_response::Message::Request {
                         request: Inbound::Malformed(reason),
                         ..
@@ -535,6 +550,7 @@ impl Network {
                         request_id,
                         response,
                     } => {
+                        self.traffic(&peer, 0, wire::encoded_len(&response));
                         if let Some((purpose, _)) = self.finished(&request_id) {
                             self.on_response(peer, purpose, response);
                         }
@@ -564,6 +580,14 @@ impl Network {
                 }
             }
             BehaviourEvent::Blob(event) => {
+                if let request_response::Event::Message {
+                    peer,
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                } = &event
+                {
+                    self.traffic(peer, 0, response.encoded.len());
+                }
                 for (peer, reason) in self.fetcher.on_event(event, &mut self.swarm) {
                     self.drop_peer(peer, reason);
                 }
@@ -739,11 +763,11 @@ impl Network {
         self.step_answering(input, None);
     }
 
-    /// [`Self::step`] for a request, whose response goes to `channel`.
+    /// [`Self::step`] for a request, whose response goes to the peer's `channel`.
     fn step_answering(
         &mut self,
         input: Input<PeerId, gossipsub::MessageId>,
-        mut channel: Option<request_response::ResponseChannel<Response>>,
+        mut channel: Option<(PeerId, request_response::ResponseChannel<Response>)>,
     ) {
         let view = View {
             store: &self.exchange.store,
@@ -759,7 +783,7 @@ impl Network {
     fn carry_out(
         &mut self,
         output: Output<PeerId, gossipsub::MessageId>,
-        channel: &mut Option<request_response::ResponseChannel<Response>>,
+        channel: &mut Option<(PeerId, request_response::ResponseChannel<Response>)>,
     ) {
         match output {
             Output::Send {
@@ -775,12 +799,8 @@ impl Network {
                 send_offers(&exchange, &work, peer, &to_sync, spread).await;
             }),
             Output::Respond(response) => {
-                if let Some(channel) = channel.take() {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, response);
+                if let Some((peer, channel)) = channel.take() {
+                    self.respond(peer, channel, response);
                 }
             }
             Output::Apply {
@@ -788,12 +808,12 @@ impl Network {
                 payloads,
                 then: Then::Answer,
             } => {
-                let Some(channel) = channel.take() else {
+                let Some((_, channel)) = channel.take() else {
                     return;
                 };
                 self.spawn(move |exchange, work| async move {
                     let done = match exchange.answer_offers(peer, payloads).await {
-                        Ok(answers) => Work::Respond(channel, Response::Sync { answers }),
+                        Ok(answers) => Work::Respond(peer, channel, Response::Sync { answers }),
                         Err(Misbehaved(reason)) => Work::Misbehaved(peer, reason),
                     };
                     let _ = work.send(done).await;
@@ -919,6 +939,7 @@ impl Network {
         }
         *in_flight += 1;
         self.requests_sent.inc();
+        self.traffic(&peer, wire::encoded_len(&request), 0);
         let offered = match &request {
             Request::Sync { offers } => offers.iter().map(|o| o.id).collect(),
             _ => Vec::new(),
@@ -958,14 +979,10 @@ impl Network {
                 author: *author.as_bytes(),
                 signature: signature.0.to_vec(),
             };
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .sync
-                .send_response(channel, response);
+            self.respond(peer, channel, response);
             return;
         }
-        self.step_answering(Input::Request { peer, request }, Some(channel));
+        self.step_answering(Input::Request { peer, request }, Some((peer, channel)));
     }
 
     fn on_response(&mut self, peer: PeerId, purpose: Purpose, response: Response) {
@@ -1000,13 +1017,7 @@ impl Network {
 
     fn on_work(&mut self, work: Work) {
         match work {
-            Work::Respond(channel, response) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, response);
-            }
+            Work::Respond(peer, channel, response) => self.respond(peer, channel, response),
             Work::Send(peer, request, purpose) => self.send(peer, request, purpose),
             Work::Misbehaved(peer, reason) => self.drop_peer(peer, reason),
             Work::Finished(peer, ids) => {
@@ -1058,6 +1069,29 @@ impl Network {
     fn subscribe(&mut self, topic: &IdentTopic) {
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(topic) {
             tracing::error!("subscribing to {topic}: {e}");
+        }
+    }
+
+    fn respond(
+        &mut self,
+        peer: PeerId,
+        channel: request_response::ResponseChannel<Response>,
+        response: Response,
+    ) {
+        self.traffic(&peer, wire::encoded_len(&response), 0);
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response);
+    }
+
+    /// Counts bytes of Minga's messages to and from a connected peer, for the operator.
+    fn traffic(&self, peer: &PeerId, sent: usize, received: usize) {
+        let mut status = self.status.write().expect("status lock");
+        if let Some(info) = status.peers.get_mut(&peer.to_string()) {
+            info.bytes_sent += sent as u64;
+            info.bytes_received += received as u64;
         }
     }
 

@@ -116,6 +116,8 @@ pub async fn run(
         handle,
         store,
         peer_id,
+        api_addr,
+        data_dir: dir.root().into(),
         net,
         blobs,
         limits,

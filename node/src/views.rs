@@ -55,6 +55,13 @@ pub struct Peer {
     pub addresses: Vec<String>,
     /// Unix milliseconds of the last event from the peer.
     pub last_seen: i64,
+    /// Bytes of sync messages and attachment ranges sent to the peer since it connected
+    /// (absent from nodes before 2026-12-06).
+    #[serde(default)]
+    pub bytes_sent: u64,
+    /// Bytes of sync messages and attachment ranges received from the peer.
+    #[serde(default)]
+    pub bytes_received: u64,
 }
 
 #[cfg(test)]
@@ -75,10 +82,13 @@ mod tests {
                 peer_id: "p".into(),
                 addresses: vec!["/ip4/10.0.0.2/tcp/4747".into()],
                 last_seen: 5,
+                bytes_sent: 7,
+                bytes_received: 9,
             }],
         };
         let json = serde_json::to_value(&peers).unwrap();
         assert_eq!(json["peers"][0]["last_seen"], 5);
+        assert_eq!(json["peers"][0]["bytes_received"], 9);
         assert_eq!(
             serde_json::from_value::<PeerList>(json).unwrap(),
             peers,

@@ -24,7 +24,9 @@ use crate::queries::{self, ListParams, Listing};
 pub(crate) mod forms;
 mod i18n;
 pub(crate) mod markdown;
+mod operator;
 pub(crate) mod pages;
+mod qr;
 
 pub use i18n::Ui;
 use pages::Frame;
@@ -48,6 +50,13 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{id}", get(collection))
         .route("/entries/{id}", get(entry))
         .route("/search", get(search))
+        .route("/poster", get(poster))
+        .route(
+            "/operator",
+            get(operator::page)
+                .post(operator::post)
+                .layer(axum::middleware::map_response(operator::no_store)),
+        )
         .route("/login", get(forms::login_page).post(forms::login))
         .route(
             "/entries/new",
@@ -356,6 +365,15 @@ async fn search(
         }
         Err(error) => return page(&frame, remember, Err(error)),
     };
+    page(&frame, remember, Ok(markup))
+}
+
+/// `/poster`: the sheet to print, pointing phones at the URLs this node is served at.
+async fn poster(State(state): State<AppState>, headers: HeaderMap, raw: RawQuery) -> Page {
+    let (frame, _, remember) = frame(&headers, raw.0.as_deref(), "/poster");
+    // Per request: the centre's router may have handed this machine a new address.
+    let urls = crate::http::lan::urls(state.api_addr);
+    let markup = pages::poster(&frame, &urls, state.api_addr.ip().is_loopback());
     page(&frame, remember, Ok(markup))
 }
 

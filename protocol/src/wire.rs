@@ -176,6 +176,12 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     postcard::to_allocvec(message).expect("wire types encode")
 }
 
+/// The length of [`encode`]'s bytes, without allocating them.
+pub fn encoded_len<T: Serialize>(message: &T) -> usize {
+    postcard::serialize_with_flavor(message, postcard::ser_flavors::Size::default())
+        .expect("wire types encode")
+}
+
 /// Decodes a message of at most `limit` bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
     if bytes.len() > limit {

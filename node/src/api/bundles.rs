@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use crate::Error;
 use crate::bundle::{ExportRequest, ImportRequest};
 use crate::http::body::JsonBody;
+use crate::http::operations::{export_bundle, import_bundle};
 use crate::http::{ApiResult, AppState};
 
 /// Refuses whoever is not the operator.
@@ -34,18 +35,10 @@ fn operator_only(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
 pub async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(mut request): JsonBody<ExportRequest>,
+    JsonBody(request): JsonBody<ExportRequest>,
 ) -> ApiResult<Response> {
     operator_only(&state, &headers)?;
-    request.out = state.bundle_dirs.confine(&request.out)?;
-    if let Some(since) = &request.since {
-        request.since = Some(state.bundle_dirs.confine(since)?);
-    }
-    let summary = state
-        .handle
-        .export_bundle(request, Box::new(|_| {}))
-        .await?;
-    Ok(Json(summary).into_response())
+    Ok(Json(export_bundle(&state, request).await?).into_response())
 }
 
 /// Imports a bundle from a bundle directory.
@@ -53,13 +46,8 @@ pub async fn export(
 pub async fn import(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(mut request): JsonBody<ImportRequest>,
+    JsonBody(request): JsonBody<ImportRequest>,
 ) -> ApiResult<Response> {
     operator_only(&state, &headers)?;
-    request.file = state.bundle_dirs.confine(&request.file)?;
-    let summary = state
-        .handle
-        .import_bundle(request, Box::new(|_| {}))
-        .await?;
-    Ok(Json(summary).into_response())
+    Ok(Json(import_bundle(&state, request).await?).into_response())
 }

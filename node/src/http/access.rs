@@ -4,6 +4,10 @@
 //! code (sent as `X-Contributor-Code`, or entered once in the web form and then kept as a
 //! session cookie). Browsers' cross-site writes are refused everywhere by their `Origin`.
 //!
+//! The operator (bundles, the `/operator` page) is every local client of a loopback-only node,
+//! else whoever holds the data dir's token: as `Authorization: Bearer`, or entered once in the
+//! operator page's form and then kept as an operator session cookie.
+//!
 //! Who may read what is private: the same credential. An anonymous reader on the LAN sees only
 //! what may leave the node ([`Visibility::Shareable`]); see [`Access::visibility`].
 
@@ -24,6 +28,9 @@ use crate::queries::Visibility;
 /// The cookie of a contributor's session.
 pub const SESSION_COOKIE: &str = "minga_session";
 
+/// The cookie of an operator's session, opened with the data dir's token.
+pub const OPERATOR_COOKIE: &str = "minga_operator";
+
 /// The header that carries the contributor code on API writes.
 pub const CODE_HEADER: &str = "x-contributor-code";
 
@@ -39,8 +46,10 @@ pub struct Access {
     token: String,
     /// The operator's contributor code; with none, LAN clients cannot write at all.
     code: Option<String>,
-    /// Live session ids, oldest first.
-    sessions: Mutex<VecDeque<String>>,
+    /// Live contributor session ids, oldest first.
+    sessions: Sessions,
+    /// Live operator session ids: their holders gave the token.
+    operators: Sessions,
     /// Wrong contributor codes by client address.
     throttle: Throttle,
 }
@@ -51,7 +60,8 @@ impl Access {
             open,
             token,
             code: code.filter(|c| !c.is_empty()),
-            sessions: Mutex::new(VecDeque::new()),
+            sessions: Sessions::default(),
+            operators: Sessions::default(),
             throttle: Throttle::default(),
         }
     }
@@ -61,29 +71,28 @@ impl Access {
         self.open
     }
 
+    /// The operator's contributor code, to show on the operator's page.
+    pub fn contributor_code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
     /// Whether a request with these headers is the operator's: on a loopback-only API anyone
-    /// who reaches it, else only with the data dir's token as `Authorization: Bearer`.
+    /// who reaches it, else only with the data dir's token as `Authorization: Bearer`, or an
+    /// operator session opened with it.
     pub fn is_operator(&self, headers: &HeaderMap) -> bool {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        self.open || bearer.is_some_and(|t| same(t.trim(), &self.token))
+        self.open
+            || bearer.is_some_and(|t| same(t.trim(), &self.token))
+            || self.operators.hold(headers, OPERATOR_COOKIE)
     }
 
     /// Whether a request with these headers may write without a contributor code: the
     /// operator, or a contributor's session.
     pub fn allows(&self, headers: &HeaderMap) -> bool {
-        if self.is_operator(headers) {
-            return true;
-        }
-        match cookie(headers, SESSION_COOKIE) {
-            Some(session) => {
-                let sessions = self.sessions.lock().expect("sessions lock");
-                sessions.iter().any(|s| same(s, session))
-            }
-            None => false,
-        }
+        self.is_operator(headers) || self.sessions.hold(headers, SESSION_COOKIE)
     }
 
     /// What a request with these headers may read: everything for whoever may write (every
@@ -128,13 +137,43 @@ impl Access {
             self.throttle.wrong(client);
             return Ok(None);
         }
+        Ok(Some(self.sessions.open()))
+    }
+
+    /// A new operator session for whoever gave the data dir's token; `None` for a wrong one,
+    /// an error once `client` has given too many wrong codes or tokens (one throttle for both).
+    pub fn operator_login(&self, given: &str, client: IpAddr) -> Result<Option<String>, Error> {
+        self.throttle.check(client)?;
+        if !same(given.trim(), &self.token) {
+            self.throttle.wrong(client);
+            return Ok(None);
+        }
+        Ok(Some(self.operators.open()))
+    }
+}
+
+/// Live session ids, oldest first; the oldest is forgotten past [`MAX_SESSIONS`].
+#[derive(Debug, Default)]
+struct Sessions(Mutex<VecDeque<String>>);
+
+impl Sessions {
+    /// A new session id, remembered.
+    fn open(&self) -> String {
         let session = random_hex();
-        let mut sessions = self.sessions.lock().expect("sessions lock");
+        let mut sessions = self.0.lock().expect("sessions lock");
         if sessions.len() == MAX_SESSIONS {
             sessions.pop_front();
         }
         sessions.push_back(session.clone());
-        Ok(Some(session))
+        session
+    }
+
+    /// Whether the cookie `name` of these headers holds a live session.
+    fn hold(&self, headers: &HeaderMap, name: &str) -> bool {
+        cookie(headers, name).is_some_and(|session| {
+            let sessions = self.0.lock().expect("sessions lock");
+            sessions.iter().any(|s| same(s, session))
+        })
     }
 }
 
@@ -271,6 +310,26 @@ mod tests {
         let cookie = format!("{SESSION_COOKIE}={session}");
         assert!(!access.is_operator(&headers(&[("cookie", &cookie)])));
         assert!(Access::new(true, "t0k".into(), None).is_operator(&headers(&[])));
+    }
+
+    #[test]
+    fn the_token_opens_an_operator_session_a_code_does_not() {
+        let access = Access::new(false, "t0k".into(), Some("minga-2026".into()));
+        assert!(
+            access
+                .operator_login("minga-2026", CLIENT)
+                .unwrap()
+                .is_none()
+        );
+        let session = access.operator_login(" t0k\n", CLIENT).unwrap().unwrap();
+        let cookie = format!("{OPERATOR_COOKIE}={session}");
+        assert!(access.is_operator(&headers(&[("cookie", &cookie)])));
+        assert!(access.allows(&headers(&[("cookie", &cookie)])));
+        // A contributor's session is no operator's, nor the other way round by name.
+        let contributor = access.login("minga-2026", CLIENT).unwrap().unwrap();
+        let swapped = format!("{OPERATOR_COOKIE}={contributor}");
+        assert!(!access.is_operator(&headers(&[("cookie", &swapped)])));
+        assert!(!access.is_operator(&headers(&[("cookie", "minga_operator=forged")])));
     }
 
     #[test]

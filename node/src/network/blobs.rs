@@ -55,7 +55,8 @@ pub const PLAN_EVERY: Duration = Duration::from_millis(250);
 /// Results of blocking work, handed back to the network task.
 #[derive(Debug)]
 pub enum Done {
-    Served(ResponseChannel<BlobReply>, BlobReply),
+    /// A range encoded for the peer that asked for it.
+    Served(PeerId, ResponseChannel<BlobReply>, BlobReply),
     Began(BlobHash, Result<u64, String>),
     Verified {
         hash: BlobHash,
@@ -349,12 +350,13 @@ impl Fetcher {
     ) -> Vec<(PeerId, String)> {
         match event {
             request_response::Event::Message {
+                peer,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
                 ..
-            } => self.serve(request, channel),
+            } => self.serve(peer, request, channel),
             request_response::Event::Message {
                 peer,
                 message:
@@ -457,7 +459,7 @@ impl Fetcher {
     pub fn on_done(&mut self, done: Done, swarm: &mut Swarm<Behaviour>) -> Vec<(PeerId, String)> {
         let mut drops = Vec::new();
         match done {
-            Done::Served(channel, reply) => {
+            Done::Served(_, channel, reply) => {
                 let _ = swarm.behaviour_mut().blob.send_response(channel, reply);
             }
             Done::Began(hash, Ok(have)) => {
@@ -569,7 +571,7 @@ impl Fetcher {
     }
 
     /// Encodes the range a peer asked for off the swarm task.
-    fn serve(&self, request: BlobRequest, channel: ResponseChannel<BlobReply>) {
+    fn serve(&self, peer: PeerId, request: BlobRequest, channel: ResponseChannel<BlobReply>) {
         let blobs = self.blobs.clone();
         let done = self.done_tx.clone();
         let serving = Arc::clone(&self.serving);
@@ -581,7 +583,7 @@ impl Fetcher {
                     head: BlobResponseHead::Missing,
                     encoded: Vec::new(),
                 });
-            let _ = done.send(Done::Served(channel, reply)).await;
+            let _ = done.send(Done::Served(peer, channel, reply)).await;
         });
     }
 

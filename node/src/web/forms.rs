@@ -28,7 +28,7 @@ use crate::http::{AppState, MAX_REQUEST_BYTES};
 const CSRF_COOKIE: &str = "minga_csrf";
 
 /// The CSRF token of this browser, and the cookie to set when it had none.
-fn csrf(headers: &HeaderMap) -> (String, Option<String>) {
+pub(super) fn csrf(headers: &HeaderMap) -> (String, Option<String>) {
     match cookie(headers, CSRF_COOKIE) {
         Some(token) if token.len() == 64 => (token.to_owned(), None),
         _ => {
@@ -40,7 +40,7 @@ fn csrf(headers: &HeaderMap) -> (String, Option<String>) {
 }
 
 /// Whether a posted form is this node's own, sent from this browser.
-fn genuine(headers: &HeaderMap, posted: &str) -> bool {
+pub(super) fn genuine(headers: &HeaderMap, posted: &str) -> bool {
     same_origin(headers) && cookie(headers, CSRF_COOKIE).is_some_and(|c| same(c, posted))
 }
 
@@ -59,7 +59,7 @@ fn local_path(next: Option<&str>) -> String {
     }
 }
 
-fn see_other(location: &str, cookies: Vec<String>) -> Response {
+pub(super) fn see_other(location: &str, cookies: Vec<String>) -> Response {
     let mut response = (
         StatusCode::SEE_OTHER,
         [(header::LOCATION, location.to_owned())],
@@ -73,7 +73,7 @@ fn see_other(location: &str, cookies: Vec<String>) -> Response {
     response
 }
 
-fn form_page(
+pub(super) fn form_page(
     frame: &Frame,
     status: StatusCode,
     title: &str,
@@ -86,6 +86,15 @@ fn form_page(
         cookies,
     }
     .into_response()
+}
+
+/// A page refusing too many wrong codes, with when to try again.
+pub(super) fn retry_after(mut page: Response, error: &Error) -> Response {
+    if let Error::TooManyAttempts(seconds) = error {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+    }
+    page
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,18 +159,14 @@ pub(super) async fn login(
     match state.access.login(&form.code, client.ip()) {
         Err(refused) => {
             let content = login_form(&frame, &token, &next, Some(&refused.to_string()));
-            let mut page = form_page(
+            let page = form_page(
                 &frame,
                 StatusCode::TOO_MANY_REQUESTS,
                 frame.t("code"),
                 cookies(None, set),
                 content,
             );
-            if let Error::TooManyAttempts(seconds) = refused {
-                page.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            page
+            retry_after(page, &refused)
         }
         Ok(Some(session)) => {
             let set = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict");
@@ -768,7 +773,7 @@ fn refuse(
 }
 
 /// The cookies a form page sets: the language chosen, a fresh CSRF token.
-fn cookies(ui: Option<Ui>, csrf: Option<String>) -> Vec<String> {
+pub(super) fn cookies(ui: Option<Ui>, csrf: Option<String>) -> Vec<String> {
     ui.map(super::ui_cookie).into_iter().chain(csrf).collect()
 }
 

@@ -8,7 +8,7 @@ use minga_protocol::history::Revision;
 use minga_protocol::{Collection, Entry};
 
 use super::i18n::Ui;
-use super::markdown;
+use super::{markdown, qr};
 use crate::queries::Hit;
 use crate::search::Snippet;
 
@@ -190,6 +190,43 @@ pub fn history(frame: &Frame, entry: &Entry, changes: &[Revision]) -> Markup {
         }
     };
     layout(frame, frame.t("changes"), content)
+}
+
+/// `/poster`: an A4 sheet to put up in the centre, with the node's URL as a QR code and in
+/// large type, and the few steps to read and to contribute. `urls` are the node's, the LAN's
+/// first; `loopback_only` when phones cannot reach it at all, which only the screen says.
+pub fn poster(frame: &Frame, urls: &[String], loopback_only: bool) -> Markup {
+    let content = html! {
+        section.poster {
+            h1 { (frame.t("poster_title")) }
+            p.lead { (frame.t("tagline")) }
+            @if let Some(primary) = urls.first() {
+                @if let Some(svg) = qr::svg(primary) {
+                    // Our own drawing of our own URL: numbers and fixed attributes only.
+                    div.qr role="img" aria-label=(primary) { (PreEscaped(svg)) }
+                }
+                p.url { (primary) }
+            }
+            ol.steps {
+                @for step in ["poster_wifi", "poster_open", "poster_read", "poster_write"] {
+                    li { (frame.t(step)) }
+                }
+            }
+            @if urls.len() > 1 {
+                p.meta { (frame.t("poster_also")) " "
+                    @for (i, url) in urls.iter().skip(1).enumerate() {
+                        @if i > 0 { " · " }
+                        (url)
+                    }
+                }
+            }
+        }
+        div.screen {
+            @if loopback_only { p role="alert" { (frame.t("poster_loopback")) } }
+            p.meta { (frame.t("poster_print")) }
+        }
+    };
+    layout(frame, frame.t("poster"), content)
 }
 
 /// A node clock's unix milliseconds as `YYYY-MM-DD HH:MM UTC` (the proleptic Gregorian
@@ -384,7 +421,7 @@ fn entry_meta(frame: &Frame, entry: &Entry) -> Markup {
     }
 }
 
-fn display_title(collection: &Collection) -> String {
+pub(super) fn display_title(collection: &Collection) -> String {
     if collection.title.is_empty() {
         collection.name.clone()
     } else {

@@ -40,6 +40,12 @@ fn frame() -> Frame {
 /// No executable markup anywhere in a page: user text may still *read* `javascript:` or
 /// `onerror=`, escaped, but no real tag carries a script, an event attribute or such a link.
 fn assert_inert(html: &str) {
+    assert_inert_but(html, &[]);
+}
+
+/// [`assert_inert`] for a page that draws `allowed` tags itself (the poster's QR `<svg>`),
+/// which still carry no event attribute or `javascript:` link.
+fn assert_inert_but(html: &str, allowed: &[&str]) {
     for tag in html
         .split('<')
         .skip(1)
@@ -48,7 +54,8 @@ fn assert_inert(html: &str) {
         let lower = tag.to_lowercase();
         let name = lower.split_whitespace().next().unwrap_or("");
         assert!(
-            !["script", "iframe", "object", "embed", "svg"].contains(&name),
+            allowed.contains(&name)
+                || !["script", "iframe", "object", "embed", "svg"].contains(&name),
             "a <{name}> tag in:\n{html}"
         );
         for attribute in lower.split_whitespace().skip(1) {
@@ -180,4 +187,39 @@ fn node_clock_times_read_as_utc_dates() {
     assert_eq!(pages::when(0), "1970-01-01 00:00 UTC");
     assert_eq!(pages::when(951_782_400_000), "2000-02-29 00:00 UTC");
     assert_eq!(pages::when(1_767_225_599_000), "2025-12-31 23:59 UTC");
+}
+
+#[test]
+fn the_poster_draws_its_url_as_a_qr_code_and_writes_it_out() {
+    let urls = [
+        "http://192.0.2.7:7878/".to_owned(),
+        "http://[2001:db8::7]:7878/".to_owned(),
+    ];
+    let mut frame = frame();
+    for (ui, step) in [
+        (Ui::Es, "Wi-Fi del infocentro"),
+        (Ui::Qu, "Wi-Fi-man tinkiy"),
+        (Ui::En, "Join the"),
+    ] {
+        frame.ui = ui;
+        let html = pages::poster(&frame, &urls, false).into_string();
+        assert_inert_but(&html, &["svg"]);
+        assert_eq!(html.matches("<svg").count(), 1, "{html}");
+        assert!(!html.contains("<?xml"), "{html}");
+        assert!(
+            html.contains(r#"role="img" aria-label="http://192.0.2.7:7878/""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<p class="url">http://192.0.2.7:7878/</p>"#),
+            "{html}"
+        );
+        assert!(html.contains("http://[2001:db8::7]:7878/"), "{html}");
+        assert!(html.contains(step), "{ui:?}: {html}");
+        assert!(!html.contains(r#"role="alert""#), "{html}");
+    }
+    // A node on loopback says, on screen, that phones cannot reach it.
+    let html = pages::poster(&frame, &urls[..1], true).into_string();
+    assert!(html.contains(r#"role="alert""#), "{html}");
+    assert!(html.contains("--api 0.0.0.0:7878"), "{html}");
 }

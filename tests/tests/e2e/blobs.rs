@@ -82,6 +82,12 @@ fn a_64_mib_attachment_on_a_reaches_c_through_b_byte_identical() {
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("64 MiB A -> B -> C in {seconds:.1} s (entry sync and two hops)");
     assert!(download(&c, &hash) == content, "C serves the same bytes");
+    // The operator sees whom the bytes came from: C's one peer, B, sent it the 64 MiB.
+    let (_, peers) = c.get("/api/v1/peers");
+    let from_b = &peers["peers"][0];
+    assert_eq!(from_b["peer_id"], status(&b)["peer_id"]);
+    assert!(from_b["bytes_received"].as_u64().unwrap() >= 64 * MIB);
+    assert!(from_b["bytes_sent"].as_u64().unwrap() > 0);
     // And the CLI writes them out through the node.
     let out = dirs[2].path().join("copia.bin");
     cli_ok(

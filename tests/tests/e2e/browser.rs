@@ -1,7 +1,8 @@
 //! The pages in a real headless Chromium (Debian's `chromium`) on a phone-sized viewport, on a
 //! node that listens on the LAN with a contributor code: the home page, a search for
 //! `fermentacion`, the cacao entry, then adding an entry with a photo through the form (the
-//! code entered once), and finding it in the list, with its thumbnail, and in search.
+//! code entered once), and finding it in the list, with its thumbnail, and in search; and the
+//! poster for phones, on screen and laid out for print on A4; and the operator's page.
 //! Screenshots are kept under the target dir (`browser/`) as artefacts. Skipped, saying so,
 //! where no Chromium is installed (`.ci/run` installs it).
 
@@ -10,11 +11,16 @@ use std::process::Command;
 
 use minga_tests::cdp::Browser;
 use minga_tests::{Node, demo, wait_until};
+use serde_json::json;
 
 /// A phone: 390 × 844 CSS pixels.
 const VIEWPORT: &str = "--window-size=390,844";
 
 const CODE: &str = "minga-2026";
+
+/// A4's printable area with the poster's 15 mm margins, in CSS pixels: 180 × 267 mm.
+const A4_WIDTH: u32 = 680;
+const A4_HEIGHT: u32 = 1009;
 
 fn chromium() -> Option<PathBuf> {
     let candidates = ["chromium", "chromium-browser"];
@@ -22,6 +28,13 @@ fn chromium() -> Option<PathBuf> {
     std::env::split_paths(&path)
         .flat_map(|dir| candidates.iter().map(move |c| dir.join(c)))
         .find(|p| p.is_file())
+}
+
+/// Where screenshots are kept: `browser/` under the target dir.
+fn artefacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Runs headless Chromium on `url` with `action` (`--dump-dom` or `--screenshot=FILE`).
@@ -56,8 +69,7 @@ fn a_phone_browser_searches_and_reads_an_entry() {
     };
     let dir = tempfile::tempdir().unwrap();
     let profile = tempfile::tempdir().unwrap();
-    let artefacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&artefacts).unwrap();
+    let artefacts = artefacts();
     let node = Node::start_with(
         dir.path(),
         &["--api", "0.0.0.0:0", "--contributor-code", CODE],
@@ -179,6 +191,95 @@ fn a_phone_browser_searches_and_reads_an_entry() {
     });
     browser.screenshot(&artefacts.join("search-new-entry.png"));
     eprintln!("screenshots in {}", artefacts.display());
+}
+
+#[test]
+fn the_poster_shows_the_nodes_url_as_a_qr_code() {
+    let Some(binary) = chromium() else {
+        eprintln!("skipped: no chromium binary on PATH (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    // The node listens on loopback, so loopback's is the one URL it is served at.
+    let url = format!("{}/", node.base);
+    for (query, words, shot) in [
+        ("?ui=es", "Conéctese al Wi-Fi", "poster.png"),
+        ("?ui=qu", "Wi-Fi-man tinkiy", "poster-qu.png"),
+    ] {
+        let poster = format!("{}/poster{query}", node.base);
+        let dom = chrome(&binary, profile.path(), "--dump-dom", &poster);
+        assert_eq!(dom.matches("<svg").count(), 1, "{dom}");
+        assert!(
+            dom.contains(&format!(r#"<p class="url">{url}</p>"#)),
+            "{dom}"
+        );
+        assert!(dom.contains(words), "{dom}");
+        let file = artefacts().join(shot);
+        chrome(
+            &binary,
+            profile.path(),
+            &format!("--screenshot={}", file.display()),
+            &poster,
+        );
+        assert!(
+            std::fs::metadata(&file).unwrap().len() > 1000,
+            "an empty screenshot"
+        );
+    }
+    // Printed, it fits one A4 sheet: laid out for print in the sheet's printable area (A4 less
+    // the page's 15 mm margins, at 96 CSS pixels to the inch), nothing runs past it.
+    let browser_profile = tempfile::tempdir().unwrap();
+    let mut browser = Browser::launch(&binary, browser_profile.path(), A4_WIDTH, A4_HEIGHT);
+    browser.call("Emulation.setEmulatedMedia", json!({"media": "print"}));
+    for ui in ["es", "qu", "en"] {
+        browser.goto(&format!("{}/poster?ui={ui}", node.base));
+        browser.screenshot(&artefacts().join(format!("poster-print-{ui}.png")));
+        let height = browser.eval("document.documentElement.scrollHeight");
+        assert!(
+            height.as_u64().is_some_and(|h| h <= u64::from(A4_HEIGHT)),
+            "the printed poster ({ui}) is {height} px high, the sheet {A4_HEIGHT}"
+        );
+    }
+    // And the PDF an operator would print, to look at.
+    let pdf = artefacts().join("poster.pdf");
+    chrome(
+        &binary,
+        profile.path(),
+        &format!("--print-to-pdf={}", pdf.display()),
+        &format!("{}/poster", node.base),
+    );
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+}
+
+#[test]
+fn the_operator_page_on_a_phone() {
+    let Some(binary) = chromium() else {
+        eprintln!("skipped: no chromium binary on PATH (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    demo::load(&node.api, &demo::sample()).unwrap();
+    let peer_id = node.get("/api/v1/status").1["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::launch(&binary, profile.path(), 390, 844);
+    browser.goto(&format!("{}/operator?ui=qu", node.base));
+    let html = browser.html();
+    assert!(html.contains(&peer_id), "{html}");
+    assert!(html.contains("Prácticas agrícolas andinas"), "{html}");
+    browser.screenshot(&artefacts().join("operator.png"));
+    // Creating a collection through the page brings the page back with it.
+    browser.fill(r#"form[action="/operator"].entry"#, "name", "semillas");
+    browser.fill(r#"form[action="/operator"].entry"#, "title", "Muyukuna");
+    browser.click_and_wait(r#"form[action="/operator"].entry button[type=submit]"#);
+    assert_eq!(browser.path(), "/operator");
+    let html = browser.html();
+    assert!(html.contains("Muyukuna"), "{html}");
 }
 
 /// Status and bytes of a small thumbnail.

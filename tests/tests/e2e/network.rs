@@ -99,6 +99,11 @@ fn an_entry_added_on_a_reaches_c_through_b() {
     );
     let (_, peers) = line.b.get("/api/v1/peers");
     assert_eq!(peers["peers"].as_array().unwrap().len(), 2);
+    for peer in peers["peers"].as_array().unwrap() {
+        // B synced with both: each peer's own traffic, on the wire of its messages.
+        assert!(peer["bytes_sent"].as_u64().unwrap() > 0, "{peer}");
+        assert!(peer["bytes_received"].as_u64().unwrap() > 0, "{peer}");
+    }
     assert!(
         line.b.get("/api/v1/status").1["bytes_received"]
             .as_u64()
