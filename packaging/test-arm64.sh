@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The arm64 binary, tested on this amd64 machine under qemu-user: it starts, serves its API,
-# pages and metrics, and keeps a collection level with the amd64 binary over loopback, both
-# ways; then the e2e tests of E2E_SUBSET run with every node arm64 (MINGA_BIN=packaging/qemu-minga).
-# Needs the binaries packaging/build-deb.sh built.
+# The arm64 binary, tested on this amd64 machine under qemu-user on the C library of a real
+# Debian arm64 userland (Bullseye's glibc 2.31, the oldest the package supports, and
+# Bookworm's 2.36), unpacked here by debootstrap: it starts, serves its API, pages and
+# metrics, and keeps a collection level with the amd64 binary over loopback, both ways; then
+# the e2e tests of E2E_SUBSET run with every node arm64 on Bullseye's C library
+# (MINGA_BIN=packaging/qemu-minga). Needs the binaries packaging/build-deb.sh built.
 #
 #   packaging/test-arm64.sh            # smoke and sync, then the e2e subset
 #   packaging/test-arm64.sh --no-e2e   # smoke and sync only
@@ -29,10 +31,23 @@ arm=packaging/qemu-minga
 amd=$target_dir/x86_64-unknown-linux-gnu/release/minga
 arm_bin=$target_dir/aarch64-unknown-linux-gnu/release/minga
 
-if ! command -v qemu-aarch64-static >/dev/null || [ ! -d /usr/aarch64-linux-gnu/lib ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
-fi
+for tool in qemu-aarch64-static:qemu-user-static debootstrap:debootstrap; do
+    command -v "${tool%%:*}" >/dev/null || {
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool##*:}"
+    }
+done
+
+# The arm64 userlands, unpacked once (debootstrap's first stage: no arm64 code runs). Debian's
+# cross C library (libc6-arm64-cross) is not one: under qemu-user every new thread of a binary
+# loaded with it hangs in the dynamic loader.
+roots=$target_dir/arm64-root
+for release in bullseye bookworm; do
+    if [ ! -x "$roots/$release/lib/aarch64-linux-gnu/libc.so.6" ]; then
+        rm -rf "${roots:?}/$release"
+        debootstrap --foreign --arch=arm64 --variant=minbase "$release" "$roots/$release" >/dev/null
+    fi
+done
+export MINGA_ARM64_ROOT=$roots/bullseye
 
 work=$target_dir/arm64-test
 rm -rf "$work"
@@ -75,7 +90,7 @@ check "it needs no glibc newer than 2.31" \
 check "minga --version under qemu matches the amd64 build" \
     test "$("$arm" --version)" = "$("$amd" --version)"
 
-echo "== an arm64 node serves its API and pages"
+echo "== an arm64 node on Bullseye's C library serves its API and pages"
 start arm "$arm"
 addr_arm=$started
 check "the API answers" get "$addr_arm" /api/v1/status -o /dev/null
@@ -83,6 +98,13 @@ check "the home page answers" bash -c "curl -fsS 'http://$addr_arm/' | grep -q '
 check "the stylesheet answers" get "$addr_arm" /style.css -o /dev/null
 check "/metrics answers" get "$addr_arm" /metrics -o /dev/null
 arm_p2p=$(get "$addr_arm" /api/v1/status | json '["listen"][0]')
+
+echo "== an arm64 node on Bookworm's C library"
+MINGA_ARM64_ROOT=$roots/bookworm start bookworm "$arm"
+check "it serves its API" get "$started" /api/v1/status -o /dev/null
+kill -TERM "${pids[-1]}"
+check "it stops cleanly on SIGTERM" wait "${pids[-1]}"
+unset 'pids[-1]'
 
 echo "== it syncs with an amd64 node over loopback"
 start amd "$amd" --bootstrap "$arm_p2p"
