@@ -4,7 +4,7 @@
 //! Every list and text is bounded too (`crate::limits`), checked while it is decoded.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::Tombstone;
 use crate::limits::{
@@ -75,7 +75,10 @@ pub enum Response {
     /// The node's author key, and its signature vouching for the node's peer id.
     Operator {
         author: [u8; 32],
-        #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>")]
+        #[serde(
+            serialize_with = "byte_run",
+            deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>"
+        )]
         signature: Vec<u8>,
     },
     /// The collection's documents changed since the asked position, the current position, and
@@ -111,7 +114,10 @@ pub enum Payload {
     /// The whole saved document and the signatures of all its changes, for a receiver that
     /// holds none of it.
     Whole {
-        #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_DOCUMENT_BYTES>")]
+        #[serde(
+            serialize_with = "byte_run",
+            deserialize_with = "crate::bounded::bytes::<_, MAX_DOCUMENT_BYTES>"
+        )]
         document: Vec<u8>,
         #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_OFFER_CHANGES>")]
         signatures: Vec<HashSignature>,
@@ -123,9 +129,15 @@ pub enum Payload {
 /// A change's bytes and its signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedBytes {
-    #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_DOCUMENT_BYTES>")]
+    #[serde(
+        serialize_with = "byte_run",
+        deserialize_with = "crate::bounded::bytes::<_, MAX_DOCUMENT_BYTES>"
+    )]
     pub change: Vec<u8>,
-    #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>")]
+    #[serde(
+        serialize_with = "byte_run",
+        deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>"
+    )]
     pub signature: Vec<u8>,
 }
 
@@ -133,7 +145,10 @@ pub struct SignedBytes {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HashSignature {
     pub hash: [u8; 32],
-    #[serde(deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>")]
+    #[serde(
+        serialize_with = "byte_run",
+        deserialize_with = "crate::bounded::bytes::<_, MAX_SIGNATURE_BYTES>"
+    )]
     pub signature: Vec<u8>,
 }
 
@@ -172,6 +187,13 @@ pub enum WireError {
     Malformed(String),
 }
 
+/// Encodes a byte field in one piece. Postcard writes the same bytes as for a sequence of
+/// `u8` (the length, then the bytes) but without a call per byte, so encoding a payload, and
+/// measuring it with [`encoded_len`], costs per field rather than per byte.
+fn byte_run<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes)
+}
+
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     postcard::to_allocvec(message).expect("wire types encode")
 }
@@ -196,6 +218,28 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Wire
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn byte_fields_encode_as_a_sequence_of_u8_would() {
+        let signed = SignedBytes {
+            change: vec![1, 2, 3],
+            signature: vec![9; 200],
+        };
+        let mut expected = vec![3, 1, 2, 3, 200, 1];
+        expected.extend([9; 200]);
+        assert_eq!(encode(&signed), expected);
+        assert_eq!(encoded_len(&signed), expected.len());
+        #[derive(Serialize)]
+        struct AsSequences {
+            change: Vec<u8>,
+            signature: Vec<u8>,
+        }
+        let as_sequences = AsSequences {
+            change: signed.change.clone(),
+            signature: signed.signature.clone(),
+        };
+        assert_eq!(encode(&signed), encode(&as_sequences));
+    }
 
     #[test]
     fn round_trips() {
