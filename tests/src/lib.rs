@@ -358,6 +358,12 @@ impl Node {
         }
     }
 
+    /// The node's libp2p peer id, as its status reports it.
+    pub fn peer_id(&self) -> String {
+        let (_, status) = self.get("/api/v1/status");
+        status["peer_id"].as_str().expect("a peer id").to_owned()
+    }
+
     /// The node's first peer-to-peer address, `/ip4/…/tcp/…/p2p/<peer id>`.
     pub fn p2p_addr(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -22,12 +22,18 @@ const CODE: &str = "minga-2026";
 const A4_WIDTH: u32 = 680;
 const A4_HEIGHT: u32 = 1009;
 
+/// Chromium on `PATH`, or `None` after saying the test is skipped.
 fn chromium() -> Option<PathBuf> {
     let candidates = ["chromium", "chromium-browser"];
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| candidates.iter().map(move |c| dir.join(c)))
-        .find(|p| p.is_file())
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .flat_map(|dir| candidates.iter().map(move |c| dir.join(c)))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        eprintln!("skipped: no chromium binary on PATH (apt-get install chromium)");
+    }
+    found
 }
 
 /// Where screenshots are kept: `browser/` under the target dir.
@@ -64,7 +70,6 @@ fn chrome(binary: &Path, profile: &Path, action: &str, url: &str) -> String {
 #[test]
 fn a_phone_browser_searches_and_reads_an_entry() {
     let Some(binary) = chromium() else {
-        eprintln!("skipped: no chromium binary on PATH (apt-get install chromium)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -196,7 +201,6 @@ fn a_phone_browser_searches_and_reads_an_entry() {
 #[test]
 fn the_poster_shows_the_nodes_url_as_a_qr_code() {
     let Some(binary) = chromium() else {
-        eprintln!("skipped: no chromium binary on PATH (apt-get install chromium)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -256,17 +260,13 @@ fn the_poster_shows_the_nodes_url_as_a_qr_code() {
 #[test]
 fn the_operator_page_on_a_phone() {
     let Some(binary) = chromium() else {
-        eprintln!("skipped: no chromium binary on PATH (apt-get install chromium)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let profile = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
     demo::load(&node.api, &demo::sample()).unwrap();
-    let peer_id = node.get("/api/v1/status").1["peer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let peer_id = node.peer_id();
     let mut browser = Browser::launch(&binary, profile.path(), 390, 844);
     browser.goto(&format!("{}/operator?ui=qu", node.base));
     let html = browser.html();

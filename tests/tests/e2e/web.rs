@@ -419,10 +419,7 @@ fn the_operator_page_creates_follows_unfollows_and_blocks() {
     // On a loopback-only node whoever reaches it is the operator.
     let (status, cookies, _, overview) = get("");
     assert_eq!(status, 200, "{overview}");
-    let peer_id = node.get("/api/v1/status").1["peer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let peer_id = node.peer_id();
     assert!(overview.contains(&peer_id), "{overview}");
     assert!(overview.contains("Disk used by the data"), "{overview}");
     assert!(
@@ -491,10 +488,7 @@ fn on_the_lan_the_operator_page_needs_the_token() {
         &["--api", "0.0.0.0:0", "--contributor-code", CODE],
     );
     let url = format!("{}/operator", node.base);
-    let peer_id = node.get("/api/v1/status").1["peer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let peer_id = node.peer_id();
     // No credential: 403, the form for the token, and nothing of the node's.
     let (status, cookies, _, refused) = answer(browser().get(&url).call());
     assert_eq!(status, 403, "{refused}");
