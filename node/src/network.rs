@@ -806,13 +806,13 @@ impl Network {
             Output::Apply {
                 peer,
                 payloads,
-                then: Then::Answer,
+                then: Then::Answer { coming },
             } => {
                 let Some((_, channel)) = channel.take() else {
                     return;
                 };
                 self.spawn(move |exchange, work| async move {
-                    let done = match exchange.answer_offers(peer, payloads).await {
+                    let done = match exchange.answer_offers(peer, payloads, &coming).await {
                         Ok(answers) => Work::Respond(peer, channel, Response::Sync { answers }),
                         Err(Misbehaved(reason)) => Work::Misbehaved(peer, reason),
                     };

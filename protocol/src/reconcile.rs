@@ -198,7 +198,10 @@ pub struct Step {
     pub reply: Vec<RangePart>,
     /// Ids whose entries differ between the two sides (held by either or both), sorted.
     pub differing: Vec<[u8; 16]>,
-    /// Of `differing`, the ids we hold and the peer holds no version of, sorted.
+    /// Of `differing`, the ids we hold in ranges of which the peer holds nothing at all (a new
+    /// replica, or a part of the collection it never had), sorted: nothing else is bringing
+    /// them, so they are worth sending whole at once. A document the peer lacks among others
+    /// it holds is not here: it is most likely on its way by gossip or from another neighbour.
     pub they_lack: Vec<[u8; 16]>,
 }
 
@@ -324,9 +327,12 @@ fn check_items(
     }
 }
 
-/// Records the ids present on one side only or with different digests, and those only we hold,
-/// in one merge walk over the two sorted lists.
+/// Records the ids present on one side only or with different digests in one merge walk over
+/// the two sorted lists, and ours as lacking when the peer holds none of the range.
 fn compare(ours: &[Item], theirs: &[Item], step: &mut Step) {
+    if theirs.is_empty() {
+        step.they_lack.extend(ours.iter().map(|item| item.id));
+    }
     use std::cmp::Ordering;
     let (mut o, mut t) = (ours.iter().peekable(), theirs.iter().peekable());
     loop {
@@ -340,7 +346,6 @@ fn compare(ours: &[Item], theirs: &[Item], step: &mut Step) {
             Ordering::Less => {
                 let a = o.next().expect("peeked");
                 step.differing.push(a.id);
-                step.they_lack.push(a.id);
             }
             Ordering::Greater => step.differing.push(t.next().expect("peeked").id),
             Ordering::Equal => {
@@ -530,8 +535,21 @@ mod tests {
         }];
         let step = respond(&ours, &message).unwrap();
         assert_eq!(step.differing, [id(1), id(2), id(3)]);
-        assert_eq!(step.they_lack, [id(1)]);
+        assert!(step.they_lack.is_empty(), "it holds others of the range");
         assert!(step.reply.is_empty());
+    }
+
+    /// A range the peer holds nothing of: all of ours are lacking, to be sent whole.
+    #[test]
+    fn a_range_the_peer_holds_none_of_is_lacking_whole() {
+        let ours = ItemSet::new(vec![item(1, 1), item(2, 1)]);
+        let message = [RangePart {
+            upper: None,
+            body: RangeBody::Items(Vec::new()),
+        }];
+        let step = respond(&ours, &message).unwrap();
+        assert_eq!(step.differing, [id(1), id(2)]);
+        assert_eq!(step.they_lack, [id(1), id(2)]);
     }
 
     proptest! {

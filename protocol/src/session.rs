@@ -29,6 +29,12 @@
 //! - **Quiet catch-up**: changes that came by reconciliation or a change listing are not
 //!   announced one by one; [`QUIET_AFTER`] after the last of a burst, every neighbour is offered
 //!   one reconciliation of the collection.
+//! - **Whole documents only where nothing else brings them**: a document the peer holds no
+//!   version of is sent whole at once only from a range of the collection the peer holds
+//!   nothing of (a first sync); otherwise it is offered by its heads, since gossip or another
+//!   neighbour is most likely bringing it, and the peer asks for it whole (`sync::answer`) only
+//!   if it is still missing and not on its way from elsewhere. A province measured it: catch-up
+//!   pushes were arriving twice (`docs/simulations.md`).
 //! - **Rounds**: a sync takes at most [`MAX_SYNC_ROUND`] exchanges after the first offer.
 //! - A document offered to a peer is not offered to it again until it answered
 //!   ([`OFFER_TIMEOUT`]).
@@ -41,7 +47,9 @@ use std::time::Duration;
 
 use crate::DocumentId;
 use crate::reconcile::{self, DIGEST_LEN, Item, ItemSet};
-use crate::wire::{Announcement, MAX_SINCE_ITEMS, Offer, Request, Response, SINCE_UNKNOWN};
+use crate::wire::{
+    Announcement, MAX_SINCE_ITEMS, Offer, Payload, Request, Response, SINCE_UNKNOWN,
+};
 
 /// How often a node checks every collection it shares with each peer.
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
@@ -60,6 +68,9 @@ pub const OFFER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most announcements held at once: beyond this a peer flooding announcements of changes it
 /// does not have costs pulls, not memory.
 pub const MAX_HELD: usize = 4096;
+/// Most documents remembered as asked for whole at once: beyond this a peer flooding offers
+/// costs answers, not memory.
+pub const MAX_ASKED: usize = 4096;
 
 /// How peers learn of a durable change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,8 +239,8 @@ pub enum Misbehaviour {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Then {
     /// They came in a request: respond with `sync::answer` for each (applied with
-    /// [`Spread::Quietly`]).
-    Answer,
+    /// [`Spread::Quietly`]). Documents `coming` here from elsewhere already are not asked for.
+    Answer { coming: BTreeSet<[u8; 16]> },
     /// They answered our request: offer what the peer still lacks (`sync::follow_up`) in a
     /// request for `next`, if any; apply with `spread`; then report [`Input::Finished`].
     FollowUp {
@@ -306,6 +317,8 @@ pub struct Session<P, M> {
     fetching: BTreeMap<[u8; 16], (P, Duration)>,
     /// Listings waiting for those fetches.
     waiting: Vec<Waiting<P>>,
+    /// Documents offered by their heads alone, from which peer first and since when.
+    asked: BTreeMap<[u8; 16], (P, Duration)>,
     /// Held announcements by the document they name.
     held: BTreeMap<DocumentId, Vec<HeldAnnouncement<P, M>>>,
     held_count: usize,
@@ -328,6 +341,7 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
             offered: BTreeMap::new(),
             fetching: BTreeMap::new(),
             waiting: Vec::new(),
+            asked: BTreeMap::new(),
             held: BTreeMap::new(),
             held_count: 0,
             armed: None,
@@ -370,6 +384,7 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
                 self.offered.retain(|(to, _), _| *to != peer);
                 self.fetching.retain(|_, (from, _)| *from != peer);
                 self.waiting.retain(|w| w.peer != peer);
+                self.asked.retain(|_, (from, _)| *from != peer);
                 self.fetch_unblocked(now, replica, &mut out);
             }
             Input::Followed(collection) => {
@@ -504,13 +519,45 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
                     Err(e) => refused(&e),
                 });
             }
-            Request::Sync { offers } => out.push(Output::Apply {
-                peer,
-                payloads: offers,
-                then: Then::Answer,
-            }),
+            Request::Sync { offers } => {
+                let coming = self.ask_once(peer, &offers);
+                out.push(Output::Apply {
+                    peer,
+                    payloads: offers,
+                    then: Then::Answer { coming },
+                })
+            }
             Request::Operator => {}
         }
+    }
+
+    /// Of the documents `peer` offers by their heads alone, those on their way here already (a
+    /// held announcement's pull, a listing's fetch, or an earlier such offer from another peer
+    /// that this node's answer asked for whole), which the answer does not ask for again. The
+    /// others count as asked for from `peer` (the answer asks only for those not held).
+    fn ask_once(&mut self, peer: P, offers: &[Offer]) -> BTreeSet<[u8; 16]> {
+        let now = self.now;
+        self.asked
+            .retain(|_, (_, since)| now < *since + FETCH_TIMEOUT);
+        let mut coming = BTreeSet::new();
+        for offer in offers {
+            if offer.payload != Payload::Nothing || offer.heads.is_empty() {
+                continue;
+            }
+            let id = offer.id;
+            let pulled = self.held.contains_key(&DocumentId::from_bytes(id));
+            let fetched = self
+                .fetching
+                .get(&id)
+                .is_some_and(|(_, since)| now < *since + FETCH_TIMEOUT);
+            let asked = self.asked.get(&id).is_some_and(|(from, _)| *from != peer);
+            if pulled || fetched || asked {
+                coming.insert(id);
+            } else if self.asked.len() < MAX_ASKED {
+                self.asked.insert(id, (peer, now));
+            }
+        }
+        coming
     }
 
     /// A peer asked about `collection`, so it carries it: if we follow it too and have no
@@ -822,6 +869,7 @@ impl<P: Copy + Ord, M: Clone> Session<P, M> {
         out: &mut Vec<Output<P, M>>,
     ) {
         let id = DocumentId::from_bytes(announcement.id);
+        self.asked.remove(&announcement.id);
         if let Some(held) = self.held.remove(&id) {
             let (arrived, waiting): (Vec<_>, Vec<_>) = held
                 .into_iter()
@@ -1305,6 +1353,65 @@ mod tests {
             source: 2,
             accept: true
         }));
+    }
+
+    /// A document offered by its heads while it is being pulled is answered without asking
+    /// for it whole a second time; once it is here or given up, it is asked for again.
+    #[test]
+    fn a_document_on_its_way_here_is_not_asked_for_twice() {
+        let fake = Fake::default();
+        let mut s = session(&[2, 3]);
+        let offers = || Request::Sync {
+            offers: vec![Offer {
+                id: [1; 16],
+                kind: crate::wire::WireKind::Entry,
+                heads: vec![[10; 32]],
+                payload: Payload::Nothing,
+            }],
+        };
+        let coming = |out: &Out| {
+            out.iter().find_map(|o| match o {
+                Output::Apply {
+                    then: Then::Answer { coming },
+                    ..
+                } => Some(coming.clone()),
+                _ => None,
+            })
+        };
+        let request = Input::Request {
+            peer: 3,
+            request: offers(),
+        };
+        let out = s.handle(request, secs(0), &fake);
+        assert_eq!(
+            coming(&out),
+            Some(BTreeSet::new()),
+            "nothing is on its way yet"
+        );
+        let heard = Input::Announced {
+            peer: 2,
+            message: 100,
+            announcement: announcement(10),
+        };
+        s.handle(heard, secs(0), &fake);
+        let request = Input::Request {
+            peer: 3,
+            request: offers(),
+        };
+        let out = s.handle(request, secs(1), &fake);
+        assert_eq!(
+            coming(&out),
+            Some(BTreeSet::from([[1; 16]])),
+            "pulled from 2"
+        );
+        let busy = BTreeSet::new();
+        s.handle(Input::Tick { busy }, FORWARD_WITHIN, &fake);
+        let request = Input::Request {
+            peer: 3,
+            request: offers(),
+        };
+        let out = s.handle(request, FORWARD_WITHIN, &fake);
+        assert_eq!(coming(&out), Some(BTreeSet::new()), "the pull was given up");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use automerge::{Automerge, ChangeHash};
 
 use crate::inflate::Budget;
 use crate::verify::{self, DocKind, SignedChange, VerifyError, contained};
-use crate::wire::{HashSignature, Offer, Payload, SignedBytes, WireKind};
+use crate::wire::{HashSignature, NOTHING_HELD, Offer, Payload, SignedBytes, WireKind};
 use crate::{DocumentId, Signature, Tombstone};
 
 /// A replica's copy of one document, as far as syncing needs it.
@@ -47,8 +47,10 @@ pub trait SyncDocument: Sized {
 pub enum Held<D> {
     /// The document was withdrawn.
     Withdrawn(Tombstone),
-    /// Not held, or not to be shared (private, unconsented, of a collection not carried).
-    Nothing,
+    /// Not held at all: offered by its heads alone, it is asked for whole.
+    Absent,
+    /// Held but not to be shared (private, unconsented, of a collection not carried).
+    Withheld,
     Doc(D),
 }
 
@@ -56,7 +58,7 @@ impl<D: SyncDocument> Held<D> {
     fn heads_and(&self, payload: impl FnOnce(&D) -> Payload) -> (Vec<[u8; 32]>, Payload) {
         match self {
             Held::Withdrawn(stone) => (Vec::new(), Payload::Tombstone(stone.clone())),
-            Held::Nothing => (Vec::new(), Payload::Nothing),
+            Held::Absent | Held::Withheld => (Vec::new(), Payload::Nothing),
             Held::Doc(doc) => (doc.heads(), payload(doc)),
         }
     }
@@ -88,17 +90,21 @@ pub fn offer<D: SyncDocument>(
 /// The answer to `offer`, once its payload is applied to `held`: what the offerer lacks, and
 /// our heads only when it must send us something back. When it holds changes we lack (heads
 /// we do not know), our heads alone let it send exactly those, instead of our whole history
-/// now. Otherwise it holds exactly our heads once it applies the answer, so they are left out:
-/// 32 bytes a document, most of an answer.
-pub fn answer<D: SyncDocument>(offer: &Offer, held: &Held<D>) -> Offer {
+/// now; when we hold none of the document, [`NOTHING_HELD`] asks for the whole of it, unless
+/// it is `coming` from another peer already. Otherwise it holds exactly our heads once it
+/// applies the answer, so they are left out: 32 bytes a document, most of an answer.
+pub fn answer<D: SyncDocument>(offer: &Offer, held: &Held<D>, coming: bool) -> Offer {
     let (heads, payload) = match held {
+        Held::Absent if !offer.heads.is_empty() && !coming => {
+            (vec![NOTHING_HELD], Payload::Nothing)
+        }
         Held::Doc(doc) if !offer.heads.iter().all(|h| doc.has_change(h)) => {
             (doc.heads(), Payload::Nothing)
         }
         Held::Doc(doc) if doc.heads() == offer.heads => (Vec::new(), Payload::Nothing),
         Held::Doc(doc) => (Vec::new(), doc.payload_for(&offer.heads)),
         Held::Withdrawn(stone) => (Vec::new(), Payload::Tombstone(stone.clone())),
-        Held::Nothing => (Vec::new(), Payload::Nothing),
+        Held::Absent | Held::Withheld => (Vec::new(), Payload::Nothing),
     };
     Offer {
         id: offer.id,
@@ -109,8 +115,9 @@ pub fn answer<D: SyncDocument>(offer: &Offer, held: &Held<D>) -> Offer {
 }
 
 /// After applying an answer to `held`: a last offer with what the peer still lacks, if any
-/// (none when the answer left its heads out). Where the peer's heads are not all known here, that is everything not below the known
-/// ones, so that two sides that both changed a document always make progress.
+/// (none when the answer left its heads out; the whole document when it holds none). Where the
+/// peer's heads are not all known here, that is everything not below the known ones, so that
+/// two sides that both changed a document always make progress.
 pub fn follow_up<D: SyncDocument>(answer: &Offer, held: &Held<D>) -> Option<Offer> {
     let Held::Doc(doc) = held else {
         return None;
@@ -119,7 +126,12 @@ pub fn follow_up<D: SyncDocument>(answer: &Offer, held: &Held<D>) -> Option<Offe
     if answer.heads.is_empty() || heads == answer.heads {
         return None;
     }
-    let payload = doc.payload_for(&answer.heads);
+    let theirs: &[[u8; 32]] = if answer.heads == [NOTHING_HELD] {
+        &[]
+    } else {
+        &answer.heads
+    };
+    let payload = doc.payload_for(theirs);
     (payload != Payload::Nothing).then_some(Offer {
         id: answer.id,
         kind: answer.kind,
@@ -303,4 +315,37 @@ pub fn apply_payload(
 pub(crate) fn signature(bytes: &[u8]) -> Result<Signature, VerifyError> {
     Signature::try_from(bytes)
         .map_err(|_| VerifyError::Malformed("a signature is not 64 bytes".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuthorKey;
+    use crate::model::ModelDoc;
+
+    /// A document offered by its heads alone to a peer that holds none of it: the peer asks for
+    /// it, and the follow-up brings it whole; when it is on its way from elsewhere, it does not.
+    #[test]
+    fn a_peer_holding_none_of_a_heads_only_offer_asks_for_it_whole() {
+        let (id, doc) = ModelDoc::create(&AuthorKey::from_bytes(&[1; 32]), 7, 500);
+        let held = Held::Doc(doc.clone());
+        let offer = offer(*id.as_bytes(), WireKind::Entry, &held, false);
+        assert_eq!(offer.payload, Payload::Nothing);
+
+        let asked = answer(&offer, &Held::<ModelDoc>::Absent, false);
+        assert_eq!(asked.heads, [NOTHING_HELD]);
+        let last = follow_up(&asked, &held).expect("the whole document follows");
+        assert!(matches!(last.payload, Payload::Whole { .. }));
+        let kept = ModelDoc::apply(id, DocKind::Entry, None, &last.payload).unwrap();
+        assert_eq!(kept.map(|d| d.heads()), Some(doc.heads()));
+
+        let coming = answer(&offer, &Held::<ModelDoc>::Absent, true);
+        assert!(coming.heads.is_empty());
+        assert_eq!(follow_up(&coming, &held), None);
+        let withheld = answer(&offer, &Held::<ModelDoc>::Withheld, false);
+        assert!(
+            withheld.heads.is_empty(),
+            "a withheld document is never asked for"
+        );
+    }
 }

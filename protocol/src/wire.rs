@@ -96,11 +96,17 @@ pub enum Response {
 pub struct Offer {
     pub id: [u8; 16],
     pub kind: WireKind,
-    /// The sender's heads after applying what it received; empty if it holds nothing.
+    /// The sender's heads after applying what it received; empty if it holds nothing. An answer
+    /// leaves them out (empty) when they are the offer's, and says `[NOTHING_HELD]` when it holds
+    /// none of a document offered by its heads alone, to ask for the whole of it.
     #[serde(deserialize_with = "crate::bounded::vec::<_, _, MAX_HEADS>")]
     pub heads: Vec<[u8; 32]>,
     pub payload: Payload,
 }
+
+/// The heads of a document held not at all, in an answer (as git's zero object id): no change
+/// hashes to it, so an offerer that does not know this value still sends every change.
+pub const NOTHING_HELD: [u8; 32] = [0; 32];
 
 /// What an offer carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -324,7 +324,7 @@ impl<D: Doc> World<D> {
     fn held(&self, replica: usize, id: &[u8; 16]) -> Held<D> {
         match self.docs[replica].get(id) {
             Some(doc) => Held::Doc(doc.clone()),
-            None => Held::Nothing,
+            None => Held::Absent,
         }
     }
 
@@ -398,7 +398,7 @@ impl<D: Doc> World<D> {
     /// Applies an offer and answers with our heads and what the offerer lacks.
     fn answer(&mut self, replica: usize, offer: Offer) -> Offer {
         self.apply(replica, &offer);
-        sync::answer(&offer, &self.held(replica, &offer.id))
+        sync::answer(&offer, &self.held(replica, &offer.id), false)
     }
 
     /// Applies answers; returns the last offers for what the peer still lacks.

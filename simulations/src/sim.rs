@@ -597,14 +597,15 @@ impl<D: SimDoc> Sim<D> {
             Output::Apply {
                 peer,
                 payloads,
-                then: Then::Answer,
+                then: Then::Answer { coming },
             } => {
                 let mut answers = Vec::with_capacity(payloads.len());
                 for offer in &payloads {
                     if !self.apply(node, peer, offer, Spread::Quietly) {
                         return;
                     }
-                    answers.push(sync::answer(offer, &self.held_id(node, &offer.id)));
+                    let held = self.held_id(node, &offer.id);
+                    answers.push(sync::answer(offer, &held, coming.contains(&offer.id)));
                 }
                 self.falsify(node, &mut answers);
                 if let Some((to, purpose)) = asker {
@@ -860,14 +861,14 @@ impl<D: SimDoc> Sim<D> {
     fn held(&self, node: u32, doc: u32) -> Held<D> {
         match self.nodes[node as usize].doc(doc) {
             Some(d) => Held::Doc(D::clone(d)),
-            None => Held::Nothing,
+            None => Held::Absent,
         }
     }
 
     fn held_id(&self, node: u32, id: &[u8; 16]) -> Held<D> {
         match self.registry.index.get(id) {
             Some(&doc) => self.held(node, doc),
-            None => Held::Nothing,
+            None => Held::Absent,
         }
     }
 

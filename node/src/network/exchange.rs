@@ -1,7 +1,7 @@
 //! What a node says in `/minga/sync/1`: serving a peer's requests and acting on its responses.
 //! Reads go to the store; anything received is verified and written by the event loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use libp2p::PeerId;
@@ -47,16 +47,18 @@ impl Exchange {
     }
 
     /// Applies the documents `peer` offered in a request, and answers each with our heads and
-    /// what it lacks.
+    /// what it lacks (not asking for those `coming` from another peer already).
     pub async fn answer_offers(
         &self,
         peer: PeerId,
         offers: Vec<Offer>,
+        coming: &BTreeSet<[u8; 16]>,
     ) -> Result<Vec<Offer>, Misbehaved> {
         let from = source_tag(&peer.to_string());
         let mut answers = Vec::with_capacity(offers.len());
         for offer in offers {
-            answers.push(self.answer(offer, from).await?);
+            let coming = coming.contains(&offer.id);
+            answers.push(self.answer(offer, from, coming).await?);
         }
         Ok(answers)
     }
@@ -103,7 +105,12 @@ impl Exchange {
     }
 
     /// Applies what the peer offered, and answers with our heads and what it lacks.
-    async fn answer(&self, mut offer: Offer, from: SourceTag) -> Result<Offer, Misbehaved> {
+    async fn answer(
+        &self,
+        mut offer: Offer,
+        from: SourceTag,
+        coming: bool,
+    ) -> Result<Offer, Misbehaved> {
         let id = DocumentId::from_bytes(offer.id);
         // The payload is applied and not needed again: move it rather than copy a whole
         // document.
@@ -113,7 +120,7 @@ impl Exchange {
         let held = self
             .shareable(&id, offer.kind)
             .map_err(|e| Misbehaved(e.to_string()))?;
-        Ok(sync::answer(&offer, &held))
+        Ok(sync::answer(&offer, &held, coming))
     }
 
     /// Acts on `peer`'s answers to our offers; returns a last request carrying what the peer
@@ -176,24 +183,27 @@ impl Exchange {
         if let Some(stone) = self.store.tombstone(id)? {
             return Ok(Held::Withdrawn(stone));
         }
-        let (carried, heads) = match kind {
+        let heads = match kind {
             WireKind::Entry => match self.store.entry(id)? {
-                Some(entry) if entry.is_shareable() => {
-                    let carried = entry
-                        .collection
-                        .parse()
-                        .ok()
-                        .map(|c| self.carries(&c))
-                        .transpose()?
-                        .unwrap_or(false);
-                    (carried, Some(entry.heads))
+                None => return Ok(Held::Absent),
+                Some(entry) => {
+                    let carried = match entry.collection.parse() {
+                        Ok(collection) => self.carries(&collection)?,
+                        Err(_) => false,
+                    };
+                    if !entry.is_shareable() || !carried {
+                        return Ok(Held::Withheld);
+                    }
+                    Some(entry.heads)
                 }
-                _ => (false, None),
             },
-            WireKind::Collection => (self.store.collection(id)?.is_some(), None),
+            WireKind::Collection if self.store.collection(id)?.is_none() => {
+                return Ok(Held::Absent);
+            }
+            WireKind::Collection => None,
         };
-        let Some(saved) = self.store.document(id)?.filter(|_| carried) else {
-            return Ok(Held::Nothing);
+        let Some(saved) = self.store.document(id)? else {
+            return Ok(Held::Absent);
         };
         let signatures: BTreeMap<_, _> = self.store.signatures(id)?.into_iter().collect();
         let stored = match heads.map(|h| decode_heads(&h)) {
