@@ -7,6 +7,8 @@
 pub(crate) mod export;
 pub(crate) mod import;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use minga_protocol::automerge::{ActorId, Automerge, ChangeHash};
 use minga_protocol::entry::{self, EntryPatch, NewEntry};
 use minga_protocol::sync::{self, heads_bytes};
@@ -298,9 +300,10 @@ impl Commons {
         payload: &Payload,
         mirror: bool,
         from: store::SourceTag,
+        ahead: Option<Verified>,
     ) -> Result<Written<bool>, Error> {
         let mut staged = Staged::from_peer(from);
-        match self.stage_remote(&mut staged, id, kind, payload, mirror, None)? {
+        match self.stage_remote(&mut staged, id, kind, payload, mirror, ahead)? {
             Staging::Unchanged => Ok(Written::new(false, self.store.applied_writes())),
             Staging::Changed(changed) => {
                 let batch = self.store.apply_staged(staged)?;
@@ -492,7 +495,7 @@ impl Commons {
 /// [`Commons::stage_remote`] for a document not held, which a bundle import runs ahead on
 /// several threads. Staging still decides whether it is kept.
 #[derive(Debug)]
-pub(crate) struct Verified(Result<Option<Gained>, VerifyError>);
+pub struct Verified(Result<Option<Gained>, VerifyError>);
 
 impl Verified {
     pub(crate) fn new(id: DocumentId, kind: DocKind, payload: &Payload) -> Verified {
@@ -503,6 +506,39 @@ impl Verified {
                 signatures,
             })
         }))
+    }
+
+    /// Each of `docs` verified on as many threads as there are cores, each taking the next
+    /// document when done with its last.
+    pub(crate) fn all(docs: &[(DocumentId, DocKind, &Payload)]) -> Vec<Verified> {
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut verified: Vec<Option<Verified>> = docs.iter().map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..workers.min(docs.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((id, kind, payload)) = docs.get(i) else {
+                                break done;
+                            };
+                            done.push((i, Verified::new(*id, *kind, payload)));
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                for (i, one) in thread.join().expect("a verifying thread panicked") {
+                    verified[i] = Some(one);
+                }
+            }
+        });
+        verified
+            .into_iter()
+            .map(|one| one.expect("every document is verified"))
+            .collect()
     }
 }
 

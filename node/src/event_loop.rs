@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::bundle::{
     ExportRequest, ExportSummary, ImportError, ImportRequest, ImportSummary, ProgressFn,
 };
-use crate::commons::{Changed, Spread, Written};
+use crate::commons::{Changed, Spread, Verified, Written};
 use crate::store::SourceTag;
 use crate::{Commons, Error, StoreError};
 
@@ -37,12 +37,19 @@ enum Command {
     SetFollowed(DocumentId, bool, Reply<()>),
     SetBlocked(String, bool, Option<AuthorId>, Reply<()>),
     SetPeerSeq(String, DocumentId, u64, Reply<()>),
-    ApplyRemote(
-        Box<(DocumentId, DocKind, Payload, Spread, SourceTag)>,
-        Reply<bool>,
-    ),
+    ApplyRemote(Box<RemoteWork>, Reply<bool>),
     Export(Box<ExportRequest>, ProgressFn, Reply<ExportSummary>),
     Import(Box<ImportRequest>, ProgressFn, Reply<ImportSummary>),
+}
+
+/// A document from a peer: what it sent, verified ahead off the writer if new here.
+struct RemoteWork {
+    id: DocumentId,
+    kind: DocKind,
+    payload: Payload,
+    spread: Spread,
+    from: SourceTag,
+    ahead: Option<Verified>,
 }
 
 /// A reply that waits for the group's flush.
@@ -145,8 +152,16 @@ impl Handle {
         payload: Payload,
         spread: Spread,
         from: SourceTag,
+        ahead: Option<Verified>,
     ) -> Result<bool, Error> {
-        let work = Box::new((id, kind, payload, spread, from));
+        let work = Box::new(RemoteWork {
+            id,
+            kind,
+            payload,
+            spread,
+            from,
+            ahead,
+        });
         self.request(|reply| Command::ApplyRemote(work, reply))
             .await
             .map(|w| w.value)
@@ -263,11 +278,18 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, V
             reply,
         ),
         Command::ApplyRemote(work, reply) => {
-            let (id, kind, payload, spread, from) = *work;
+            let RemoteWork {
+                id,
+                kind,
+                payload,
+                spread,
+                from,
+                ahead,
+            } = *work;
             // A document that panics is refused like any bad one: its peer is dropped.
             let refused = |message| Error::Rejected(format!("handling it panicked: {message}"));
             let mut result = supervised(commons, refused, |c| {
-                c.apply_remote(id, kind, &payload, mirror, from)
+                c.apply_remote(id, kind, &payload, mirror, from, ahead)
             });
             if let Ok(written) = &mut result {
                 written.changed.iter_mut().for_each(|c| c.spread = spread);
@@ -402,6 +424,7 @@ mod tests {
                     Payload::Changes(Vec::new()),
                     Spread::Quietly,
                     crate::store::source_tag("peer"),
+                    None,
                 )
                 .await;
             let error = applied.expect_err("a document that panics is refused");

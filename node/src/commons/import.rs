@@ -8,7 +8,6 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use minga_protocol::bundle::{Manifest, Section, SectionKind};
 use minga_protocol::wire::{self, Payload};
@@ -294,35 +293,19 @@ impl Stager<'_, '_> {
     }
 }
 
-/// Each document of `batch` marked `fresh` verified against an empty one, on as many threads
-/// as there are cores, each taking the next document when done with its last.
+/// Each document of `batch` marked `fresh` verified against an empty one, on every core.
 fn verify_ahead(batch: &[Unverified<'_>], fresh: &[bool]) -> Vec<Option<Verified>> {
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut ahead: Vec<Option<Verified>> = batch.iter().map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..workers.min(batch.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(read) = batch.get(i) else { break done };
-                        if fresh[i] {
-                            let kind = doc_kind(read.section.kind);
-                            done.push((i, Verified::new(read.id, kind, &read.payload)));
-                        }
-                    }
-                })
-            })
-            .collect();
-        for thread in threads {
-            for (i, verified) in thread.join().expect("a verifying thread panicked") {
-                ahead[i] = Some(verified);
-            }
-        }
-    });
-    ahead
+    let docs: Vec<_> = batch
+        .iter()
+        .zip(fresh)
+        .filter(|(_, fresh)| **fresh)
+        .map(|(read, _)| (read.id, doc_kind(read.section.kind), &read.payload))
+        .collect();
+    let mut verified = Verified::all(&docs).into_iter();
+    fresh
+        .iter()
+        .map(|fresh| if *fresh { verified.next() } else { None })
+        .collect()
 }
 
 /// The kind of document a section holds.

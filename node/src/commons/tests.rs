@@ -50,7 +50,7 @@ fn a_change_log_answer_leaves_out_what_the_asker_sent() {
     let mirror = true;
     for (id, kind) in [(collection, DocKind::Collection), (entry, DocKind::Entry)] {
         let changed = b
-            .apply_remote(id, kind, &whole(&a, &id), mirror, peer_a)
+            .apply_remote(id, kind, &whole(&a, &id), mirror, peer_a, None)
             .unwrap();
         assert!(changed.value);
     }
@@ -81,7 +81,14 @@ fn a_change_log_answer_leaves_out_what_the_asker_sent() {
     };
     a.patch_entry(&entry, &patch).unwrap();
     let changed = b
-        .apply_remote(entry, DocKind::Entry, &whole(&a, &entry), mirror, peer_a)
+        .apply_remote(
+            entry,
+            DocKind::Entry,
+            &whole(&a, &entry),
+            mirror,
+            peer_a,
+            None,
+        )
         .unwrap();
     assert!(changed.value);
     assert_eq!(listed(&b, Some(peer_a)), vec![*entry.as_bytes()]);
@@ -104,7 +111,7 @@ fn documents_of_collections_not_followed_are_refused_before_loading() {
     let mut b = open(&temp.path().join("b"));
     let peer_a = source_tag("peer-a");
     for (id, kind) in [(collection, DocKind::Collection), (entry, DocKind::Entry)] {
-        b.apply_remote(id, kind, &whole(&a, &id), true, peer_a)
+        b.apply_remote(id, kind, &whole(&a, &id), true, peer_a, None)
             .unwrap();
     }
     b.set_followed(&collection, false).unwrap();
@@ -114,15 +121,62 @@ fn documents_of_collections_not_followed_are_refused_before_loading() {
         signatures: Vec::new(),
     };
     for (id, kind) in [(collection, DocKind::Collection), (entry, DocKind::Entry)] {
-        let changed = b.apply_remote(id, kind, &garbage, false, peer_a).unwrap();
+        let changed = b
+            .apply_remote(id, kind, &garbage, false, peer_a, None)
+            .unwrap();
         assert!(!changed.value, "{kind:?} of a collection not followed");
     }
     b.set_followed(&collection, true).unwrap();
     assert!(
         matches!(
-            b.apply_remote(entry, DocKind::Entry, &garbage, false, peer_a),
+            b.apply_remote(entry, DocKind::Entry, &garbage, false, peer_a, None),
             Err(Error::Rejected(_))
         ),
         "followed again, the same bytes are loaded and refused as malformed"
     );
+}
+
+/// Documents verified ahead, on every core, come back in order: the good ones are kept as
+/// verified, the bad one is refused as the writer would refuse it.
+#[test]
+fn documents_verified_ahead_are_kept_or_refused_in_order() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut a = open(&temp.path().join("a"));
+    let named: NewCollection = serde_json::from_value(json!({"name": "huerta"})).unwrap();
+    let collection = a.create_collection(&named).unwrap().value;
+    let mut docs = vec![(collection, DocKind::Collection)];
+    for title in ["Abono", "Riego", "Semillas"] {
+        let new = serde_json::from_value(json!({"collection": collection.to_string(),
+            "kind": "practice", "title": title, "body": "Compost de hojas.",
+            "license": "CC0-1.0"}))
+        .unwrap();
+        docs.push((a.create_entry(&new).unwrap().value, DocKind::Entry));
+    }
+    let garbage = Payload::Whole {
+        document: vec![0x85, 0x6f, 0x4a, 0x83, 0xff],
+        signatures: Vec::new(),
+    };
+    let mut payloads: Vec<Payload> = docs.iter().map(|(id, _)| whole(&a, id)).collect();
+    payloads[2] = garbage;
+    let listed: Vec<_> = docs
+        .iter()
+        .zip(&payloads)
+        .map(|((id, kind), payload)| (*id, *kind, payload))
+        .collect();
+    let ahead = Verified::all(&listed);
+    assert_eq!(ahead.len(), docs.len());
+
+    let mut b = open(&temp.path().join("b"));
+    let peer_a = source_tag("peer-a");
+    for (((id, kind), payload), verified) in docs.iter().zip(&payloads).zip(ahead) {
+        let applied = b.apply_remote(*id, *kind, payload, true, peer_a, Some(verified));
+        if *id == docs[2].0 {
+            assert!(matches!(applied, Err(Error::Rejected(_))), "{applied:?}");
+        } else {
+            assert!(applied.unwrap().value, "{kind:?} {id} kept");
+        }
+    }
+    assert!(b.store().entry(&docs[1].0).unwrap().is_some());
+    assert!(b.store().entry(&docs[2].0).unwrap().is_none());
+    assert!(b.store().entry(&docs[3].0).unwrap().is_some());
 }

@@ -13,6 +13,7 @@ use minga_protocol::wire::{Offer, Payload, Request, WireKind};
 use minga_protocol::{AuthorId, DocKind, DocumentId, Signature, VerifyError};
 use prometheus_client::metrics::counter::Counter;
 
+use crate::commons::Verified;
 use crate::store::{Reader, load};
 use crate::store::{SourceTag, source_tag};
 use crate::{Error, Handle};
@@ -55,10 +56,11 @@ impl Exchange {
         coming: &BTreeSet<[u8; 16]>,
     ) -> Result<Vec<Offer>, Misbehaved> {
         let from = source_tag(&peer.to_string());
+        let (offers, ahead) = self.verify_ahead(offers).await?;
         let mut answers = Vec::with_capacity(offers.len());
-        for offer in offers {
+        for (offer, ahead) in offers.into_iter().zip(ahead) {
             let coming = coming.contains(&offer.id);
-            answers.push(self.answer(offer, from, coming).await?);
+            answers.push(self.answer(offer, from, coming, ahead).await?);
         }
         Ok(answers)
     }
@@ -110,12 +112,13 @@ impl Exchange {
         mut offer: Offer,
         from: SourceTag,
         coming: bool,
+        ahead: Option<Verified>,
     ) -> Result<Offer, Misbehaved> {
         let id = DocumentId::from_bytes(offer.id);
         // The payload is applied and not needed again: move it rather than copy a whole
         // document.
         let payload = std::mem::replace(&mut offer.payload, Payload::Nothing);
-        self.apply(id, offer.kind, payload, Spread::Quietly, from)
+        self.apply(id, offer.kind, payload, Spread::Quietly, from, ahead)
             .await?;
         let held = self
             .shareable(&id, offer.kind)
@@ -132,11 +135,13 @@ impl Exchange {
         spread: Spread,
     ) -> Result<Option<Request>, Misbehaved> {
         let from = source_tag(&peer.to_string());
+        let (answers, ahead) = self.verify_ahead(answers).await?;
         let mut follow_up = Vec::new();
-        for mut answer in answers {
+        for (mut answer, ahead) in answers.into_iter().zip(ahead) {
             let id = DocumentId::from_bytes(answer.id);
             let payload = std::mem::replace(&mut answer.payload, Payload::Nothing);
-            self.apply(id, answer.kind, payload, spread, from).await?;
+            self.apply(id, answer.kind, payload, spread, from, ahead)
+                .await?;
             if answer.heads.is_empty() {
                 continue;
             }
@@ -148,6 +153,45 @@ impl Exchange {
         Ok((!follow_up.is_empty()).then_some(Request::Sync { offers: follow_up }))
     }
 
+    /// Verifies the whole documents among `offers` that are not held here, on every core and
+    /// off the writer, which then only stores them (or verifies again, against what it holds,
+    /// if one arrived meanwhile). The offers come back with what was verified, in order.
+    async fn verify_ahead(
+        &self,
+        offers: Vec<Offer>,
+    ) -> Result<(Vec<Offer>, Vec<Option<Verified>>), Misbehaved> {
+        let mut fresh = Vec::with_capacity(offers.len());
+        for offer in &offers {
+            let id = DocumentId::from_bytes(offer.id);
+            let new_here = matches!(offer.payload, Payload::Whole { .. })
+                && self.store.document(&id).ok().flatten().is_none();
+            fresh.push(new_here);
+        }
+        if !fresh.contains(&true) {
+            let none = offers.iter().map(|_| None).collect();
+            return Ok((offers, none));
+        }
+        tokio::task::spawn_blocking(move || {
+            let docs: Vec<_> = offers
+                .iter()
+                .zip(&fresh)
+                .filter(|(_, fresh)| **fresh)
+                .map(|(offer, _)| {
+                    let id = DocumentId::from_bytes(offer.id);
+                    (id, DocKind::from(offer.kind), &offer.payload)
+                })
+                .collect();
+            let mut verified = Verified::all(&docs).into_iter();
+            let ahead = fresh
+                .iter()
+                .map(|fresh| if *fresh { verified.next() } else { None })
+                .collect();
+            (offers, ahead)
+        })
+        .await
+        .map_err(|e| Misbehaved(format!("verifying its documents panicked: {e}")))
+    }
+
     async fn apply(
         &self,
         id: DocumentId,
@@ -155,13 +199,14 @@ impl Exchange {
         payload: Payload,
         spread: Spread,
         from: SourceTag,
+        ahead: Option<Verified>,
     ) -> Result<(), Misbehaved> {
         if payload == Payload::Nothing {
             return Ok(());
         }
         match self
             .handle
-            .apply_remote(id, DocKind::from(kind), payload, spread, from)
+            .apply_remote(id, DocKind::from(kind), payload, spread, from, ahead)
             .await
         {
             Ok(changed) => {

@@ -1,7 +1,8 @@
 //! The thread that keeps the search index following the store. The writer wakes it after each
 //! flush with the durable change-log position; it indexes what was logged since its last
-//! position and commits. Wakes coalesce (only the highest position matters), so a burst of
-//! thousands of synced changes costs a few commits, and the writer never waits for it.
+//! position and commits. Wakes coalesce (only the highest position matters) and commits are at
+//! least [`COMMIT_EVERY`] apart, so a burst of thousands of writes or synced changes costs a
+//! few commits, a lone write is searchable at once, and the writer never waits for it.
 //!
 //! Every change passes the writer's change log (local writes, peers' changes, bundle imports,
 //! tombstones), so following the log is following everything.
@@ -14,6 +15,10 @@ use crate::store::Reader;
 
 /// Pause after a failed catch-up before trying again.
 const RETRY: Duration = Duration::from_secs(1);
+/// Least time between two commits. Each commit is a new segment, an fsync, a reader reload and
+/// later merges: committed after every flush of 8 busy clients, merging alone took a sixth of
+/// the node's CPU (`docs/benchmarks.md`).
+pub const COMMIT_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Default)]
 struct State {
@@ -54,6 +59,15 @@ impl Wake {
             state = signal.wait(state).expect("indexer wake lock");
         }
         (state.durable > indexed).then_some(state.durable)
+    }
+
+    /// Waits `time`, or less if closed meanwhile.
+    fn rest(&self, time: Duration) {
+        let (state, signal) = &*self.shared;
+        let state = state.lock().expect("indexer wake lock");
+        let _ = signal
+            .wait_timeout_while(state, time, |state| !state.closed)
+            .expect("indexer wake lock");
     }
 }
 
@@ -101,6 +115,7 @@ fn run(index: &SearchIndex, store: &Reader, wake: &Wake) {
             Ok(touched) => {
                 failures = 0;
                 tracing::debug!(touched, upto, elapsed = ?started.elapsed(), "indexed");
+                wake.rest(COMMIT_EVERY.saturating_sub(started.elapsed()));
             }
             Err(e) => {
                 failures += 1;
