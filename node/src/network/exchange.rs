@@ -56,13 +56,16 @@ impl Exchange {
         coming: &BTreeSet<[u8; 16]>,
     ) -> Result<Vec<Offer>, Misbehaved> {
         let from = source_tag(&peer.to_string());
-        let (offers, ahead) = self.verify_ahead(offers).await?;
-        let mut answers = Vec::with_capacity(offers.len());
-        for (offer, ahead) in offers.into_iter().zip(ahead) {
-            let coming = coming.contains(&offer.id);
-            answers.push(self.answer(offer, from, coming, ahead).await?);
-        }
-        Ok(answers)
+        let offers = self.receive(offers, Spread::Quietly, from).await?;
+        offers
+            .iter()
+            .map(|offer| {
+                let held = self
+                    .shareable(&DocumentId::from_bytes(offer.id), offer.kind)
+                    .map_err(|e| Misbehaved(e.to_string()))?;
+                Ok(sync::answer(offer, &held, coming.contains(&offer.id)))
+            })
+            .collect()
     }
 
     /// Offers for documents found differing, batched into requests, each batch read from the
@@ -106,26 +109,6 @@ impl Exchange {
         ))
     }
 
-    /// Applies what the peer offered, and answers with our heads and what it lacks.
-    async fn answer(
-        &self,
-        mut offer: Offer,
-        from: SourceTag,
-        coming: bool,
-        ahead: Option<Verified>,
-    ) -> Result<Offer, Misbehaved> {
-        let id = DocumentId::from_bytes(offer.id);
-        // The payload is applied and not needed again: move it rather than copy a whole
-        // document.
-        let payload = std::mem::replace(&mut offer.payload, Payload::Nothing);
-        self.apply(id, offer.kind, payload, Spread::Quietly, from, ahead)
-            .await?;
-        let held = self
-            .shareable(&id, offer.kind)
-            .map_err(|e| Misbehaved(e.to_string()))?;
-        Ok(sync::answer(&offer, &held, coming))
-    }
-
     /// Acts on `peer`'s answers to our offers; returns a last request carrying what the peer
     /// lacks.
     pub async fn on_answers(
@@ -135,22 +118,35 @@ impl Exchange {
         spread: Spread,
     ) -> Result<Option<Request>, Misbehaved> {
         let from = source_tag(&peer.to_string());
-        let (answers, ahead) = self.verify_ahead(answers).await?;
+        let answers = self.receive(answers, spread, from).await?;
         let mut follow_up = Vec::new();
-        for (mut answer, ahead) in answers.into_iter().zip(ahead) {
-            let id = DocumentId::from_bytes(answer.id);
-            let payload = std::mem::replace(&mut answer.payload, Payload::Nothing);
-            self.apply(id, answer.kind, payload, spread, from, ahead)
-                .await?;
-            if answer.heads.is_empty() {
-                continue;
-            }
+        for answer in answers.iter().filter(|answer| !answer.heads.is_empty()) {
             let held = self
-                .shareable(&id, answer.kind)
+                .shareable(&DocumentId::from_bytes(answer.id), answer.kind)
                 .map_err(|e| Misbehaved(e.to_string()))?;
-            follow_up.extend(sync::follow_up(&answer, &held));
+            follow_up.extend(sync::follow_up(answer, &held));
         }
         Ok((!follow_up.is_empty()).then_some(Request::Sync { offers: follow_up }))
+    }
+
+    /// Verifies and applies what `peer` sent in `offers`, and returns them without their
+    /// payloads. They are queued to the writer all at once, so they share its flushes rather
+    /// than wait for one each.
+    async fn receive(
+        &self,
+        offers: Vec<Offer>,
+        spread: Spread,
+        from: SourceTag,
+    ) -> Result<Vec<Offer>, Misbehaved> {
+        let (mut offers, ahead) = self.verify_ahead(offers).await?;
+        let applying = offers.iter_mut().zip(ahead).map(|(offer, ahead)| {
+            let id = DocumentId::from_bytes(offer.id);
+            // Applied and not needed again: moved rather than a whole document copied.
+            let payload = std::mem::replace(&mut offer.payload, Payload::Nothing);
+            self.apply(id, offer.kind, payload, spread, from, ahead)
+        });
+        futures::future::try_join_all(applying).await?;
+        Ok(offers)
     }
 
     /// Verifies the whole documents among `offers` that are not held here, on every core and
