@@ -727,6 +727,22 @@ impl Reader {
         Ok(self.get_u64(b"m:clock")?.map_or(0, |v| v as i64))
     }
 
+    /// Rows and their key + value bytes by key prefix (`d:`, `e:`, `i:a:` …, as the table
+    /// above), and sled's own size on disk: where a store's bytes go.
+    pub fn usage(&self) -> Result<(BTreeMap<String, (u64, u64)>, u64), StoreError> {
+        let mut usage: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for row in self.db.iter() {
+            let (key, value) = row?;
+            // Listing indexes are told apart by their second part (`i:a:`, `i:c:` …).
+            let cut = if key.first() == Some(&b'i') { 4 } else { 2 };
+            let prefix = String::from_utf8_lossy(&key[..cut.min(key.len())]).into_owned();
+            let counted = usage.entry(prefix).or_default();
+            counted.0 += 1;
+            counted.1 += (key.len() + value.len()) as u64;
+        }
+        Ok((usage, self.db.size_on_disk()?))
+    }
+
     pub fn entry_count(&self) -> Result<u64, StoreError> {
         Ok(self.get_u64(b"m:entries")?.unwrap_or(0))
     }

@@ -180,6 +180,25 @@ fn main() -> Result<()> {
         ),
     );
 
+    let (usage, sled_size) = minga_node::Store::open(&dir.join("store"), 8 << 20)
+        .context("opening the stopped node's store")?
+        .usage()?;
+    let logical: u64 = usage.values().map(|(_, bytes)| bytes).sum();
+    row(
+        "store: sled's size on disk, ÷ its rows' bytes",
+        format!(
+            "{} ({:.2} ×)",
+            mib(sled_size),
+            sled_size as f64 / logical.max(1) as f64
+        ),
+    );
+    for (prefix, (rows, bytes)) in &usage {
+        row(
+            &format!("store rows `{prefix}`: count, bytes per entry"),
+            format!("{rows}, {:.0} B", *bytes as f64 / n),
+        );
+    }
+
     eprintln!("cold start …");
     let spawned = Instant::now();
     let node = Node::start_with(dir, &node_args);
