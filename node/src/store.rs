@@ -279,6 +279,22 @@ impl std::fmt::Display for Cursor {
     }
 }
 
+/// Where a store's bytes go ([`Store::usage`]).
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub by_prefix: BTreeMap<String, Rows>,
+    /// sled's size on disk.
+    pub on_disk: u64,
+}
+
+/// Rows under one key prefix.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rows {
+    pub count: u64,
+    /// Their keys' and values' bytes.
+    pub bytes: u64,
+}
+
 impl Store {
     /// Opens (or creates) the store under `dir`, checking its format version.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
@@ -729,18 +745,21 @@ impl Reader {
 
     /// Rows and their key + value bytes by key prefix (`d:`, `e:`, `i:a:` …, as the table
     /// above), and sled's own size on disk: where a store's bytes go.
-    pub fn usage(&self) -> Result<(BTreeMap<String, (u64, u64)>, u64), StoreError> {
-        let mut usage: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        let mut by_prefix: BTreeMap<String, Rows> = BTreeMap::new();
         for row in self.db.iter() {
             let (key, value) = row?;
             // Listing indexes are told apart by their second part (`i:a:`, `i:c:` …).
             let cut = if key.first() == Some(&b'i') { 4 } else { 2 };
             let prefix = String::from_utf8_lossy(&key[..cut.min(key.len())]).into_owned();
-            let counted = usage.entry(prefix).or_default();
-            counted.0 += 1;
-            counted.1 += (key.len() + value.len()) as u64;
+            let rows = by_prefix.entry(prefix).or_default();
+            rows.count += 1;
+            rows.bytes += (key.len() + value.len()) as u64;
         }
-        Ok((usage, self.db.size_on_disk()?))
+        Ok(Usage {
+            by_prefix,
+            on_disk: self.db.size_on_disk()?,
+        })
     }
 
     pub fn entry_count(&self) -> Result<u64, StoreError> {

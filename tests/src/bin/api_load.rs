@@ -180,22 +180,22 @@ fn main() -> Result<()> {
         ),
     );
 
-    let (usage, sled_size) = minga_node::Store::open(&dir.join("store"), 8 << 20)
+    let usage = minga_node::Store::open(&dir.join("store"), 8 << 20)
         .context("opening the stopped node's store")?
         .usage()?;
-    let logical: u64 = usage.values().map(|(_, bytes)| bytes).sum();
+    let logical: u64 = usage.by_prefix.values().map(|rows| rows.bytes).sum();
     row(
         "store: sled's size on disk, ÷ its rows' bytes",
         format!(
             "{} ({:.2} ×)",
-            mib(sled_size),
-            sled_size as f64 / logical.max(1) as f64
+            mib(usage.on_disk),
+            usage.on_disk as f64 / logical.max(1) as f64
         ),
     );
-    for (prefix, (rows, bytes)) in &usage {
+    for (prefix, rows) in &usage.by_prefix {
         row(
             &format!("store rows `{prefix}`: count, bytes per entry"),
-            format!("{rows}, {:.0} B", *bytes as f64 / n),
+            format!("{}, {:.0} B", rows.count, rows.bytes as f64 / n),
         );
     }
 
