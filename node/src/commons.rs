@@ -7,6 +7,7 @@
 pub(crate) mod export;
 pub(crate) mod import;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use minga_protocol::automerge::{ActorId, Automerge, ChangeHash};
@@ -32,7 +33,7 @@ pub struct Commons {
     store: Store,
     /// Attachments; their index lives in `store`.
     blobs: BlobStore,
-    keys: Keys,
+    keys: Arc<Keys>,
     /// This run's automerge actor: author key ‖ a nonce fresh at every start.
     actor: ActorId,
     clock: Clock,
@@ -106,7 +107,7 @@ impl Commons {
         Ok(Commons {
             store,
             blobs,
-            keys,
+            keys: Arc::new(keys),
             actor,
             clock,
             root: dir.root().to_path_buf(),
@@ -217,17 +218,34 @@ impl Commons {
     }
 
     pub fn create_entry(&mut self, new: &NewEntry) -> Result<Written<DocumentId>, Error> {
-        let valid = new.validate()?;
-        let collection = resolve_collection(&self.store, &valid.collection)?;
-        let now = self.clock.tick();
-        let name = self.store.setting(NAME_SETTING)?.unwrap_or_default();
-        let author = self.keys.author.id();
-        let (id, doc) =
-            entry::create(&valid, &collection, &author, &name, self.actor.clone(), now)?;
-        let signatures = self.keys.author.sign_changes_since(&id, &doc, &[]);
-        let view = Entry::read(id, &doc);
-        let batch = self.store.put_entry(&view, &doc.save(), &signatures, now)?;
-        Ok(Written::new(id, batch).announcing(changed_entry(&view, &doc)))
+        let made = self.entry_maker().make(new)?;
+        self.put_made(made)
+    }
+
+    /// What builds new entries off the writer, for this commons.
+    pub fn entry_maker(&self) -> EntryMaker {
+        EntryMaker {
+            store: self.store.reader(),
+            keys: Arc::clone(&self.keys),
+            actor: self.actor.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Stores an entry an [`EntryMaker`] of this commons built.
+    pub fn put_made(&mut self, made: MadeEntry) -> Result<Written<DocumentId>, Error> {
+        let MadeEntry {
+            view,
+            saved,
+            signatures,
+            changed,
+        } = made;
+        // The latest tick, not the entry's: entries built on other threads may arrive out of
+        // the order they ticked in, and the persisted clock must never fall behind one.
+        let batch = self
+            .store
+            .put_entry(&view, &saved, &signatures, self.clock.last())?;
+        Ok(Written::new(view.id, batch).announcing(changed))
     }
 
     pub fn patch_entry(
@@ -488,6 +506,46 @@ impl Commons {
             .filter(|_| self.store.entry(id).ok().flatten().is_some())
             .ok_or_else(|| Error::NotFound(format!("no entry {id}")))?;
         Ok(load(id, &bytes)?.with_actor(self.actor.clone()))
+    }
+}
+
+/// Builds a new entry's document, signatures and view before the writer: the heavy part of
+/// creating one (automerge's text ops, signing, saving), which depends on nothing the writer
+/// owns but a tick of the shared clock, so it runs on any thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EntryMaker {
+    store: Reader,
+    keys: Arc<Keys>,
+    actor: ActorId,
+    clock: Clock,
+}
+
+/// A new entry ready to store ([`Commons::put_made`]).
+#[derive(Debug)]
+pub struct MadeEntry {
+    view: Entry,
+    saved: Vec<u8>,
+    signatures: Vec<(ChangeHash, Signature)>,
+    changed: Option<Changed>,
+}
+
+impl EntryMaker {
+    pub fn make(&self, new: &NewEntry) -> Result<MadeEntry, Error> {
+        let valid = new.validate()?;
+        let collection = resolve_collection(&self.store, &valid.collection)?;
+        let now = self.clock.tick();
+        let name = self.store.setting(NAME_SETTING)?.unwrap_or_default();
+        let author = self.keys.author.id();
+        let (id, doc) =
+            entry::create(&valid, &collection, &author, &name, self.actor.clone(), now)?;
+        let signatures = self.keys.author.sign_changes_since(&id, &doc, &[]);
+        let view = Entry::read(id, &doc);
+        Ok(MadeEntry {
+            saved: doc.save(),
+            changed: changed_entry(&view, &doc),
+            view,
+            signatures,
+        })
     }
 }
 

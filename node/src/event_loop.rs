@@ -7,6 +7,7 @@
 //! and that command alone answered with an error; the loop goes on serving.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
 
 use minga_protocol::entry::{EntryPatch, NewEntry};
 use minga_protocol::wire::Payload;
@@ -16,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::bundle::{
     ExportRequest, ExportSummary, ImportError, ImportRequest, ImportSummary, ProgressFn,
 };
-use crate::commons::{Changed, Spread, Verified, Written};
+use crate::commons::{Changed, EntryMaker, MadeEntry, Spread, Verified, Written};
 use crate::store::SourceTag;
 use crate::{Commons, Error, StoreError};
 
@@ -31,7 +32,7 @@ type Reply<T> = oneshot::Sender<Result<Written<T>, Error>>;
 /// A request to change the commons.
 enum Command {
     CreateCollection(NewCollection, Reply<DocumentId>),
-    CreateEntry(Box<NewEntry>, Reply<DocumentId>),
+    PutEntry(Box<MadeEntry>, Reply<DocumentId>),
     PatchEntry(DocumentId, Box<EntryPatch>, Reply<Entry>),
     DeleteEntry(DocumentId, String, Reply<Tombstone>),
     SetFollowed(DocumentId, bool, Reply<()>),
@@ -59,7 +60,12 @@ type Pending = Box<dyn FnOnce(&Result<(), String>) + Send>;
 #[derive(Debug, Clone)]
 pub struct Handle {
     commands: mpsc::Sender<Command>,
+    /// New entries to build off the writer, on the builder thread.
+    builds: mpsc::Sender<Build>,
 }
+
+/// A new entry to build, and where its result goes.
+type Build = (Box<NewEntry>, oneshot::Sender<Result<MadeEntry, Error>>);
 
 /// What the event loop tells the rest of the node.
 #[derive(Debug, Clone, Default)]
@@ -77,11 +83,34 @@ pub struct Outlets {
 /// and gives the commons back.
 pub fn spawn(commons: Commons, outlets: Outlets) -> (Handle, std::thread::JoinHandle<Commons>) {
     let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+    let entries = commons.entry_maker();
     let thread = std::thread::Builder::new()
         .name("minga-event-loop".into())
         .spawn(move || run(commons, receiver, outlets))
         .expect("spawning the event loop thread");
-    (Handle { commands }, thread)
+    let (builds, build_queue) = mpsc::channel(COMMAND_QUEUE);
+    let build_queue = Arc::new(Mutex::new(build_queue));
+    for _ in 0..std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        let (entries, queue) = (entries.clone(), Arc::clone(&build_queue));
+        std::thread::Builder::new()
+            .name("minga-entry-builder".into())
+            .spawn(move || build(&entries, &queue))
+            .expect("spawning an entry builder thread");
+    }
+    (Handle { commands, builds }, thread)
+}
+
+/// Builds new entries until every handle is gone. One builder per core, a fixed set: each
+/// thread keeps its own allocator pages, and a pool that grows and rotates its threads (tokio's
+/// blocking pool) doubled the node's memory.
+fn build(entries: &EntryMaker, queue: &Mutex<mpsc::Receiver<Build>>) {
+    loop {
+        let next = queue.lock().expect("builder queue lock").blocking_recv();
+        let Some((new, reply)) = next else { return };
+        let made = catch_unwind(AssertUnwindSafe(|| entries.make(&new)))
+            .unwrap_or_else(|_| Err(Error::Internal("building an entry panicked".into())));
+        let _ = reply.send(made);
+    }
 }
 
 impl Handle {
@@ -97,7 +126,14 @@ impl Handle {
 
     /// [`Self::create_entry`], with the store batch that holds the entry.
     pub async fn create_entry_acked(&self, new: NewEntry) -> Result<Written<DocumentId>, Error> {
-        self.request(|reply| Command::CreateEntry(Box::new(new), reply))
+        // Built on the builder thread, so the writer's heaviest part uses the other core.
+        let (reply, made) = oneshot::channel();
+        self.builds
+            .send((Box::new(new), reply))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let made = made.await.map_err(|_| Error::ShuttingDown)??;
+        self.request(|reply| Command::PutEntry(Box::new(made), reply))
             .await
     }
 
@@ -251,10 +287,9 @@ fn execute(commons: &mut Commons, command: Command, mirror: bool) -> (Pending, V
             supervised(commons, internal, |c| c.create_collection(&new)),
             reply,
         ),
-        Command::CreateEntry(new, reply) => after_flush(
-            supervised(commons, internal, |c| c.create_entry(&new)),
-            reply,
-        ),
+        Command::PutEntry(made, reply) => {
+            after_flush(supervised(commons, internal, |c| c.put_made(*made)), reply)
+        }
         Command::PatchEntry(id, patch, reply) => after_flush(
             supervised(commons, internal, |c| c.patch_entry(&id, &patch)),
             reply,
