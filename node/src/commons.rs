@@ -566,9 +566,10 @@ impl Verified {
         }))
     }
 
-    /// Each of `docs` verified on as many threads as there are cores, each taking the next
-    /// document when done with its last.
-    pub(crate) fn all(docs: &[(DocumentId, DocKind, &Payload)]) -> Vec<Verified> {
+    /// Each document given in `docs` verified on as many threads as there are cores, each
+    /// taking the next when done with its last; `None` stays `None` (a document not to verify
+    /// ahead).
+    pub(crate) fn ahead(docs: &[Option<(DocumentId, DocKind, &Payload)>]) -> Vec<Option<Verified>> {
         let next = AtomicUsize::new(0);
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut verified: Vec<Option<Verified>> = docs.iter().map(|_| None).collect();
@@ -579,10 +580,10 @@ impl Verified {
                         let mut done = Vec::new();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some((id, kind, payload)) = docs.get(i) else {
-                                break done;
-                            };
-                            done.push((i, Verified::new(*id, *kind, payload)));
+                            let Some(doc) = docs.get(i) else { break done };
+                            if let Some((id, kind, payload)) = doc {
+                                done.push((i, Verified::new(*id, *kind, payload)));
+                            }
                         }
                     })
                 })
@@ -594,9 +595,6 @@ impl Verified {
             }
         });
         verified
-            .into_iter()
-            .map(|one| one.expect("every document is verified"))
-            .collect()
     }
 }
 

@@ -60,7 +60,7 @@ type Pending = Box<dyn FnOnce(&Result<(), String>) + Send>;
 #[derive(Debug, Clone)]
 pub struct Handle {
     commands: mpsc::Sender<Command>,
-    /// New entries to build off the writer, on the builder thread.
+    /// New entries to build off the writer, on the builder threads.
     builds: mpsc::Sender<Build>,
 }
 
@@ -126,7 +126,7 @@ impl Handle {
 
     /// [`Self::create_entry`], with the store batch that holds the entry.
     pub async fn create_entry_acked(&self, new: NewEntry) -> Result<Written<DocumentId>, Error> {
-        // Built on the builder thread, so the writer's heaviest part uses the other core.
+        // Built on a builder thread, so the writer's heaviest part uses the other cores.
         let (reply, made) = oneshot::channel();
         self.builds
             .send((Box::new(new), reply))

@@ -780,6 +780,11 @@ impl Reader {
         Ok(self.db.get(key(b"d:", id))?.map(|v| v.to_vec()))
     }
 
+    /// Whether any version of a document is held, without reading it.
+    pub fn has_document(&self, id: &DocumentId) -> Result<bool, StoreError> {
+        Ok(self.db.contains_key(key(b"d:", id))?)
+    }
+
     /// The signatures of a document's changes, by change hash.
     pub fn signatures(&self, id: &DocumentId) -> Result<Vec<(ChangeHash, Signature)>, StoreError> {
         let prefix = key(b"s:", id);

@@ -1361,13 +1361,17 @@ mod tests {
     fn a_document_on_its_way_here_is_not_asked_for_twice() {
         let fake = Fake::default();
         let mut s = session(&[2, 3]);
-        let offers = || Request::Sync {
-            offers: vec![Offer {
-                id: [1; 16],
-                kind: crate::wire::WireKind::Entry,
-                heads: vec![[10; 32]],
-                payload: Payload::Nothing,
-            }],
+        // Peer 3 offers document 1 by its heads alone.
+        let offered = || Input::Request {
+            peer: 3,
+            request: Request::Sync {
+                offers: vec![Offer {
+                    id: [1; 16],
+                    kind: crate::wire::WireKind::Entry,
+                    heads: vec![[10; 32]],
+                    payload: Payload::Nothing,
+                }],
+            },
         };
         let coming = |out: &Out| {
             out.iter().find_map(|o| match o {
@@ -1378,11 +1382,7 @@ mod tests {
                 _ => None,
             })
         };
-        let request = Input::Request {
-            peer: 3,
-            request: offers(),
-        };
-        let out = s.handle(request, secs(0), &fake);
+        let out = s.handle(offered(), secs(0), &fake);
         assert_eq!(
             coming(&out),
             Some(BTreeSet::new()),
@@ -1394,11 +1394,7 @@ mod tests {
             announcement: announcement(10),
         };
         s.handle(heard, secs(0), &fake);
-        let request = Input::Request {
-            peer: 3,
-            request: offers(),
-        };
-        let out = s.handle(request, secs(1), &fake);
+        let out = s.handle(offered(), secs(1), &fake);
         assert_eq!(
             coming(&out),
             Some(BTreeSet::from([[1; 16]])),
@@ -1406,11 +1402,7 @@ mod tests {
         );
         let busy = BTreeSet::new();
         s.handle(Input::Tick { busy }, FORWARD_WITHIN, &fake);
-        let request = Input::Request {
-            peer: 3,
-            request: offers(),
-        };
-        let out = s.handle(request, FORWARD_WITHIN, &fake);
+        let out = s.handle(offered(), FORWARD_WITHIN, &fake);
         assert_eq!(coming(&out), Some(BTreeSet::new()), "the pull was given up");
     }
 

@@ -298,14 +298,9 @@ fn verify_ahead(batch: &[Unverified<'_>], fresh: &[bool]) -> Vec<Option<Verified
     let docs: Vec<_> = batch
         .iter()
         .zip(fresh)
-        .filter(|(_, fresh)| **fresh)
-        .map(|(read, _)| (read.id, doc_kind(read.section.kind), &read.payload))
+        .map(|(read, fresh)| fresh.then(|| (read.id, doc_kind(read.section.kind), &read.payload)))
         .collect();
-    let mut verified = Verified::all(&docs).into_iter();
-    fresh
-        .iter()
-        .map(|fresh| if *fresh { verified.next() } else { None })
-        .collect()
+    Verified::ahead(&docs)
 }
 
 /// The kind of document a section holds.

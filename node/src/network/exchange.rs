@@ -160,7 +160,7 @@ impl Exchange {
         for offer in &offers {
             let id = DocumentId::from_bytes(offer.id);
             let new_here = matches!(offer.payload, Payload::Whole { .. })
-                && self.store.document(&id).ok().flatten().is_none();
+                && !self.store.has_document(&id).unwrap_or(false);
             fresh.push(new_here);
         }
         if !fresh.contains(&true) {
@@ -171,17 +171,12 @@ impl Exchange {
             let docs: Vec<_> = offers
                 .iter()
                 .zip(&fresh)
-                .filter(|(_, fresh)| **fresh)
-                .map(|(offer, _)| {
+                .map(|(offer, fresh)| {
                     let id = DocumentId::from_bytes(offer.id);
-                    (id, DocKind::from(offer.kind), &offer.payload)
+                    fresh.then(|| (id, DocKind::from(offer.kind), &offer.payload))
                 })
                 .collect();
-            let mut verified = Verified::all(&docs).into_iter();
-            let ahead = fresh
-                .iter()
-                .map(|fresh| if *fresh { verified.next() } else { None })
-                .collect();
+            let ahead = Verified::ahead(&docs);
             (offers, ahead)
         })
         .await
