@@ -11,7 +11,7 @@
 //! | `m:format`, `m:clock`, `m:entries`, `m:set:<name>` | format version, clock, entry count, settings |
 //! | `d:` id | the saved automerge document (entry or collection) |
 //! | `s:` id hash | the 64-byte signature of one change |
-//! | `e:` id | the entry's JSON view, so reads and lists need no automerge load |
+//! | `e:` id | the entry's JSON view, deflated (`store/view`), so reads and lists need no automerge load |
 //! | `i:a:` inv id, `i:c:` coll inv id, `i:k:` kind 0 inv id, `i:t:` tag 0 inv id, `i:l:` lang 0 inv id | listing indexes |
 //! | `c:` id, `k:` id, `n:` name | collection view, its entry count, name → id |
 //! | `f:` id | followed collection |
@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 mod blobs;
 mod journal;
+mod view;
 pub use blobs::{BlobRecord, BlobRecords, BlobRef};
 
 /// Why the store could not be opened, read or written.
@@ -480,7 +481,7 @@ impl Store {
             self.stage_item(batch, collection, entry.id, digest)?;
         }
         self.reference_blobs(batch, &entry.id, old.as_ref(), Some(entry))?;
-        batch.insert(key(b"e:", &entry.id), json(entry));
+        batch.insert(key(b"e:", &entry.id), view::encode(entry));
         stage_document(batch, &entry.id, document, signatures, clock);
         Ok(())
     }
@@ -691,7 +692,7 @@ impl Reader {
     /// [`Self::entry`], as it will be once `staged` is applied.
     pub fn entry_in(&self, staged: &Staged, id: &DocumentId) -> Result<Option<Entry>, StoreError> {
         let key = key(b"e:", id);
-        decode_json(&key, self.get_in(staged, &key)?)
+        view::decode(&key, self.get_in(staged, &key)?)
     }
 
     /// [`Self::document`], as it will be once `staged` is applied.
@@ -772,7 +773,8 @@ impl Reader {
     }
 
     pub fn entry(&self, id: &DocumentId) -> Result<Option<Entry>, StoreError> {
-        self.get_json(&key(b"e:", id))
+        let key = key(b"e:", id);
+        view::decode(&key, self.db.get(&key)?)
     }
 
     /// The saved automerge document of an entry or collection.
